@@ -1,0 +1,214 @@
+"""The ``mailsla`` command. The only module that prints and exits.
+
+Exit codes: 0 every SLA check and threshold passed; 1 one failed; 2 bad usage or scenario;
+3 the run could not be carried out or was interrupted (results are still written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import uvloop
+from rich.console import Console
+
+from bench import __version__
+from bench.scenario import Scenario, ScenarioError, load
+from bench.scenario import _address as parse_address
+from fakemta.delays import parse_delay
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
+
+
+def abort(lines: list[str] | str, code: int) -> NoReturn:
+    """Print an error (first line says what, the rest details) to stderr and exit."""
+    err = Console(stderr=True, highlight=False)
+    for i, line in enumerate([lines] if isinstance(lines, str) else lines):
+        err.print(f"[bold red]error:[/] {line}" if i == 0 else f"       {line}", soft_wrap=True)
+    sys.exit(code)
+
+
+def _load(path: str, overrides: tuple[str, ...]) -> Scenario:
+    try:
+        return load(path, list(overrides))
+    except ScenarioError as exc:
+        abort(exc.lines(), EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailsla")
+def main() -> None:
+    """Load-test a mail system with real SMTP and judge it against an email-hosting SLA."""
+
+
+@main.command()
+@click.argument("scenario", metavar="SCENARIO.toml")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario key (dotted path; VALUE is TOML, else a string).",
+)
+def validate(scenario: str, overrides: tuple[str, ...]) -> None:
+    """Check a scenario file without running it."""
+    sc = _load(scenario, overrides)
+    load_ = sc.load
+    what = (
+        f"{load_.model}, {load_.rate:g}/s"
+        if load_.model in ("constant", "poisson")
+        else load_.model
+    )
+    click.echo(f"ok: {scenario}: scenario {sc.name!r} ({what}, system {sc.system.kind})")
+
+
+@main.command()
+@click.argument("scenario", metavar="SCENARIO.toml")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario key (dotted path; VALUE is TOML, else a string).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write result.json (default results/<UTC time>-<name>/).",
+)
+@click.option("--no-live", is_flag=True, help="No live view (also off when stdout is no TTY).")
+@click.option("--json", "as_json", is_flag=True, help="Print result.json to stdout at the end.")
+def run(
+    scenario: str, overrides: tuple[str, ...], out: Path | None, no_live: bool, as_json: bool
+) -> None:
+    """Run a scenario, show it live, write result.json and exit with the verdict."""
+    from bench.live import LineView, LiveView
+    from bench.report import print_report
+    from bench.runner import Runner
+
+    sc = _load(scenario, overrides)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+    live = not no_live and not as_json and sys.stdout.isatty()
+    view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
+    runner = Runner(sc, out, view, source=scenario, overrides=overrides)
+
+    async def go() -> object:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, runner.interrupt)
+        loop.add_signal_handler(signal.SIGTERM, runner.interrupt)
+        return await runner.run()
+
+    try:
+        result = uvloop.run(go())
+    except OSError as exc:
+        view.close()
+        abort(f"cannot write results: {exc}", EXIT_RUN)
+    finally:
+        view.close()
+    from bench.runner import RunResult
+
+    assert isinstance(result, RunResult)
+    if as_json:
+        click.echo(json.dumps(result.doc, indent=2))
+    else:
+        print_report(console, result)
+    if result.status != "completed":
+        Console(stderr=True, highlight=False).print(
+            f"[bold yellow]mailsla:[/] run {result.status}: {result.reason}", soft_wrap=True
+        )
+    sys.exit(result.exit_code)
+
+
+def _addr(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    callback=_addr,
+    help="Submission address (port 0: any free port).",
+)
+@click.option(
+    "--relay-to", required=True, callback=_addr, help="The destination post office, host:port."
+)
+@click.option(
+    "--relay-domain",
+    "domains",
+    multiple=True,
+    default=("remote.test",),
+    show_default=True,
+    help="Domain(s) relayed to the post office.",
+)
+@click.option(
+    "--processing-delay",
+    default="uniform(5ms, 50ms)",
+    show_default=True,
+    help="Delay distribution each message is held for.",
+)
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Delivery workers (persistent connections to the post office).",
+)
+@click.option("--hostname", default="mta.local.test", show_default=True)
+@click.option("--seed", default=1, show_default=True, type=int)
+def fakemta(
+    listen: tuple[str, int],
+    relay_to: tuple[str, int],
+    domains: tuple[str, ...],
+    processing_delay: str,
+    workers: int,
+    hostname: str,
+    seed: int,
+) -> None:
+    """Run the embedded fake mail system on its own, until Ctrl-C."""
+    from fakemta.process import serve
+    from fakemta.server import FakeMtaConfig
+
+    try:
+        delay = parse_delay(processing_delay)
+    except ValueError as exc:
+        abort(f"--processing-delay: {exc}", EXIT_USAGE)
+    config = FakeMtaConfig(
+        relay_host=relay_to[0],
+        relay_port=relay_to[1],
+        listen_host=listen[0],
+        listen_port=listen[1],
+        hostname=hostname,
+        relay_domains=domains,
+        processing_delay=delay,
+        delivery_workers=workers,
+        seed=seed,
+    )
+
+    def ready(port: int) -> None:
+        click.echo(
+            f"fakemta: submission {listen[0]}:{port}, relaying "
+            f"{', '.join(domains)} to {relay_to[0]}:{relay_to[1]}, "
+            f"processing delay {delay}",
+        )
+        click.echo(
+            json.dumps(
+                {"submit": f"{listen[0]}:{port}", "relay_to": f"{relay_to[0]}:{relay_to[1]}"}
+            )
+        )
+        sys.stdout.flush()
+
+    try:
+        stats = uvloop.run(serve(config, ready))
+    except OSError as exc:
+        abort(f"fakemta cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", EXIT_RUN)
+    click.echo(f"fakemta: stopped; {json.dumps(stats)}")

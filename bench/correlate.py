@@ -1,0 +1,175 @@
+"""Join what the generator saw with what the post office saw, by message id. Pure.
+
+The generator reports each message's fate (sent, then accepted, rejected or failed); the post
+office reports each arrival (relay's MAIL FROM time, fully-received time). Either may come
+first. Only messages in flight are held (accepted but not yet arrived, or arrived before the
+generator read its 250); delivered ids are remembered in a bitset, so duplicates are caught
+without a per-message list. At :meth:`Correlator.finish` whatever is still awaited is
+``undelivered``, and the accounting identity
+``planned = not_sent + rejected + failed + delivered + undelivered`` holds by construction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.metrics import MetricSet
+
+SPINE_METRICS = ("submit_latency", "service_time", "schedule_lag", "send_delay", "delivery_delay")
+
+
+@dataclass(slots=True)
+class Counts:
+    planned: int = 0
+    not_sent: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    delivered: int = 0
+    undelivered: int = 0
+    foreign: int = 0
+    duplicate: int = 0
+    late: int = 0
+    failed_then_delivered: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    @property
+    def identity_holds(self) -> bool:
+        c = self
+        return (
+            c.planned == c.not_sent + c.rejected + c.failed + c.delivered + c.undelivered
+            and c.sent == c.rejected + c.failed + c.accepted
+            and c.accepted == c.delivered + c.undelivered
+        )
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """Why messages did not make it: rejections by (stage, code), failures by (stage, error)."""
+
+    rejected: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failed: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rejected": [
+                {"stage": s, "code": c, "count": n} for (s, c), n in self.rejected.most_common()
+            ],
+            "failed": [
+                {"stage": s, "error": e, "count": n} for (s, e), n in self.failed.most_common()
+            ],
+        }
+
+
+class Correlator:
+    """Online join of generator records and post-office arrivals into metrics and counts."""
+
+    def __init__(self, run_id: str, late_after_ns: int) -> None:
+        self.run_id = run_id
+        self.late_after_ns = late_after_ns
+        self.counts = Counts()
+        self.outcomes = Outcomes()
+        self.metrics = MetricSet()
+        for name in SPINE_METRICS:
+            self.metrics[name]
+        self._awaiting: dict[int, int] = {}  # id -> accepted_ns
+        self._early: dict[int, tuple[int, int]] = {}  # id -> (mail_ns, received_ns)
+        self._delivered = bytearray(1024)
+        self._issued = 0  # ids below this have been handed to the generator
+        self.finished = False
+
+    # -- generator side ------------------------------------------------------------------
+    def on_planned(self, n: int = 1) -> None:
+        self.counts.planned += n
+
+    def on_not_sent(self, n: int = 1) -> None:
+        self.counts.not_sent += n
+
+    def on_sent(self, seq: int, planned_ns: int, start_ns: int) -> None:
+        """A send of message *seq* started (its first byte is about to go out)."""
+        self.counts.sent += 1
+        if seq >= self._issued:
+            self._issued = seq + 1
+        lag = start_ns - planned_ns
+        if lag > self.late_after_ns:
+            self.counts.late += 1
+        self.metrics["schedule_lag"].record(lag)
+
+    def on_accepted(self, seq: int, planned_ns: int, start_ns: int, accepted_ns: int) -> None:
+        """The final 250 after DATA was read for message *seq*."""
+        self.counts.accepted += 1
+        m = self.metrics
+        m["submit_latency"].record(accepted_ns - planned_ns)
+        m["service_time"].record(accepted_ns - start_ns)
+        early = self._early.pop(seq, None)
+        if early is None:
+            self._awaiting[seq] = accepted_ns
+        else:
+            self._join(accepted_ns, *early)
+
+    def on_rejected(self, seq: int, stage: str, code: int) -> None:
+        self.counts.rejected += 1
+        self.outcomes.rejected[(stage, code)] += 1
+        self._settle_unaccepted(seq)
+
+    def on_failed(self, seq: int, stage: str, error: str) -> None:
+        self.counts.failed += 1
+        self.outcomes.failed[(stage, error)] += 1
+        self._settle_unaccepted(seq)
+
+    def _settle_unaccepted(self, seq: int) -> None:
+        # The system may have taken a message whose 250 we never read (a timeout at the dot).
+        if self._early.pop(seq, None) is not None:
+            self.counts.failed_then_delivered += 1
+
+    # -- post office side ----------------------------------------------------------------
+    def on_arrival(self, run: str, seq: int, mail_ns: int, received_ns: int) -> None:
+        """Message *seq* of *run* arrived: relay's MAIL FROM at *mail_ns*, complete at
+        *received_ns*."""
+        if run != self.run_id or seq < 0 or seq >= self._issued:
+            self.counts.foreign += 1
+            return
+        byte, bit = divmod(seq, 8)
+        if byte >= len(self._delivered):
+            self._delivered.extend(
+                bytes(max(byte + 1, 2 * len(self._delivered)) - len(self._delivered))
+            )
+        if self._delivered[byte] & (1 << bit):
+            self.counts.duplicate += 1
+            return
+        self._delivered[byte] |= 1 << bit
+        accepted_ns = self._awaiting.pop(seq, None)
+        if accepted_ns is None:
+            self._early[seq] = (mail_ns, received_ns)
+        else:
+            self._join(accepted_ns, mail_ns, received_ns)
+
+    def on_foreign(self) -> None:
+        self.counts.foreign += 1
+
+    def _join(self, accepted_ns: int, mail_ns: int, received_ns: int) -> None:
+        self.counts.delivered += 1
+        self.metrics["send_delay"].record(mail_ns - accepted_ns)
+        self.metrics["delivery_delay"].record(received_ns - accepted_ns)
+
+    # -- end -----------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Accepted messages not yet seen at the post office."""
+        return len(self._awaiting)
+
+    def finish(self) -> Counts:
+        """Close the books: awaited mail is undelivered; stray early arrivals are foreign."""
+        if not self.finished:
+            self.finished = True
+            self.counts.undelivered += len(self._awaiting)
+            self._awaiting.clear()
+            # Arrivals whose send never reported back (cannot happen unless interrupted).
+            self.counts.foreign += len(self._early)
+            self._early.clear()
+        return self.counts

@@ -1,0 +1,187 @@
+"""The load generator: a pool of persistent SMTP sessions working through the schedule.
+
+Open-loop models (constant, poisson, steps): an idle session takes the next planned send, waits
+for its planned time, and sends. When every session is busy a planned send waits for one; the
+wait shows as schedule lag and its latency still counts from the planned time. Closed-loop
+model: each session sends back to back (with an optional think time) until the duration ends.
+Every message taken from the schedule ends in exactly one state in the :class:`Correlator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+from bench.correlate import Correlator
+from bench.message import MessageFactory
+from bench.sender import Outcome, SmtpSession
+
+
+class Generator:
+    """Drives *sessions* SMTP sessions through a schedule, recording into *correlator*."""
+
+    def __init__(
+        self,
+        *,
+        correlator: Correlator,
+        factory: MessageFactory,
+        session_factory: Callable[[], SmtpSession],
+        sessions: int,
+        offsets: Iterator[int] | None,
+        start_ns: int,
+        start_wall_ns: int,
+        end_ns: int,
+        think_time_ns: int = 0,
+        max_messages: int | None = None,
+        abort_after_connect_failures: int = 20,
+    ) -> None:
+        self.corr = correlator
+        self.factory = factory
+        self.session_factory = session_factory
+        self.n_sessions = sessions
+        self.offsets = offsets
+        self.start_ns, self.start_wall_ns, self.end_ns = start_ns, start_wall_ns, end_ns
+        self.think_time_ns = think_time_ns
+        self.max_messages = max_messages
+        self.abort_after = abort_after_connect_failures
+        self.in_flight = 0
+        self.abort_reason: str | None = None
+        self.stopping = False
+        self._schedule: Iterator[tuple[int, int]] | None = None
+        self._seq = itertools.count()
+        self._sleepers: set[asyncio.Future[None]] = set()
+        self._sessions: list[SmtpSession] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- control -------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Send until the schedule (or the duration) ends, or :meth:`stop` is called."""
+        if self.offsets is not None:
+            self._schedule = enumerate(self.offsets)
+        self._sessions = [self.session_factory() for _ in range(self.n_sessions)]
+        worker = self._open_worker if self._schedule is not None else self._closed_worker
+        self._tasks = [asyncio.ensure_future(worker(s)) for s in self._sessions]
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            self._count_unplanned_rest()
+            await asyncio.gather(*(s.quit() for s in self._sessions), return_exceptions=True)
+
+    def stop(self, reason: str | None = None) -> None:
+        """Take no more planned sends; sends in progress finish (see :meth:`cancel`)."""
+        if reason and self.abort_reason is None:
+            self.abort_reason = reason
+        self.stopping = True
+        for fut in self._sleepers:
+            if not fut.done():
+                fut.set_result(None)
+
+    def cancel(self) -> None:
+        """Abandon sends in progress: each is recorded as failed ("interrupted")."""
+        self.stop()
+        for t in self._tasks:
+            t.cancel()
+
+    @property
+    def connected_sessions(self) -> int:
+        return sum(1 for s in self._sessions if s.connected)
+
+    # -- workers -------------------------------------------------------------------------
+    async def _sleep_until(self, when_ns: int) -> None:
+        """Wait until *when_ns* (or :meth:`stop`). The loop's timers have millisecond
+        granularity and may fire early, so wait again for any remainder: a send must never
+        start before its planned time."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            delay = (when_ns - time.monotonic_ns()) / 1e9
+            if delay <= 0:
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            handle = loop.call_later(delay, _resolve, fut)
+            self._sleepers.add(fut)
+            try:
+                await fut
+            finally:
+                handle.cancel()
+                self._sleepers.discard(fut)
+
+    async def _open_worker(self, session: SmtpSession) -> None:
+        assert self._schedule is not None
+        for seq, offset in self._schedule:
+            self.corr.on_planned()
+            if self.stopping:
+                self.corr.on_not_sent()
+                break
+            planned_ns = self.start_ns + offset
+            try:
+                await self._sleep_until(planned_ns)
+            except asyncio.CancelledError:
+                self.corr.on_not_sent()
+                raise
+            if self.stopping:
+                self.corr.on_not_sent()
+                break
+            await self._send(session, seq, planned_ns)
+
+    async def _closed_worker(self, session: SmtpSession) -> None:
+        while not self.stopping:
+            now = time.monotonic_ns()
+            if now >= self.end_ns:
+                break
+            seq = next(self._seq)
+            if self.max_messages is not None and seq >= self.max_messages:
+                break
+            self.corr.on_planned()
+            await self._send(session, seq, now)
+            if self.think_time_ns:
+                await self._sleep_until(time.monotonic_ns() + self.think_time_ns)
+
+    async def _send(self, session: SmtpSession, seq: int, planned_ns: int) -> None:
+        rcpts = self.factory.recipients_of(seq)
+        data = self.factory.build(seq, rcpts, self.start_wall_ns + (planned_ns - self.start_ns))
+        start_ns = time.monotonic_ns()
+        self.corr.on_sent(seq, planned_ns, start_ns)
+        self.in_flight += 1
+        try:
+            out = await session.send(self.factory.sender, rcpts, data)
+        except asyncio.CancelledError:
+            self.corr.on_failed(seq, session.stage, "interrupted")
+            session.close()
+            raise
+        finally:
+            self.in_flight -= 1
+        self._record(seq, planned_ns, start_ns, out, session)
+
+    def _record(
+        self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: SmtpSession
+    ) -> None:
+        if out.kind == "accepted":
+            self.corr.on_accepted(seq, planned_ns, start_ns, out.accepted_ns)
+            return
+        if out.kind == "rejected":
+            self.corr.on_rejected(seq, out.stage, out.code)
+        else:
+            self.corr.on_failed(seq, out.stage, out.error)
+        if out.stage in ("connect", "banner") and not any(s.connects for s in self._sessions):
+            failures = sum(s.connect_failures for s in self._sessions)
+            if failures >= self.abort_after:
+                what = f"{out.code} {out.error}".strip() if out.code else out.error
+                self.stop(
+                    f"the system at {session.host}:{session.port} refused every connection "
+                    f"({failures} attempts, {out.stage}: {what})"
+                )
+
+    def _count_unplanned_rest(self) -> None:
+        """Planned sends never taken (the run stopped early) are planned and not sent."""
+        if self._schedule is None:
+            return
+        rest = sum(1 for _ in self._schedule)
+        self.corr.on_planned(rest)
+        self.corr.on_not_sent(rest)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,200 @@
+"""Latency metrics: an HDR histogram with the exact count, sum, min and max beside it. Pure.
+
+Values are recorded in nanoseconds and kept in the histogram in microseconds, from 1 µs to
+4 hours at 3 significant digits. A value beyond the range is recorded at the top of the range
+and counted in ``over_range``; a negative value (two clocks' worth of jitter) is recorded as 0
+and counted in ``negative``: nothing is dropped. Means and maxima come from the exact
+figures, never from buckets. Histograms cross process boundaries encoded, and merge exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 4 * 3600 * 1_000_000
+DIGITS = 3
+REPORT_PERCENTILES = ("50", "90", "99", "99.9")
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+class Metric:
+    """One latency metric: whole-run histogram, exact figures, and an interval histogram."""
+
+    __slots__ = (
+        "count",
+        "hist",
+        "interval",
+        "max_ns",
+        "min_ns",
+        "name",
+        "negative",
+        "over_range",
+        "sum_ns",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.hist = new_histogram()
+        self.interval = new_histogram()
+        self.count = 0
+        self.sum_ns = 0
+        self.min_ns = 0
+        self.max_ns = 0
+        self.negative = 0
+        self.over_range = 0
+
+    def record(self, value_ns: int) -> None:
+        """Record one value in nanoseconds."""
+        if self.count == 0 or value_ns < self.min_ns:
+            self.min_ns = value_ns
+        if self.count == 0 or value_ns > self.max_ns:
+            self.max_ns = value_ns
+        self.count += 1
+        self.sum_ns += value_ns
+        us = value_ns // 1000
+        if us < 0:
+            self.negative += 1
+            us = 0
+        elif us > HIGHEST_US:
+            self.over_range += 1
+            us = HIGHEST_US
+        self.hist.record_value(us)
+        self.interval.record_value(us)
+
+    def take_interval(self) -> HdrHistogram:
+        """The histogram of values recorded since the last call (and start a new one)."""
+        h, self.interval = self.interval, new_histogram()
+        return h
+
+    def merge(self, other: Metric) -> None:
+        """Add *other*'s values to this metric, exactly."""
+        if other.count == 0:
+            return
+        if self.count == 0:
+            self.min_ns, self.max_ns = other.min_ns, other.max_ns
+        else:
+            self.min_ns = min(self.min_ns, other.min_ns)
+            self.max_ns = max(self.max_ns, other.max_ns)
+        self.count += other.count
+        self.sum_ns += other.sum_ns
+        self.negative += other.negative
+        self.over_range += other.over_range
+        self.hist.add(other.hist)
+        self.interval.add(other.interval)
+
+    @property
+    def mean_s(self) -> float | None:
+        return self.sum_ns / self.count / 1e9 if self.count else None
+
+    def percentile_s(self, q: float) -> float | None:
+        """Value at percentile *q* (0–100) in seconds, never above the exact max."""
+        if not self.count:
+            return None
+        if q >= 100:
+            return self.max_ns / 1e9
+        v = self.hist.get_value_at_percentile(q) / 1e6
+        return float(min(max(v, self.min_ns / 1e9), self.max_ns / 1e9))
+
+    def stat(self, name: str) -> float | None:
+        """``count``, ``mean``, ``min``, ``max`` or ``pNN[.N]``; None when nothing recorded."""
+        if name == "count":
+            return float(self.count)
+        if not self.count:
+            return None
+        if name == "mean":
+            return self.mean_s
+        if name == "min":
+            return self.min_ns / 1e9
+        if name == "max":
+            return self.max_ns / 1e9
+        if name.startswith("p"):
+            return self.percentile_s(float(name[1:]))
+        raise KeyError(name)
+
+    def summary(self) -> dict[str, Any]:
+        """The result.json form: count, mean/min/max, percentiles, encoded histogram."""
+        pct = {p: self.percentile_s(float(p)) for p in REPORT_PERCENTILES}
+        out: dict[str, Any] = {
+            "count": self.count,
+            "mean_s": self.mean_s,
+            "min_s": self.min_ns / 1e9 if self.count else None,
+            "max_s": self.max_ns / 1e9 if self.count else None,
+            "sum_s": self.sum_ns / 1e9,
+            "percentiles_s": pct,
+            "hdr": self.hist.encode().decode("ascii") if self.count else None,
+            "hdr_unit": "us",
+        }
+        if self.negative:
+            out["negative"] = self.negative
+        if self.over_range:
+            out["over_range"] = self.over_range
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedMetric:
+    """A metric as it crosses a process boundary: exact figures plus encoded histogram."""
+
+    name: str
+    count: int
+    sum_ns: int
+    min_ns: int
+    max_ns: int
+    negative: int
+    over_range: int
+    hdr: bytes
+
+    @classmethod
+    def of(cls, m: Metric) -> EncodedMetric:
+        return cls(
+            m.name,
+            m.count,
+            m.sum_ns,
+            m.min_ns,
+            m.max_ns,
+            m.negative,
+            m.over_range,
+            m.hist.encode() if m.count else b"",
+        )
+
+    def decode(self) -> Metric:
+        m = Metric(self.name)
+        m.count, m.sum_ns, m.min_ns, m.max_ns = self.count, self.sum_ns, self.min_ns, self.max_ns
+        m.negative, m.over_range = self.negative, self.over_range
+        if self.hdr:
+            m.hist = HdrHistogram.decode(self.hdr)
+        return m
+
+
+class MetricSet(dict[str, Metric]):
+    """Metrics by name, created on first use."""
+
+    def __missing__(self, name: str) -> Metric:
+        m = self[name] = Metric(name)
+        return m
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {name: m.summary() for name, m in sorted(self.items())}
+
+
+def window_stats(hists: list[HdrHistogram]) -> tuple[float, float, float] | None:
+    """p50, p99 and max (seconds) over a few interval histograms, for the live view."""
+    total = new_histogram()
+    for h in hists:
+        total.add(h)
+    if total.get_total_count() == 0:
+        return None
+    p = total.get_percentile_to_value_dict([50, 99])
+    return p[50] / 1e6, p[99] / 1e6, total.get_max_value() / 1e6
+
+
+def finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

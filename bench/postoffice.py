@@ -1,0 +1,105 @@
+"""The destination post office: an aiosmtpd server that timestamps every arrival.
+
+For each message it records when the relay said MAIL FROM (the SLA's "system starts to
+transmit") and when the message was fully received, and hands (identity, both times) to a
+callback. Mail without a mailsla identity is passed on as ``None`` (counted as foreign).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP as SMTPServerProtocol
+from aiosmtpd.smtp import Envelope, Session
+
+from bench.message import Identity, parse_identity
+
+ArrivalSink = Callable[[Identity | None, int, int], None]
+
+
+class PostOfficeHandler:
+    """aiosmtpd hooks: accept mail for *domain*, timestamp MAIL FROM and end of DATA."""
+
+    def __init__(self, domain: str, sink: ArrivalSink) -> None:
+        self.domain = domain.lower()
+        self.sink = sink
+        self.received = 0
+
+    async def handle_MAIL(
+        self,
+        server: SMTPServerProtocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        setattr(envelope, "mail_ns", time.monotonic_ns())  # noqa: B010 (aiosmtpd envelope is open)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(
+        self,
+        server: SMTPServerProtocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address.rpartition("@")[2].lower() != self.domain:
+            return f"550 5.1.2 <{address}>: not a domain of this post office"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(
+        self, server: SMTPServerProtocol, session: Session, envelope: Envelope
+    ) -> str:
+        received_ns = time.monotonic_ns()
+        mail_ns = getattr(envelope, "mail_ns", received_ns)
+        self.received += 1
+        self.sink(parse_identity(envelope.original_content or b""), mail_ns, received_ns)
+        return "250 2.0.0 Ok: delivered"
+
+
+class PostOffice:
+    """Runs a :class:`PostOfficeHandler` on the running loop at ``host:port`` (0: any)."""
+
+    def __init__(
+        self,
+        domain: str,
+        sink: ArrivalSink,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hostname: str = "postoffice.remote.test",
+    ) -> None:
+        self.handler = PostOfficeHandler(domain, sink)
+        self.host, self.port, self.hostname = host, port, hostname
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> int:
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
+        loop = asyncio.get_running_loop()
+
+        def factory() -> Any:
+            return SMTPServerProtocol(
+                self.handler,
+                hostname=self.hostname,
+                ident="mailsla post office",
+                enable_SMTPUTF8=False,
+                decode_data=False,
+                loop=loop,
+            )
+
+        self._server = await loop.create_server(factory, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None

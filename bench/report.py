@@ -1,0 +1,131 @@
+"""The terminal report: counts, metrics and SLA checks of a finished run, as rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from bench.runner import RunResult
+from bench.units import format_duration
+
+
+def fmt_s(v: float | None) -> str:
+    """A latency in seconds, in the unit that reads best: 850µs, 12.3ms, 1.204s."""
+    if v is None:
+        return "–"
+    a = abs(v)
+    if a < 1e-3:
+        return f"{v * 1e6:.0f}µs"
+    if a < 1:
+        return f"{v * 1e3:.3g}ms" if a < 0.1 else f"{v * 1e3:.1f}ms"
+    return f"{v:.3f}s"
+
+
+def _observed(check: dict[str, Any]) -> str:
+    v = check["observed"]
+    if v is None:
+        return "no data"
+    return f"{v:.0f}" if check["name"].endswith(".count") else fmt_s(v)
+
+
+def _limit(check: dict[str, Any]) -> str:
+    v = check["limit"]
+    return f"{v:.0f}" if check["name"].endswith(".count") else format_duration(v)
+
+
+COUNT_ROWS = (
+    ("planned", "in the schedule"),
+    ("sent", "sends started"),
+    ("accepted", "250 after DATA"),
+    ("delivered", "seen at the post office"),
+    ("undelivered", "accepted, not delivered when the drain ended"),
+    ("rejected", "refused with an SMTP reply"),
+    ("failed", "network error or timeout"),
+    ("not_sent", "planned but never started (run stopped)"),
+    ("late", "started later than load.late_after"),
+    ("foreign", "unknown run or id at the post office"),
+    ("duplicate", "a second copy of an id"),
+)
+
+
+def counts_table(doc: dict[str, Any]) -> Table:
+    c = doc["counts"]
+    t = Table(title="Messages", title_justify="left", show_edge=False)
+    t.add_column("state")
+    t.add_column("count", justify="right")
+    t.add_column("meaning", style="dim")
+    for key, meaning in COUNT_ROWS:
+        t.add_row(key.replace("_", " "), str(c[key]), meaning)
+    return t
+
+
+def metrics_table(doc: dict[str, Any]) -> Table:
+    t = Table(title="Latency", title_justify="left", show_edge=False)
+    t.add_column("metric")
+    for col in ("count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"):
+        t.add_column(col, justify="right")
+    for name, m in doc["metrics"].items():
+        p = m["percentiles_s"]
+        t.add_row(
+            name,
+            str(m["count"]),
+            fmt_s(m["mean_s"]),
+            fmt_s(m["min_s"]),
+            fmt_s(p["50"]),
+            fmt_s(p["90"]),
+            fmt_s(p["99"]),
+            fmt_s(p["99.9"]),
+            fmt_s(m["max_s"]),
+        )
+    return t
+
+
+def outcomes_table(doc: dict[str, Any]) -> Table | None:
+    o = doc["outcomes"]
+    if not o["rejected"] and not o["failed"]:
+        return None
+    t = Table(title="Not accepted", title_justify="left", show_edge=False)
+    for col in ("outcome", "stage", "reason", "count"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for r in o["rejected"]:
+        t.add_row("rejected", r["stage"], str(r["code"]), str(r["count"]))
+    for f in o["failed"]:
+        t.add_row("failed", f["stage"], f["error"], str(f["count"]))
+    return t
+
+
+def sla_table(doc: dict[str, Any]) -> Table:
+    sla = doc["sla"]
+    verdict = sla["verdict"].upper()
+    style = "bold green" if verdict == "PASS" else "bold red"
+    t = Table(
+        title=Text.assemble("SLA checks: ", (verdict, style)), title_justify="left", show_edge=False
+    )
+    for col in ("check", "observed", "op", "limit", "result", "from", "note"):
+        t.add_column(col)
+    for c in sla["checks"]:
+        ok = Text("pass", "green") if c["pass"] else Text("FAIL", "bold red")
+        t.add_row(c["name"], _observed(c), c["op"], _limit(c), ok, c["source"], c.get("note", ""))
+    return t
+
+
+def render(result: RunResult) -> Group:
+    doc = result.doc
+    parts: list[Any] = [counts_table(doc), Text(""), metrics_table(doc), Text("")]
+    o = outcomes_table(doc)
+    if o is not None:
+        parts += [o, Text("")]
+    parts.append(sla_table(doc))
+    acc = doc["accounting"]
+    parts.append(Text(f"\naccounting: {acc['identity']}: {'holds' if acc['holds'] else 'BROKEN'}"))
+    if result.status != "completed":
+        parts.append(Text(f"run {result.status}: {result.reason}", "bold yellow"))
+    parts.append(Text(f"result: {result.path}"))
+    return Group(*parts)
+
+
+def print_report(console: Console, result: RunResult) -> None:
+    console.print(render(result))

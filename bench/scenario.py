@@ -1,0 +1,300 @@
+"""Scenario files: TOML validated into frozen values, with ``--set`` overrides. Pure but for
+:func:`load`, which reads the file.
+
+Errors are :class:`ScenarioError` naming the file, the dotted field path and why.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from bench.sla import PROFILES, Threshold, parse_threshold
+from bench.units import format_duration, format_size, parse_duration, parse_size
+from fakemta.delays import Delay, parse_delay
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be used: file, field path and reason."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.lines()[0])
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.source}: {f}: {why}" if f else f"{self.source}: {why}"
+            for f, why in self.problems
+        ]
+
+
+def _duration(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, str):
+        raise ValueError(f'{v!r} is not a duration (write it as a string with a unit: "20s")')
+    return parse_duration(v)
+
+
+def _delay(v: Any) -> Delay:
+    if isinstance(v, Delay):
+        return v
+    if not isinstance(v, str):
+        raise ValueError(f'{v!r} is not a delay distribution (write e.g. "const(10ms)")')
+    return parse_delay(v)
+
+
+def _address(v: Any) -> tuple[str, int]:
+    if isinstance(v, tuple):
+        return v
+    if not isinstance(v, str):
+        raise ValueError(f'{v!r} is not an address (write "host:port")')
+    host, sep, port = v.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'{v!r} is not an address (write "host:port", e.g. "127.0.0.1:2525")')
+    return host, int(port)
+
+
+def _size(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise ValueError(f'{v!r} is not a size (e.g. "2KiB")')
+    return parse_size(v)
+
+
+def _fmt_addr(a: tuple[str, int]) -> str:
+    return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
+
+
+Duration = Annotated[float, BeforeValidator(_duration), PlainSerializer(format_duration)]
+DelayDist = Annotated[Delay, BeforeValidator(_delay), PlainSerializer(str)]
+Address = Annotated[tuple[str, int], BeforeValidator(_address), PlainSerializer(_fmt_addr)]
+Size = Annotated[int, BeforeValidator(_size), PlainSerializer(format_size)]
+ThresholdT = Annotated[
+    Threshold,
+    BeforeValidator(lambda v: v if isinstance(v, Threshold) else parse_threshold(v)),
+    PlainSerializer(lambda t: t.text),
+]
+Hostname = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class SystemConfig(_Model):
+    kind: Literal["fakemta", "smtp"] = "fakemta"
+    submit: Address | None = None
+    inbound: Address | None = None
+    ehlo: Hostname = "loadgen.mailsla.test"
+
+
+class FakeMtaSettings(_Model):
+    processing_delay: DelayDist = Field(default_factory=lambda: parse_delay("uniform(5ms, 50ms)"))
+    delivery_workers: int = Field(default=8, ge=1, le=1000)
+    listen: Address = ("127.0.0.1", 0)
+    hostname: Hostname = "mta.local.test"
+
+
+class PostOfficeConfig(_Model):
+    listen: Address = ("127.0.0.1", 0)
+    domain: Hostname = "remote.test"
+    hostname: Hostname = "postoffice.remote.test"
+
+
+class Step(_Model):
+    rate: float = Field(gt=0, le=1_000_000)
+    duration: Duration
+
+
+class LoadConfig(_Model):
+    model: Literal["constant", "poisson", "closed", "steps"] = "constant"
+    rate: float = Field(default=100.0, gt=0, le=1_000_000)
+    duration: Duration = 20.0
+    drain: Duration = 30.0
+    sessions: int = Field(default=10, ge=1, le=10_000)
+    think_time: Duration = 0.0
+    steps: tuple[Step, ...] = ()
+    timeout: Duration = 30.0
+    late_after: Duration = 0.010
+    max_messages: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LoadConfig:
+        if self.model == "steps" and not self.steps:
+            raise ValueError('model "steps" needs load.steps = [{rate = ..., duration = ...}]')
+        if self.duration <= 0 and self.model != "steps":
+            raise ValueError("duration must be > 0")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        return self
+
+
+class MessageConfig(_Model):
+    size: Size = 2048
+    recipients: int = Field(default=1, ge=1, le=100)
+    users: int = Field(default=100, ge=1, le=10_000_000)
+    sender: str = Field(default="load@sender.mailsla.test", pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+class SlaConfig(_Model):
+    profile: Literal[PROFILES] = "exmail"  # type: ignore[valid-type]
+    thresholds: tuple[ThresholdT, ...] = ()
+
+
+class Scenario(_Model):
+    """A validated, frozen scenario."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    seed: int = 1
+    allow_remote: bool = False
+    system: SystemConfig = SystemConfig()
+    fakemta: FakeMtaSettings = FakeMtaSettings()
+    postoffice: PostOfficeConfig = PostOfficeConfig()
+    load: LoadConfig = LoadConfig()
+    message: MessageConfig = MessageConfig()
+    sla: SlaConfig = SlaConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.system.kind == "smtp":
+            if self.system.submit is None:
+                raise ValueError('system.submit: required when system.kind = "smtp"')
+            if self.postoffice.listen[1] == 0:
+                raise ValueError(
+                    'postoffice.listen: with system.kind = "smtp" the post office needs a '
+                    "fixed port, the one that system relays postoffice.domain mail to"
+                )
+        if not self.allow_remote:
+            for name, addr in (
+                ("system.submit", self.system.submit),
+                ("system.inbound", self.system.inbound),
+                ("postoffice.listen", self.postoffice.listen),
+                ("fakemta.listen", self.fakemta.listen),
+            ):
+                if addr is not None and not _is_loopback(addr[0]):
+                    raise ValueError(
+                        f"{name}: {addr[0]} is not a loopback address; "
+                        "set allow_remote = true to use a remote system"
+                    )
+        return self
+
+    def as_run(self) -> dict[str, Any]:
+        """The scenario as run, in the file's own notation (JSON-friendly)."""
+        return self.model_dump(mode="json")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or "function-" in str(part):
+            continue  # pydantic's internal validator names
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _why(err: Any) -> str:
+    kind, msg = err["type"], str(err["msg"])
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    elif msg.startswith("Assertion failed, "):
+        msg = msg[len("Assertion failed, ") :]
+    if kind in ("value_error", "assertion_error", "missing"):
+        return msg
+    ctx = err.get("ctx") or {}
+    for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if key in ctx:
+            return f"must be {word} {ctx[key]} (got {err.get('input')!r})"
+    return f"{msg} (got {err.get('input')!r})"
+
+
+def from_dict(data: dict[str, Any], source: str) -> Scenario:
+    """Validate a parsed TOML document; raises :class:`ScenarioError`."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems: list[tuple[str, str]] = []
+        for err in exc.errors():
+            where, why = _where(tuple(err["loc"])), _why(err)
+            # Model-level checks name their field in the message ("system.submit: ...").
+            head, sep, rest = why.partition(": ")
+            if not where and sep and "." in head and " " not in head:
+                where, why = head, rest
+            problems.append((where, why))
+        raise ScenarioError(source, problems) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"load.rate=500"`` -> (["load", "rate"], 500); VALUE is TOML, else a plain string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not p for p in key.split(".")):
+        raise ScenarioError("--set", [("", f"{text!r}: expected KEY=VALUE, e.g. load.rate=500")])
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of *data* with each ``KEY=VALUE`` set at its dotted path."""
+    out: dict[str, Any] = _copy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for i, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise ScenarioError("--set", [(where, f"{text!r}: {where} is not a table")])
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(str(p), [("", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError(str(p), [("", "not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(p), [("", f"not valid TOML: {exc}")]) from None
+    source = str(p)
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " (with --set " + " --set ".join(overrides) + ")"
+    return from_dict(data, source)

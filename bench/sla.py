@@ -1,0 +1,190 @@
+"""SLA verdicts: the ``exmail`` profile and user thresholds, turned into checks. Pure.
+
+A threshold reads ``metric.stat OP value``: ``send_delay.p99 < 500ms``, ``submit_latency.mean
+<= 1s``, ``send_delay.count >= 1000``. Parse errors quote the user's text.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bench.units import parse_duration
+
+TIME_METRICS = (
+    "submit_latency",
+    "service_time",
+    "schedule_lag",
+    "send_delay",
+    "delivery_delay",
+    "receive_delay",
+)
+STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
+KNOWN_METRICS = TIME_METRICS + tuple(f"stage.{s}" for s in STAGES)
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+_THRESHOLD = re.compile(
+    r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\.(?P<stat>count|mean|min|max|p[0-9]+(?:\.[0-9]+)?)"
+    r"\s*(?P<op><=|>=|<|>)\s*(?P<value>\S.*?)\s*$"
+)
+_FORM = "write metric.stat OP value, e.g. send_delay.p99 < 500ms"
+
+
+class ThresholdError(ValueError):
+    """A threshold that cannot be parsed; the message quotes the input."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One parsed threshold. ``limit`` is in seconds, or a plain number for ``count``."""
+
+    metric: str
+    stat: str
+    op: str
+    limit: float
+    text: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}.{self.stat}"
+
+    def holds(self, observed: float) -> bool:
+        return OPS[self.op](observed, self.limit)
+
+
+def parse_threshold(text: str) -> Threshold:
+    """Parse ``"send_delay.p99 < 500ms"`` into a :class:`Threshold`."""
+    if not isinstance(text, str):
+        raise ThresholdError(f"{text!r} is not a threshold ({_FORM})")
+    m = _THRESHOLD.match(text)
+    if not m:
+        raise ThresholdError(f"{text!r} is not a threshold ({_FORM})")
+    metric, stat, op, value = m["metric"], m["stat"], m["op"], m["value"]
+    if metric not in KNOWN_METRICS:
+        raise ThresholdError(
+            f"{text!r}: unknown metric {metric!r} (known: {', '.join(KNOWN_METRICS)})"
+        )
+    if stat.startswith("p"):
+        q = float(stat[1:])
+        if not 0 < q <= 100:
+            raise ThresholdError(f"{text!r}: percentile {stat!r} must be between p0 and p100")
+    if stat == "count":
+        try:
+            limit = float(int(value))
+        except ValueError:
+            raise ThresholdError(f"{text!r}: a count needs a whole number, not {value!r}") from None
+    else:
+        try:
+            limit = parse_duration(value)
+        except ValueError as exc:
+            raise ThresholdError(f"{text!r}: {exc}") from None
+    return Threshold(metric, stat, op, limit, text.strip())
+
+
+class StatSource(Protocol):
+    """What a check needs of a metric: a named statistic, None when there is no data."""
+
+    def stat(self, name: str) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One verdict line: ``observed OP limit`` and whether it passed."""
+
+    name: str
+    op: str
+    limit: float
+    observed: float | None
+    passed: bool
+    source: str
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "op": self.op,
+            "limit": self.limit,
+            "observed": self.observed,
+            "pass": self.passed,
+            "source": self.source,
+        }
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": "pass" if self.passed else "fail",
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+# The exmail SLA (shared/sla-source.md, clause 4): mean delay ≤ 1 minute, any message ≤ 1 hour.
+EXMAIL_MEAN_S = 60.0
+EXMAIL_MAX_S = 3600.0
+PROFILES = ("exmail", "none")
+
+
+def _check(
+    metrics: Mapping[str, StatSource], metric: str, stat: str, op: str, limit: float, source: str
+) -> Check:
+    src = metrics.get(metric)
+    observed = src.stat(stat) if src is not None else None
+    if observed is None:
+        return Check(f"{metric}.{stat}", op, limit, None, False, source, "no data")
+    if math.isnan(observed):
+        return Check(f"{metric}.{stat}", op, limit, None, False, source, "no data")
+    return Check(f"{metric}.{stat}", op, limit, observed, OPS[op](observed, limit), source)
+
+
+def evaluate(
+    profile: str,
+    thresholds: tuple[Threshold, ...],
+    metrics: Mapping[str, StatSource],
+    undelivered: int,
+    directions: tuple[str, ...] = ("send",),
+) -> Verdict:
+    """Checks of the profile, then of each threshold, against the run's metrics.
+
+    Mail still undelivered at the end of the drain counts as over the 1-hour ceiling: the max
+    check fails and says how many.
+    """
+    checks: list[Check] = []
+    if profile == "exmail":
+        for direction in directions:
+            metric = f"{direction}_delay"
+            checks.append(_check(metrics, metric, "mean", "<=", EXMAIL_MEAN_S, "exmail"))
+            mx = _check(metrics, metric, "max", "<=", EXMAIL_MAX_S, "exmail")
+            if undelivered:
+                mx = Check(
+                    mx.name,
+                    mx.op,
+                    mx.limit,
+                    mx.observed,
+                    False,
+                    mx.source,
+                    f"{undelivered} message(s) undelivered count as over the limit",
+                )
+            checks.append(mx)
+    for t in thresholds:
+        checks.append(_check(metrics, t.metric, t.stat, t.op, t.limit, "threshold"))
+    return Verdict(tuple(checks))

@@ -1,0 +1,83 @@
+"""The system under test as seen by the runner: an embedded fake MTA in a child process, or
+the address of an existing SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+from multiprocessing.connection import Connection
+from typing import Any
+
+from fakemta.process import run_child
+from fakemta.server import FakeMtaConfig
+
+
+class SystemStartError(Exception):
+    """The system under test could not be started or reached."""
+
+
+class ChildFakeMta:
+    """A fake MTA in its own process (spawned, so it has its own interpreter and loop)."""
+
+    def __init__(self, config: FakeMtaConfig) -> None:
+        self.config = config
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.port = 0
+
+    async def _recv(self, timeout: float) -> Any:
+        conn = self._conn
+        assert conn is not None
+        loop = asyncio.get_running_loop()
+        ready = await loop.run_in_executor(None, conn.poll, timeout)
+        if not ready:
+            return None
+        try:
+            return conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    async def start(self, timeout: float = 30.0) -> int:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._conn = parent
+        self._proc = ctx.Process(
+            target=run_child, args=(self.config, child), name="fakemta", daemon=True
+        )
+        self._proc.start()
+        child.close()
+        msg = await self._recv(timeout)
+        if not msg or msg[0] != "ready":
+            why = msg[1] if msg and msg[0] == "error" else "it did not report ready"
+            await self.kill()
+            raise SystemStartError(f"the embedded fake MTA did not start: {why}")
+        self.port = int(msg[1])
+        return self.port
+
+    async def stop(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Ask the child to stop; returns its queue counts (empty if it had died)."""
+        stats: dict[str, Any] = {}
+        if self._conn is not None and self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send("stop")
+                msg = await self._recv(timeout)
+                if msg and msg[0] == "stats":
+                    stats = msg[1]
+            except (BrokenPipeError, OSError):
+                pass
+        await self.kill()
+        return stats
+
+    async def kill(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, proc.join, 3.0)
+        if proc.is_alive():
+            proc.kill()
+            await loop.run_in_executor(None, proc.join, 3.0)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._proc = None

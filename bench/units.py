@@ -1,0 +1,52 @@
+"""Sizes and durations as users write them ("2KiB", "250ms"); pure parsing and formatting."""
+
+from __future__ import annotations
+
+import re
+
+from fakemta.delays import parse_duration
+
+__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "k": 1024,
+    "K": 1024,
+    "M": 1024**2,
+}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse ``"2KiB"``, ``"100KB"``, ``"512"`` (bytes) into a byte count."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (use e.g. 512B, 2KiB, 1MiB)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def format_size(n: int) -> str:
+    for unit, f in (("MiB", 1024**2), ("KiB", 1024)):
+        if n >= f and n % f == 0:
+            return f"{n // f}{unit}"
+    return f"{n}B"
+
+
+def format_duration(seconds: float) -> str:
+    """Shortest exact form: 0.25 -> "250ms", 20 -> "20s", 300 -> "5m"."""
+    for unit, f in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        v = seconds / f
+        if v >= 1 and abs(v - round(v)) < 1e-9:
+            return f"{round(v)}{unit}"
+    if seconds == 0:
+        return "0s"
+    return f"{seconds:g}s"

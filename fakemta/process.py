@@ -1,0 +1,63 @@
+"""Running the fake MTA in a process of its own (a child of mailsla, or ``mailsla fakemta``).
+
+The system under test gets its own interpreter and event loop, so the generator and post office
+do not share a loop with it. A child speaks over a :class:`multiprocessing.connection.Connection`:
+it sends ``("ready", port)`` or ``("error", text)``, and on ``"stop"`` replies ``("stats", {...})``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+import uvloop
+
+from fakemta.server import FakeMta, FakeMtaConfig
+
+
+async def _child_main(config: FakeMtaConfig, conn: Connection) -> None:
+    mta = FakeMta(config)
+    try:
+        port = await mta.start()
+    except OSError as exc:
+        conn.send(
+            (
+                "error",
+                f"fakemta cannot listen on {config.listen_host}:"
+                f"{config.listen_port}: {exc.strerror or exc}",
+            )
+        )
+        return
+    conn.send(("ready", port))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_reader(conn.fileno(), stop.set)
+    # The parent owns SIGINT; the child stops when told (or when the pipe closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    await stop.wait()
+    loop.remove_reader(conn.fileno())
+    stats = await mta.stop()
+    with contextlib.suppress(EOFError, OSError):
+        conn.recv()
+        conn.send(("stats", stats))
+
+
+def run_child(config: FakeMtaConfig, conn: Connection) -> None:
+    """Entry point of a child process started by mailsla's runner."""
+    uvloop.run(_child_main(config, conn))
+
+
+async def serve(config: FakeMtaConfig, on_ready: Callable[[int], None]) -> dict[str, object]:
+    """Run in the foreground until SIGINT or SIGTERM; returns the queue's counts."""
+    mta = FakeMta(config)
+    port = await mta.start()
+    on_ready(port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    return await mta.stop()

@@ -1,0 +1,164 @@
+"""The fake MTA's queue: hold each message for its processing delay, then relay it.
+
+A held message is only a timer (``loop.call_later``), so long delays at high rates occupy no
+delivery worker and the configured distribution is what the destination sees. Delivery workers
+keep persistent SMTP connections to the destination and retry deferred mail with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+from aiosmtplib import (
+    SMTP,
+    SMTPException,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+)
+
+log = logging.getLogger("fakemta.relay")
+
+
+@dataclass(slots=True)
+class QueuedMessage:
+    """One accepted message waiting in the queue."""
+
+    qid: str
+    mail_from: str
+    rcpts: list[str]
+    content: bytes
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class RelayStats:
+    """Counts of what the queue did with the mail it accepted."""
+
+    queued: int = 0
+    relayed: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    holding: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "queued": self.queued,
+            "relayed": self.relayed,
+            "deferred": self.deferred,
+            "bounced": self.bounced,
+            "in_queue": self.holding,
+            "errors": dict(self.errors),
+        }
+
+
+class Relay:
+    """Delays and relays queued mail to ``host:port`` over persistent connections."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        hostname: str,
+        workers: int,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.host, self.port, self.hostname = host, port, hostname
+        self.workers, self.timeout = workers, timeout
+        self.max_attempts, self.retry_base, self.retry_max = max_attempts, retry_base, retry_max
+        self.stats = RelayStats()
+        self._ready: asyncio.Queue[QueuedMessage] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ids = itertools.count(1)
+
+    def next_qid(self) -> str:
+        return f"{next(self._ids):X}"
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
+
+    def submit(self, msg: QueuedMessage, delay: float) -> None:
+        """Queue *msg*; it becomes ready for delivery after *delay* seconds."""
+        self.stats.queued += 1
+        self.stats.holding += 1
+        loop = asyncio.get_running_loop()
+        if delay <= 0:
+            self._ready.put_nowait(msg)
+        else:
+            loop.call_later(delay, self._ready.put_nowait, msg)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+
+    def _error(self, key: str) -> None:
+        self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
+
+    def _defer(self, msg: QueuedMessage, why: str) -> None:
+        msg.attempts += 1
+        self._error(why)
+        if msg.attempts >= self.max_attempts:
+            self.stats.bounced += 1
+            self.stats.holding -= 1
+            log.warning("bounced %s after %d attempts: %s", msg.qid, msg.attempts, why)
+            return
+        self.stats.deferred += 1
+        backoff = min(self.retry_base * 2 ** (msg.attempts - 1), self.retry_max)
+        asyncio.get_running_loop().call_later(backoff, self._ready.put_nowait, msg)
+
+    async def _connect(self) -> SMTP:
+        client = SMTP(
+            hostname=self.host,
+            port=self.port,
+            local_hostname=self.hostname,
+            timeout=self.timeout,
+            start_tls=False,
+        )
+        await client.connect()
+        return client
+
+    async def _worker(self) -> None:
+        client: SMTP | None = None
+        try:
+            while True:
+                msg = await self._ready.get()
+                try:
+                    if client is None or not client.is_connected:
+                        client = await self._connect()
+                    await client.sendmail(msg.mail_from, msg.rcpts, msg.content)
+                except SMTPRecipientsRefused as exc:
+                    code = exc.recipients[0].code if exc.recipients else 550
+                    self._settle_refused(msg, code, "rcpt")
+                except SMTPResponseException as exc:
+                    self._settle_refused(msg, exc.code, type(exc).__name__)
+                except (TimeoutError, SMTPException, OSError) as exc:
+                    if client is not None:
+                        client.close()
+                    client = None
+                    self._defer(msg, type(exc).__name__)
+                else:
+                    self.stats.relayed += 1
+                    self.stats.holding -= 1
+        finally:
+            if client is not None:
+                client.close()
+
+    def _settle_refused(self, msg: QueuedMessage, code: int, stage: str) -> None:
+        if 400 <= code < 500:
+            self._defer(msg, f"{stage} {code}")
+        else:
+            self._error(f"{stage} {code}")
+            self.stats.bounced += 1
+            self.stats.holding -= 1
