@@ -51,6 +51,9 @@ class LiveView:
         self.live = Live(console=console, auto_refresh=False, transient=False)
         self.live.start()
 
+    def started(self, line: str) -> None:
+        self.live.console.print(f"mailsla: {line}", soft_wrap=True)
+
     def update(self, snap: Snapshot) -> None:
         self.live.update(_panel(snap, self.title), refresh=True)
 
@@ -63,6 +66,9 @@ class LineView:
 
     def __init__(self, every: int = 5) -> None:
         self.every, self._n = every, 0
+
+    def started(self, line: str) -> None:
+        print(f"mailsla: {line}", file=sys.stderr, flush=True)
 
     def update(self, snap: Snapshot) -> None:
         self._n += 1

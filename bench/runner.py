@@ -51,6 +51,8 @@ class Snapshot:
 
 
 class Observer(Protocol):
+    def started(self, line: str) -> None: ...
+
     def update(self, snap: Snapshot) -> None: ...
 
 
@@ -151,6 +153,12 @@ class Runner:
                 assert sc.system.submit is not None
                 host, port = sc.system.submit
             self.system_info["submit"] = f"{host}:{port}"
+            if self.observer is not None:
+                self.observer.started(
+                    f"run {self.run_id}: submitting to {host}:{port} ({sc.system.kind}), "
+                    f"post office at {self.system_info['postoffice']}, "
+                    f"results in {self.out_dir}"
+                )
             ticker = asyncio.ensure_future(self._tick())
             if not self._stop.is_set():
                 await self._send(host, port)

@@ -80,11 +80,17 @@ class SmtpSession:
             self.connect_failures += 1
             client.close()
             return Outcome("rejected", "banner", exc.code, exc.message)
-        except SMTPConnectTimeoutError:
+        except SMTPConnectTimeoutError as exc:
+            # aiosmtplib says "connect" for both; its cause tells TCP from the greeting.
             self.connect_failures += 1
-            return Outcome("failed", "connect", error="timeout")
+            client.close()
+            stage = "banner" if isinstance(exc.__cause__, SMTPTimeoutError) else "connect"
+            return Outcome("failed", stage, error="timeout")
         except SMTPConnectError as exc:
             self.connect_failures += 1
+            client.close()
+            if isinstance(exc.__cause__, SMTPServerDisconnected):
+                return Outcome("failed", "banner", error="disconnected")
             return Outcome("failed", "connect", error=_error_name(exc))
         except (SMTPException, OSError) as exc:
             self.connect_failures += 1

@@ -1,0 +1,106 @@
+"""Shared fixtures: real servers on port 0 (post office, fake MTA, scripted SMTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from bench.message import Identity
+from bench.postoffice import PostOffice
+from fakemta.delays import parse_delay
+from fakemta.server import FakeMta, FakeMtaConfig
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def need_binary(name: str) -> str:
+    """Path of a real program a test needs: skip locally when missing, fail in CI."""
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None
+    )
+    if path is None:
+        msg = f"{name} is not installed"
+        if IN_CI:
+            pytest.fail(msg + " (CI must install it: see .ci/run)")
+        pytest.skip(msg)
+    return path
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (for servers that must be told a fixed port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Arrivals:
+    """What a post office saw; ``wait(n)`` returns once n arrivals are in."""
+
+    items: list[tuple[Identity | None, int, int]] = field(default_factory=list)
+    _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def sink(self, ident: Identity | None, mail_ns: int, received_ns: int) -> None:
+        self.items.append((ident, mail_ns, received_ns))
+        asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def wait(self, n: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._cond:
+            await self._cond.wait_for(lambda: len(self.items) >= n)
+
+
+@pytest.fixture
+async def postoffice() -> AsyncIterator[tuple[PostOffice, Arrivals]]:
+    arrivals = Arrivals()
+    po = PostOffice("remote.test", arrivals.sink)
+    await po.start()
+    yield po, arrivals
+    await po.stop()
+
+
+@pytest.fixture
+def mta_delay() -> str:
+    return "const(0ms)"
+
+
+@pytest.fixture
+def mta_workers() -> int:
+    return 4
+
+
+@pytest.fixture
+async def fakemta(
+    postoffice: tuple[PostOffice, Arrivals], mta_delay: str, mta_workers: int
+) -> AsyncIterator[FakeMta]:
+    po, _ = postoffice
+    mta = FakeMta(
+        FakeMtaConfig(
+            relay_host="127.0.0.1",
+            relay_port=po.port,
+            processing_delay=parse_delay(mta_delay),
+            delivery_workers=mta_workers,
+            max_attempts=3,
+        )
+    )
+    mta.relay.retry_base = 0.05
+    await mta.start()
+    yield mta
+    await mta.stop()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) for a condition that no event announces, such as a server's counters
+    catching up after the peer already saw the reply."""
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.005)

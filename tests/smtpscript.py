@@ -1,0 +1,84 @@
+"""A scripted SMTP server for tests: replies per stage as told, to provoke every outcome.
+
+``Script(banner="554 no", rcpt="450 later", dot=STALL, mail=CLOSE)``: each stage answers with
+the given reply, closes the connection (CLOSE) or never answers (STALL); unset stages say OK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+CLOSE = "<close>"
+STALL = "<stall>"
+
+
+@dataclass
+class Script:
+    banner: str = "220 script.test ESMTP"
+    ehlo: str = "250-script.test\r\n250 8BITMIME"
+    mail: str = "250 2.1.0 Ok"
+    rcpt: str = "250 2.1.5 Ok"
+    data: str = "354 go ahead"
+    dot: str = "250 2.0.0 Ok: queued"
+    messages: list[bytes] = field(default_factory=list)
+
+
+class ScriptedServer:
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+        self.connections = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _reply(self, w: asyncio.StreamWriter, what: str) -> bool:
+        if what == CLOSE:
+            w.close()
+            return False
+        if what == STALL:
+            await asyncio.sleep(3600)
+            return False
+        w.write(what.encode() + b"\r\n")
+        await w.drain()
+        return True
+
+    async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        s = self.script
+        try:
+            if not await self._reply(w, s.banner):
+                return
+            while line := await r.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    ok = await self._reply(w, s.ehlo)
+                elif verb == b"MAIL":
+                    ok = await self._reply(w, s.mail)
+                elif verb == b"RCPT":
+                    ok = await self._reply(w, s.rcpt)
+                elif verb == b"DATA":
+                    ok = await self._reply(w, s.data)
+                    if ok and s.data.startswith("354"):
+                        body = await r.readuntil(b"\r\n.\r\n")
+                        s.messages.append(body)
+                        ok = await self._reply(w, s.dot)
+                elif verb == b"QUIT":
+                    await self._reply(w, "221 bye")
+                    break
+                else:
+                    ok = await self._reply(w, "250 Ok")
+                if not ok:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            w.close()

@@ -1,0 +1,276 @@
+"""mailsla run, end to end through the CLI: real processes, real sockets, result.json."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port
+
+MAILSLA = [sys.executable, "-m", "bench"]
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = """
+name = "t"
+seed = 3
+[fakemta]
+processing_delay = "uniform(1ms, 5ms)"
+[load]
+rate = 100
+duration = "2s"
+drain = "5s"
+sessions = 4
+[sla]
+thresholds = ["send_delay.p99 < 5s"]
+"""
+
+
+def scenario(tmp_path: Path, text: str = QUICK) -> Path:
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return p
+
+
+def mailsla(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MAILSLA, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
+    )
+
+
+def result(out: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return doc
+
+
+def assert_accounted(doc: dict[str, Any]) -> None:
+    c = doc["counts"]
+    assert (
+        c["planned"]
+        == c["not_sent"] + c["rejected"] + c["failed"] + c["delivered"] + c["undelivered"]
+    )
+    assert c["sent"] == c["rejected"] + c["failed"] + c["accepted"]
+    assert doc["accounting"]["holds"] is True
+
+
+@pytest.mark.slow
+def test_run_passes_and_writes_the_documented_result(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = mailsla("run", str(scenario(tmp_path)), "--no-live", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    doc = result(out)
+    assert doc["schema"] == "mailsla.result/1"
+    assert {"schema", "run", "counts", "metrics", "sla"} <= set(doc)
+    assert {"id", "scenario", "seed", "started_at", "ended_at", "versions"} <= set(doc["run"])
+    assert doc["run"]["seed"] == 3 and doc["run"]["scenario"]["load"]["rate"] == 100
+    assert {
+        "planned",
+        "sent",
+        "accepted",
+        "rejected",
+        "failed",
+        "delivered",
+        "undelivered",
+        "foreign",
+        "duplicate",
+    } <= set(doc["counts"])
+    c = doc["counts"]
+    assert c["planned"] == 200 and c["delivered"] == 200 and c["foreign"] == 0
+    assert_accounted(doc)
+    for name in ("submit_latency", "service_time", "schedule_lag", "send_delay", "delivery_delay"):
+        m = doc["metrics"][name]
+        assert {"count", "mean_s", "min_s", "max_s", "percentiles_s", "hdr"} <= set(m)
+        assert set(m["percentiles_s"]) == {"50", "90", "99", "99.9"}
+    sd = doc["metrics"]["send_delay"]
+    assert sd["count"] == 200 and 0.0005 < sd["mean_s"] < 1.0
+    assert doc["sla"]["verdict"] == "pass"
+    names = [c["name"] for c in doc["sla"]["checks"]]
+    assert names == ["send_delay.mean", "send_delay.max", "send_delay.p99"]
+    assert all(
+        {"name", "op", "limit", "observed", "pass"} <= set(ch) for ch in doc["sla"]["checks"]
+    )
+    assert "SLA checks: PASS" in p.stdout
+    assert "results in" in p.stderr
+
+
+@pytest.mark.slow
+def test_failed_threshold_exits_1_and_still_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = mailsla(
+        "run",
+        str(scenario(tmp_path)),
+        "--no-live",
+        "--out",
+        str(out),
+        "--set",
+        'sla.thresholds=["send_delay.max < 1us"]',
+        "--set",
+        'load.duration="1s"',
+    )
+    assert p.returncode == 1, p.stderr
+    doc = result(out)
+    assert doc["sla"]["verdict"] == "fail"
+    bad = [c for c in doc["sla"]["checks"] if not c["pass"]]
+    assert [c["name"] for c in bad] == ["send_delay.max"]
+    assert bad[0]["observed"] > bad[0]["limit"] == 1e-6
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("load.rate=-5", "load.rate"),
+        ('load.duration="ten"', "load.duration"),
+        ("load.rrate=5", "load.rrate"),
+        ('sla.thresholds=["send_delay.p99 <"]', "sla.thresholds[0]"),
+        ('fakemta.processing_delay="normal(1s)"', "fakemta.processing_delay"),
+    ],
+)
+def test_bad_scenario_exits_2_with_one_clear_line(
+    tmp_path: Path, override: str, field: str
+) -> None:
+    path = scenario(tmp_path)
+    p = mailsla("run", str(path), "--no-live", "--out", str(tmp_path / "o"), "--set", override)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr + p.stdout
+    first = p.stderr.strip().splitlines()[0]
+    assert str(path) in first and f": {field}: " in first, first
+    assert not (tmp_path / "o").exists()
+
+
+def test_validate(tmp_path: Path) -> None:
+    p = mailsla("validate", "scenarios/quickstart.toml")
+    assert p.returncode == 0 and "ok:" in p.stdout
+    bad = scenario(tmp_path, "name = 'x'\n[load]\nrate = 'fast'\n")
+    p = mailsla("validate", str(bad))
+    assert p.returncode == 2 and "load.rate" in p.stderr and "Traceback" not in p.stderr
+    p = mailsla("validate", str(tmp_path / "missing.toml"))
+    assert p.returncode == 2 and "cannot read" in p.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = \n")
+    p = mailsla("validate", str(broken))
+    assert p.returncode == 2 and "not valid TOML" in p.stderr
+
+
+def test_refused_everywhere_exits_3_with_partial_results(tmp_path: Path) -> None:
+    text = (
+        QUICK
+        + f"""
+[system]
+kind = "smtp"
+submit = "127.0.0.1:{free_port()}"
+[postoffice]
+listen = "127.0.0.1:{free_port()}"
+"""
+    )
+    out = tmp_path / "out"
+    p = mailsla("run", str(scenario(tmp_path, text)), "--no-live", "--out", str(out))
+    assert p.returncode == 3, p.stderr
+    assert "refused every connection" in p.stderr and "Traceback" not in p.stderr
+    doc = result(out)
+    assert doc["run"]["status"] == "aborted"
+    assert doc["counts"]["failed"] >= 1 and doc["counts"]["accepted"] == 0
+    assert doc["outcomes"]["failed"][0]["stage"] == "connect"
+    assert doc["outcomes"]["failed"][0]["error"] == "refused"
+    assert_accounted(doc)
+
+
+@pytest.mark.slow
+def test_sigint_stops_the_run_exit_3_with_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            *MAILSLA,
+            "run",
+            str(scenario(tmp_path)),
+            "--no-live",
+            "--out",
+            str(out),
+            "--set",
+            'load.duration="60s"',
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # "mailsla: run …": the system is up, sending begins
+    assert "submitting to" in line, line
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, stderr
+    assert "interrupted" in stderr
+    doc = result(out)
+    assert doc["run"]["status"] == "interrupted"
+    assert doc["counts"]["not_sent"] > 0
+    assert_accounted(doc)
+
+
+@pytest.mark.slow
+def test_smtp_kind_against_a_separate_fakemta_process(tmp_path: Path) -> None:
+    po_port = free_port()
+    mta = subprocess.Popen(
+        [
+            *MAILSLA,
+            "fakemta",
+            "--relay-to",
+            f"127.0.0.1:{po_port}",
+            "--processing-delay",
+            "const(20ms)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert mta.stdout is not None
+        mta.stdout.readline()
+        submit = json.loads(mta.stdout.readline())["submit"]
+        text = (
+            QUICK
+            + f"""
+[system]
+kind = "smtp"
+submit = "{submit}"
+[postoffice]
+listen = "127.0.0.1:{po_port}"
+"""
+        )
+        out = tmp_path / "out"
+        p = mailsla("run", str(scenario(tmp_path, text)), "--no-live", "--out", str(out))
+        assert p.returncode == 0, p.stderr
+        doc = result(out)
+        assert doc["counts"]["delivered"] == 200
+        assert doc["metrics"]["send_delay"]["min_s"] >= 0.019
+        assert doc["run"]["system"]["submit"] == submit
+    finally:
+        mta.send_signal(signal.SIGINT)
+        out_, _ = mta.communicate(timeout=20)
+    assert mta.returncode == 0
+    assert '"relayed": 200' in out_
+
+
+@pytest.mark.slow
+def test_const_delay_is_measured_within_2_percent(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = mailsla(
+        "run",
+        "scenarios/quickstart.toml",
+        "--no-live",
+        "--out",
+        str(out),
+        "--set",
+        'fakemta.processing_delay="const(200ms)"',
+        "--set",
+        'load.duration="5s"',
+    )
+    assert p.returncode == 0, p.stderr
+    doc = result(out)
+    assert abs(doc["metrics"]["send_delay"]["mean_s"] - 0.200) <= 0.004
+    assert_accounted(doc)
+    assert doc["counts"]["undelivered"] == 0
