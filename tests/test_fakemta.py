@@ -111,7 +111,7 @@ async def test_survives_garbage_and_half_open_clients(
     replies = [await r.readline() for _ in range(3)]
     assert all(line[:1] == b"5" for line in replies), replies
     # a client that says nothing and one that hangs up mid-command
-    r2, w2 = await asyncio.open_connection("127.0.0.1", fakemta.port)
+    _r2, w2 = await asyncio.open_connection("127.0.0.1", fakemta.port)
     w3 = (await asyncio.open_connection("127.0.0.1", fakemta.port))[1]
     w3.write(b"EHLO half")
     w3.close()

@@ -201,7 +201,7 @@ def test_sigint_stops_the_run_exit_3_with_results(tmp_path: Path) -> None:
     line = proc.stderr.readline()  # "mailsla: run …": the system is up, sending begins
     assert "submitting to" in line, line
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 3, stderr
     assert "interrupted" in stderr
     doc = result(out)
