@@ -33,6 +33,7 @@ from fakemta.server import FakeMtaConfig
 
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"
+INTERRUPT_GRACE_S = 5.0  # after Ctrl-C, how long sends already under way may finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +112,14 @@ class Runner:
         self.status = "interrupted"
         self.reason = self.reason or "interrupted (SIGINT)"
         self._stop.set()
-        if self.generator is not None:
+        gen = self.generator
+        if gen is not None:
             if self._interrupts == 1:
-                self.generator.stop()
+                gen.stop()
+                # Sends in progress get a short grace, not a whole SMTP timeout.
+                asyncio.get_running_loop().call_later(INTERRUPT_GRACE_S, gen.cancel)
             else:
-                self.generator.cancel()
+                gen.cancel()
 
     def _on_arrival(self, ident: Identity | None, mail_ns: int, received_ns: int) -> None:
         if ident is None:
