@@ -274,3 +274,32 @@ def test_const_delay_is_measured_within_2_percent(tmp_path: Path) -> None:
     assert abs(doc["metrics"]["send_delay"]["mean_s"] - 0.200) <= 0.004
     assert_accounted(doc)
     assert doc["counts"]["undelivered"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "extra", "planned"),
+    [
+        ("poisson", [], None),
+        ("steps", ['load.steps=[{rate=50, duration="1s"}, {rate=150, duration="1s"}]'], 200),
+        ("closed", ['load.think_time="20ms"', "load.sessions=2"], None),
+    ],
+)
+def test_each_load_model_runs_and_accounts(
+    tmp_path: Path, model: str, extra: list[str], planned: int | None
+) -> None:
+    out = tmp_path / "out"
+    sets = [f'load.model="{model}"', *extra]
+    args = [a for s in sets for a in ("--set", s)]
+    p = mailsla("run", str(scenario(tmp_path)), "--no-live", "--out", str(out), *args)
+    assert p.returncode == 0, p.stderr
+    doc = result(out)
+    c = doc["counts"]
+    assert_accounted(doc)
+    assert c["delivered"] == c["planned"] > 0
+    if planned is not None:
+        assert c["planned"] == planned
+    if model == "closed":
+        # two sessions, each at most one message per 20 ms of think time, for 2 s
+        assert 20 <= c["planned"] <= 200
+        assert doc["metrics"]["schedule_lag"]["max_s"] < 0.010  # no schedule to lag behind
