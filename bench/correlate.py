@@ -66,6 +66,30 @@ class Outcomes:
         }
 
 
+class Bitset:
+    """A growable set of small non-negative ints, one bit each."""
+
+    __slots__ = ("bits",)
+
+    def __init__(self) -> None:
+        self.bits = bytearray(1024)
+
+    def add(self, i: int) -> bool:
+        """Add *i*; False if it was already there."""
+        byte, bit = divmod(i, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1, 2 * len(self.bits)) - len(self.bits)))
+        mask = 1 << bit
+        if self.bits[byte] & mask:
+            return False
+        self.bits[byte] |= mask
+        return True
+
+    def __contains__(self, i: int) -> bool:
+        byte, bit = divmod(i, 8)
+        return byte < len(self.bits) and bool(self.bits[byte] & (1 << bit))
+
+
 class Correlator:
     """Online join of generator records and post-office arrivals into metrics and counts."""
 
@@ -79,7 +103,8 @@ class Correlator:
             self.metrics[name]
         self._awaiting: dict[int, int] = {}  # id -> accepted_ns
         self._early: dict[int, tuple[int, int]] = {}  # id -> (mail_ns, received_ns)
-        self._delivered = bytearray(1024)
+        self._delivered = Bitset()
+        self._unaccepted = Bitset()  # rejected or failed: an arrival later is not "early"
         self._issued = 0  # ids below this have been handed to the generator
         self.finished = False
 
@@ -123,7 +148,9 @@ class Correlator:
         self._settle_unaccepted(seq)
 
     def _settle_unaccepted(self, seq: int) -> None:
-        # The system may have taken a message whose 250 we never read (a timeout at the dot).
+        # The system may have taken a message whose 250 we never read (a timeout at the dot);
+        # its copy may reach the post office before or after we give up on it.
+        self._unaccepted.add(seq)
         if self._early.pop(seq, None) is not None:
             self.counts.failed_then_delivered += 1
 
@@ -134,15 +161,12 @@ class Correlator:
         if run != self.run_id or seq < 0 or seq >= self._issued:
             self.counts.foreign += 1
             return
-        byte, bit = divmod(seq, 8)
-        if byte >= len(self._delivered):
-            self._delivered.extend(
-                bytes(max(byte + 1, 2 * len(self._delivered)) - len(self._delivered))
-            )
-        if self._delivered[byte] & (1 << bit):
+        if not self._delivered.add(seq):
             self.counts.duplicate += 1
             return
-        self._delivered[byte] |= 1 << bit
+        if seq in self._unaccepted:
+            self.counts.failed_then_delivered += 1
+            return
         accepted_ns = self._awaiting.pop(seq, None)
         if accepted_ns is None:
             self._early[seq] = (mail_ns, received_ns)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from bench.correlate import Correlator
 from bench.message import MessageFactory
-from bench.sender import Outcome, SmtpSession
+from bench.sender import Outcome, Session
 
 
 class Generator:
@@ -27,8 +27,9 @@ class Generator:
         *,
         correlator: Correlator,
         factory: MessageFactory,
-        session_factory: Callable[[], SmtpSession],
+        session_factory: Callable[[], Session],
         sessions: int,
+        depth: int = 1,
         offsets: Iterator[int] | None,
         start_ns: int,
         start_wall_ns: int,
@@ -41,6 +42,7 @@ class Generator:
         self.factory = factory
         self.session_factory = session_factory
         self.n_sessions = sessions
+        self.depth = depth
         self.offsets = offsets
         self.start_ns, self.start_wall_ns, self.end_ns = start_ns, start_wall_ns, end_ns
         self.think_time_ns = think_time_ns
@@ -52,7 +54,7 @@ class Generator:
         self._schedule: Iterator[tuple[int, int]] | None = None
         self._seq = itertools.count()
         self._sleepers: set[asyncio.Future[None]] = set()
-        self._sessions: list[SmtpSession] = []
+        self._sessions: list[Session] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- control -------------------------------------------------------------------------
@@ -62,7 +64,10 @@ class Generator:
             self._schedule = enumerate(self.offsets)
         self._sessions = [self.session_factory() for _ in range(self.n_sessions)]
         worker = self._open_worker if self._schedule is not None else self._closed_worker
-        self._tasks = [asyncio.ensure_future(worker(s)) for s in self._sessions]
+        # depth workers share each session: their messages are pipelined on it in order.
+        self._tasks = [
+            asyncio.ensure_future(worker(s)) for _ in range(self.depth) for s in self._sessions
+        ]
         try:
             await asyncio.gather(*self._tasks)
         finally:
@@ -107,7 +112,7 @@ class Generator:
                 handle.cancel()
                 self._sleepers.discard(fut)
 
-    async def _open_worker(self, session: SmtpSession) -> None:
+    async def _open_worker(self, session: Session) -> None:
         assert self._schedule is not None
         for seq, offset in self._schedule:
             self.corr.on_planned()
@@ -125,7 +130,7 @@ class Generator:
                 break
             await self._send(session, seq, planned_ns)
 
-    async def _closed_worker(self, session: SmtpSession) -> None:
+    async def _closed_worker(self, session: Session) -> None:
         while not self.stopping:
             now = time.monotonic_ns()
             if now >= self.end_ns:
@@ -138,7 +143,7 @@ class Generator:
             if self.think_time_ns:
                 await self._sleep_until(time.monotonic_ns() + self.think_time_ns)
 
-    async def _send(self, session: SmtpSession, seq: int, planned_ns: int) -> None:
+    async def _send(self, session: Session, seq: int, planned_ns: int) -> None:
         rcpts = self.factory.recipients_of(seq)
         data = self.factory.build(seq, rcpts, self.start_wall_ns + (planned_ns - self.start_ns))
         start_ns = time.monotonic_ns()
@@ -155,7 +160,7 @@ class Generator:
         self._record(seq, planned_ns, start_ns, out, session)
 
     def _record(
-        self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: SmtpSession
+        self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: Session
     ) -> None:
         if out.kind == "accepted":
             self.corr.on_accepted(seq, planned_ns, start_ns, out.accepted_ns)

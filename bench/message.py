@@ -53,11 +53,11 @@ class MessageFactory:
         self._head = (
             "From: mailsla <{sender}>\r\n"
             "To: {to}\r\n"
-            "Subject: mailsla {run} #{seq}\r\n"
+            "Subject: mailsla {run} #{seq:010d}\r\n"
             "Date: {date}\r\n"
-            "Message-ID: <{seq}.{run}@mailsla.test>\r\n"
+            "Message-ID: <{seq:010d}.{run}@mailsla.test>\r\n"
             "X-Mailsla-Run: {run}\r\n"
-            "X-Mailsla-Id: {seq}\r\n"
+            "X-Mailsla-Id: {seq:010d}\r\n"
             "X-Mailsla-Planned: {planned}\r\n"
             "MIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=us-ascii\r\n"
@@ -65,7 +65,10 @@ class MessageFactory:
         )
         self._date_s = -1
         self._date = ""
-        sample = self._header(10**9, [f"user{users}@{domain}"] * recipients, 10**19)
+        # Ids are zero-padded to 10 digits and planned times have 19: the header's length
+        # varies only with the recipients' user numbers, so sizes are within a few bytes.
+        widest = [f"user{users - 1}@{domain}"] * recipients
+        sample = self._header(0, widest, 10**18)
         self._body = _body(max(size - len(sample), 0))
 
     def recipients_of(self, seq: int) -> list[str]:
@@ -80,7 +83,7 @@ class MessageFactory:
             self._date = email.utils.formatdate(second, localtime=False)
         return self._head.format(
             sender=self.sender,
-            to=", ".join(f"<{r}>" for r in rcpts),
+            to=",\r\n ".join(f"<{r}>" for r in rcpts),  # folded: one address a line
             run=self.run_id,
             seq=seq,
             date=self._date,

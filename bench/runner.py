@@ -26,8 +26,9 @@ from bench.metrics import window_stats
 from bench.postoffice import PostOffice
 from bench.results import IDENTITY, SCHEMA, versions, write_json_atomic
 from bench.scenario import Scenario
-from bench.sender import SmtpSession
+from bench.sender import Session, SmtpSession
 from bench.sla import Verdict, evaluate
+from bench.smtpclient import PipelinedSession
 from bench.system import ChildFakeMta, SystemStartError
 from fakemta.server import FakeMtaConfig
 
@@ -65,6 +66,14 @@ class RunResult:
     status: str
     reason: str | None
     exit_code: int
+
+
+def make_session(client: str, host: str, port: int, ehlo: str, timeout: float) -> Session:
+    """The generator's SMTP session: the pipelined client, or aiosmtplib's (one command at a
+    time, for comparison and for servers that mishandle pipelining)."""
+    if client == "aiosmtplib":
+        return SmtpSession(host, port, ehlo=ehlo, timeout=timeout)
+    return PipelinedSession(host, port, ehlo=ehlo, timeout=timeout)
 
 
 def make_run_id(name: str, now: datetime) -> str:
@@ -219,10 +228,11 @@ class Runner:
         self.generator = Generator(
             correlator=self.corr,
             factory=factory,
-            session_factory=lambda: SmtpSession(
-                host, port, ehlo=sc.system.ehlo, timeout=load.timeout
+            session_factory=lambda: make_session(
+                load.client, host, port, sc.system.ehlo, load.timeout
             ),
             sessions=load.sessions,
+            depth=load.depth,
             offsets=offsets,
             start_ns=start_ns,
             start_wall_ns=start_wall,

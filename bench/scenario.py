@@ -124,6 +124,8 @@ class LoadConfig(_Model):
     duration: Duration = 20.0
     drain: Duration = 30.0
     sessions: int = Field(default=10, ge=1, le=10_000)
+    depth: int = Field(default=1, ge=1, le=64)
+    client: Literal["pipelined", "aiosmtplib"] = "pipelined"
     think_time: Duration = 0.0
     steps: tuple[Step, ...] = ()
     timeout: Duration = 30.0
@@ -146,6 +148,15 @@ class MessageConfig(_Model):
     recipients: int = Field(default=1, ge=1, le=100)
     users: int = Field(default=100, ge=1, le=10_000_000)
     sender: str = Field(default="load@sender.mailsla.test", pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+
+    @model_validator(mode="after")
+    def _check(self) -> MessageConfig:
+        if self.recipients > self.users:
+            raise ValueError(
+                f"recipients ({self.recipients}) cannot exceed users ({self.users}): "
+                "a message would name a mailbox twice"
+            )
+        return self
 
 
 class SlaConfig(_Model):
@@ -196,7 +207,7 @@ class Scenario(_Model):
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -258,7 +269,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw
+        value = raw.strip()
     return key.split("."), value
 
 

@@ -9,6 +9,7 @@ A worker of N takes every N-th planned send (:func:`split`).
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Iterator
 
@@ -33,6 +34,17 @@ def _poisson(rate: float, start_ns: int, end_ns: int, rng: random.Random) -> Ite
         if t >= end_ns:
             return
         yield round(t)
+
+
+def _constant_count(rate: float, end_ns: int) -> int:
+    """How many i >= 0 have round(i * NS / rate) < end_ns (what :func:`_constant` yields)."""
+    period = NS / rate
+    n = max(math.ceil(end_ns / period) - 1, 0)
+    while n > 0 and round((n - 1) * period) >= end_ns:
+        n -= 1
+    while round(n * period) < end_ns:
+        n += 1
+    return n
 
 
 def planned_offsets(load: LoadConfig, seed: int) -> Iterator[int]:
@@ -69,7 +81,9 @@ def expected_count(load: LoadConfig) -> int | None:
     if load.model == "closed":
         return None
     if load.model == "steps":
-        n = sum(sum(1 for _ in _constant(s.rate, 0, round(s.duration * NS))) for s in load.steps)
+        n = sum(_constant_count(s.rate, round(s.duration * NS)) for s in load.steps)
+    elif load.model == "constant":
+        n = _constant_count(load.rate, round(load.duration * NS))
     else:
         n = round(load.rate * load.duration)
     return min(n, load.max_messages) if load.max_messages else n

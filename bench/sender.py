@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiosmtplib import (
     SMTP,
@@ -22,6 +23,25 @@ from aiosmtplib import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+
+
+class Session(Protocol):
+    """What the generator needs of an SMTP session (aiosmtplib's or the pipelined one)."""
+
+    host: str
+    port: int
+    stage: str
+    connects: int
+    connect_failures: int
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+    async def quit(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ _SIZE_UNITS = {
 def parse_size(text: str | int) -> int:
     """Parse ``"2KiB"``, ``"100KB"``, ``"512"`` (bytes) into a byte count."""
     if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"{text!r} is not a size (must be >= 0)")
         return text
     m = _SIZE.match(text)
     if not m:
@@ -41,12 +43,31 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
+def _plain(x: float) -> str:
+    """*x* without an exponent, in as few digits as represent it exactly."""
+    text = repr(x)
+    if "e" in text or "E" in text:
+        text = f"{x:.20f}".rstrip("0").rstrip(".")
+    return text[:-2] if text.endswith(".0") else text
+
+
 def format_duration(seconds: float) -> str:
-    """Shortest exact form: 0.25 -> "250ms", 20 -> "20s", 300 -> "5m"."""
-    for unit, f in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        v = seconds / f
-        if v >= 1 and abs(v - round(v)) < 1e-9:
-            return f"{round(v)}{unit}"
+    """The shortest text that :func:`parse_duration` reads back as exactly *seconds*:
+    0.25 -> "250ms", 20 -> "20s", 300 -> "5m", 2.3 -> "2.3s"."""
     if seconds == 0:
         return "0s"
-    return f"{seconds:g}s"
+    candidates = []
+    for unit, f in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        v = seconds / f
+        texts = [_plain(v) + unit]
+        if v >= 1 and abs(v - round(v)) < 1e-9 * v:
+            texts.append(f"{round(v)}{unit}")
+        for text in texts:
+            try:
+                if parse_duration(text) == seconds:
+                    candidates.append(text)
+            except ValueError:
+                continue
+    if candidates:
+        return min(candidates, key=lambda t: (len(t), "." in t))  # shortest, whole on a tie
+    return _plain(seconds) + "s"

@@ -7,6 +7,7 @@ the given reply, closes the connection (CLOSE) or never answers (STALL); unset s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CLOSE = "<close>"
@@ -22,6 +23,16 @@ class Script:
     data: str = "354 go ahead"
     dot: str = "250 2.0.0 Ok: queued"
     messages: list[bytes] = field(default_factory=list)
+    # rule(stage, line or body) -> a reply overriding the stage's default, or None
+    rule: Callable[[str, bytes], str | None] | None = None
+    writes: int = 0  # how many reads the server made (pipelining packs commands into few)
+
+    def reply(self, stage: str, arg: bytes) -> str:
+        if self.rule is not None:
+            r = self.rule(stage, arg)
+            if r is not None:
+                return r
+        return str(getattr(self, stage))
 
 
 class ScriptedServer:
@@ -54,23 +65,38 @@ class ScriptedServer:
     async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         self.connections += 1
         s = self.script
+        in_txn, rcpts = False, 0
         try:
             if not await self._reply(w, s.banner):
                 return
             while line := await r.readline():
                 verb = line[:4].upper()
                 if verb in (b"EHLO", b"HELO"):
-                    ok = await self._reply(w, s.ehlo)
+                    ok = await self._reply(w, s.reply("ehlo", line))
                 elif verb == b"MAIL":
-                    ok = await self._reply(w, s.mail)
+                    reply = s.reply("mail", line)
+                    in_txn, rcpts = reply.startswith("2"), 0
+                    ok = await self._reply(w, reply)
                 elif verb == b"RCPT":
-                    ok = await self._reply(w, s.rcpt)
+                    reply = s.reply("rcpt", line) if in_txn else "503 5.5.1 need MAIL"
+                    rcpts += reply.startswith("2")
+                    ok = await self._reply(w, reply)
                 elif verb == b"DATA":
-                    ok = await self._reply(w, s.data)
-                    if ok and s.data.startswith("354"):
-                        body = await r.readuntil(b"\r\n.\r\n")
-                        s.messages.append(body)
-                        ok = await self._reply(w, s.dot)
+                    if not in_txn or not rcpts:
+                        reply = "554 5.5.1 no valid recipients" if in_txn else "503 need MAIL"
+                    else:
+                        reply = s.reply("data", line)
+                    ok = await self._reply(w, reply)
+                    if ok and reply.startswith("354"):
+                        body = b""
+                        while (chunk := await r.readline()) not in (b".\r\n", b""):
+                            body += chunk
+                        s.messages.append(body + b".\r\n")
+                        in_txn = False
+                        ok = await self._reply(w, s.reply("dot", body))
+                elif verb == b"RSET":
+                    in_txn = False
+                    ok = await self._reply(w, "250 2.0.0 reset")
                 elif verb == b"QUIT":
                     await self._reply(w, "221 bye")
                     break

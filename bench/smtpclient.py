@@ -1,0 +1,381 @@
+"""A small pipelined SMTP client for the hot path (RFC 2920), as an ``asyncio.Protocol``.
+
+aiosmtplib sends one command and waits for its reply; at load-test rates that round trip per
+command is the generator's limit (see the README's Performance section). When the server
+advertises PIPELINING this client writes a message's envelope (MAIL, RCPT…, DATA) in one write,
+and the body together with the *next* message's envelope in the next, so a message costs one
+round trip. Replies are matched to messages strictly in order. Without PIPELINING it sends one
+command at a time. Outcomes and stages are those of :mod:`bench.sender`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+from bench.sender import Outcome
+
+# Reply kinds a message expects, in order.
+MAIL, RCPT, DATA, DOT, ABORT, RSET = range(6)
+STAGE_NAMES = ("mail", "rcpt", "data", "dot", "dot", "mail")
+MAX_LINE = 4096
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """One message in flight on a connection."""
+
+    cmds: list[bytes]
+    body: bytes
+    fut: asyncio.Future[Outcome]
+    stage: int = MAIL
+    sent_cmds: int = 0
+    bad: Outcome | None = None
+    rcpts: int = field(default=0)
+
+
+class ProtocolError(Exception):
+    """The peer does not speak SMTP (no 3-digit reply)."""
+
+
+class PipelinedProtocol(asyncio.Protocol):
+    """Matches replies to messages; writes envelopes and bodies as replies allow."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.transport: asyncio.Transport | None = None
+        self.pipelining = False
+        self.buf = b""
+        self.lines: list[bytes] = []
+        self.expect: collections.deque[tuple[Message | None, int]] = collections.deque()
+        self.waiting: collections.deque[Message] = collections.deque()
+        self.data_pending = False  # DATA sent, 354 not yet seen: nothing else may be written
+        self.out: list[bytes] = []
+        # The greeting can arrive before anyone asks for it: wait for it from the start.
+        self.handshake: asyncio.Future[tuple[int, bytes]] | None = loop.create_future()
+        self.banner = self.handshake
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.error = ""
+        self.last_progress = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_scheduled = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.error:
+            self.error = "reset" if isinstance(exc, ConnectionResetError) else "disconnected"
+        self._fail_all(self.error)
+        if self.handshake is not None and not self.handshake.done():
+            self.handshake.set_exception(ConnectionError(self.error))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        start = 0
+        try:
+            while True:
+                end = buf.find(b"\n", start)
+                if end < 0:
+                    break
+                line = buf[start:end]
+                start = end + 1
+                self._line(line[:-1] if line.endswith(b"\r") else line)
+        except ProtocolError:
+            self.error = "protocol"
+            self.abort()
+            return
+        self.buf = buf[start:]
+        if len(self.buf) > MAX_LINE:
+            self.error = "protocol"
+            self.abort()
+            return
+        self.flush()
+
+    # -- replies -------------------------------------------------------------------------
+    def _line(self, line: bytes) -> None:
+        if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in b" -"):
+            raise ProtocolError(line[:80])
+        if len(line) > 3 and line[3] == 45:  # "-": a continuation line
+            self.lines.append(line[4:])
+            return
+        self.lines.append(line[4:])
+        text = b"\n".join(self.lines)
+        self.lines = []
+        self.last_progress = time.monotonic()
+        self._reply(int(line[:3]), text)
+
+    def _reply(self, code: int, text: bytes) -> None:
+        if self.handshake is not None:
+            fut, self.handshake = self.handshake, None
+            if not fut.done():
+                fut.set_result((code, text))
+            return
+        if not self.expect:
+            if code == 421:  # the server is going away (idle timeout, shutdown)
+                self.error = "disconnected"
+            return
+        m, kind = self.expect.popleft()
+        if m is None:  # RSET
+            return
+        if kind in (MAIL, RCPT):
+            if code not in (250, 251) and m.bad is None:
+                m.bad = Outcome("rejected", STAGE_NAMES[kind], code, _text(text))
+            if not self.pipelining:
+                self._send_next_cmd(m)
+        elif kind == DATA:
+            self.data_pending = False
+            if code == 354:
+                m.stage = DOT
+                if m.bad is None:
+                    self.out.append(m.body)
+                    self.expect.append((m, DOT))
+                else:  # a recipient was refused but the server took DATA: end it empty
+                    self.out.append(b".\r\n")
+                    self.expect.append((m, ABORT))
+            else:
+                self._finish(m, m.bad or Outcome("rejected", "data", code, _text(text)))
+                self.out.append(b"RSET\r\n")
+                self.expect.append((None, RSET))
+            self._pump()
+        elif kind == DOT:
+            if code == 250:
+                self._finish(m, Outcome("accepted", "dot", 250, accepted_ns=time.monotonic_ns()))
+            else:
+                self._finish(m, Outcome("rejected", "dot", code, _text(text)))
+        elif kind == ABORT:
+            self._finish(m, m.bad or Outcome("rejected", "dot", code, _text(text)))
+        if code == 421:
+            self.error = "disconnected"
+            self.abort()
+
+    def _finish(self, m: Message, outcome: Outcome) -> None:
+        if not m.fut.done():
+            m.fut.set_result(outcome)
+
+    # -- sending -------------------------------------------------------------------------
+    def submit(self, m: Message) -> None:
+        """Queue *m*; its envelope goes out as soon as no DATA is waiting for its 354."""
+        if self.transport is None:
+            self._finish(m, Outcome("failed", "mail", error=self.error or "disconnected"))
+            return
+        self.waiting.append(m)
+        self._pump()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+        self._arm()
+
+    def _pump(self) -> None:
+        while self.waiting and not self.data_pending:
+            m = self.waiting.popleft()
+            self.data_pending = True
+            if self.pipelining:
+                self.out.extend(m.cmds)
+                m.sent_cmds = len(m.cmds)
+                exp = self.expect
+                exp.append((m, MAIL))
+                for _ in range(m.rcpts):
+                    exp.append((m, RCPT))
+                exp.append((m, DATA))
+            else:
+                self._send_next_cmd(m)
+
+    def _send_next_cmd(self, m: Message) -> None:
+        i = m.sent_cmds
+        if i >= len(m.cmds):
+            return
+        m.sent_cmds = i + 1
+        self.out.append(m.cmds[i])
+        kind = MAIL if i == 0 else DATA if i == len(m.cmds) - 1 else RCPT
+        m.stage = kind
+        self.expect.append((m, kind))
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self.out and self.transport is not None:
+            self.transport.write(b"".join(self.out))
+        self.out.clear()
+
+    def command(self, line: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        """Send one command outside any message (EHLO, QUIT); the future gets its reply."""
+        if not line:
+            return self.banner
+        fut: asyncio.Future[tuple[int, bytes]] = self.loop.create_future()
+        self.handshake = fut
+        if self.transport is not None:
+            self.transport.write(line)
+        return fut
+
+    # -- failure -------------------------------------------------------------------------
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.timeout, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        if not self.expect and not self.waiting:
+            return
+        idle = time.monotonic() - self.last_progress
+        if idle >= self.timeout:
+            self.error = "timeout"
+            self.abort()
+        else:
+            self._timer = self.loop.call_later(self.timeout - idle, self._check_timeout)
+
+    def abort(self) -> None:
+        self._fail_all(self.error or "disconnected")
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail_all(self, error: str) -> None:
+        for m, kind in self.expect:
+            if m is not None:
+                self._finish(m, Outcome("failed", STAGE_NAMES[kind], error=error))
+        for m in self.waiting:
+            self._finish(m, Outcome("failed", "mail", error=error))
+        self.expect.clear()
+        self.waiting.clear()
+        self.data_pending = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+class PipelinedSession:
+    """A persistent session to ``host:port`` on :class:`PipelinedProtocol`.
+
+    Several callers may :meth:`send` at once: their messages share the connection in order
+    (that is what lets the body of one and the envelope of the next share a write). After a
+    failure the next :meth:`send` reconnects.
+    """
+
+    def __init__(
+        self, host: str, port: int, *, ehlo: str, timeout: float, pipelining: bool = True
+    ) -> None:
+        self.host, self.port, self.ehlo, self.timeout = host, port, ehlo, timeout
+        self.allow_pipelining = pipelining
+        self.proto: PipelinedProtocol | None = None
+        self.extensions: dict[str, str] = {}
+        self.stage = "connect"
+        self.connects = 0
+        self.connect_failures = 0
+        self._opening: asyncio.Future[Outcome | None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.proto is not None and self.proto.transport is not None
+
+    async def _open(self) -> Outcome | None:
+        loop = asyncio.get_running_loop()
+        proto = PipelinedProtocol(loop, self.timeout)
+        self.stage = "connect"
+        try:
+            async with asyncio.timeout(self.timeout):
+                await loop.create_connection(lambda: proto, self.host, self.port)
+        except TimeoutError:
+            self.connect_failures += 1
+            return Outcome("failed", "connect", error="timeout")
+        except OSError as exc:
+            self.connect_failures += 1
+            return Outcome("failed", "connect", error=_os_error(exc))
+        bad = await self._greet(proto)
+        if bad is not None:
+            if bad.stage == "banner":
+                self.connect_failures += 1
+            proto.abort()
+            return bad
+        self.proto = proto
+        self.connects += 1
+        return None
+
+    async def _greet(self, proto: PipelinedProtocol) -> Outcome | None:
+        for stage, line, want in (("banner", b"", 220), ("ehlo", b"EHLO %s\r\n", 250)):
+            self.stage = stage
+            fut = proto.command(line.replace(b"%s", self.ehlo.encode()) if line else b"")
+            try:
+                async with asyncio.timeout(self.timeout):
+                    code, text = await fut
+            except TimeoutError:
+                return Outcome("failed", stage, error="timeout")
+            except ConnectionError:
+                return Outcome("failed", stage, error=proto.error or "disconnected")
+            if code != want:
+                return Outcome("rejected", stage, code, _text(text))
+            if stage == "ehlo":
+                self.extensions = parse_ehlo(text)
+        proto.pipelining = self.allow_pipelining and "PIPELINING" in self.extensions
+        return None
+
+    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> Outcome:
+        """Send one message; *data* must end with CRLF and need no dot-stuffing."""
+        if not self.connected:
+            # One connection attempt serves every caller waiting for it.
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(self._open())
+            opening = self._opening
+            try:
+                bad = await asyncio.shield(opening)
+            finally:
+                if opening.done() and self._opening is opening:
+                    self._opening = None
+            if bad is not None:
+                return bad
+        proto = self.proto
+        assert proto is not None
+        cmds = [b"MAIL FROM:<" + mail_from.encode() + b">\r\n"]
+        cmds += [b"RCPT TO:<" + r.encode() + b">\r\n" for r in rcpts]
+        cmds.append(b"DATA\r\n")
+        m = Message(cmds, data + b".\r\n", proto.loop.create_future(), rcpts=len(rcpts))
+        proto.submit(m)
+        try:
+            return await m.fut
+        except asyncio.CancelledError:
+            self.stage = STAGE_NAMES[m.stage]
+            raise
+
+    def close(self) -> None:
+        if self.proto is not None:
+            self.proto.abort()
+            self.proto = None
+
+    async def quit(self) -> None:
+        """QUIT when idle (bounded wait), then close."""
+        proto = self.proto
+        if proto is not None and proto.transport is not None and not proto.expect:
+            try:
+                async with asyncio.timeout(2):
+                    await proto.command(b"QUIT\r\n")
+            except (TimeoutError, ConnectionError):
+                pass
+        self.close()
+
+
+def parse_ehlo(text: bytes) -> dict[str, str]:
+    """EHLO reply lines (after the greeting line) as {KEYWORD: parameters}."""
+    out: dict[str, str] = {}
+    for line in text.split(b"\n")[1:]:
+        word, _, rest = line.decode("ascii", "replace").strip().partition(" ")
+        if word:
+            out[word.upper()] = rest
+    return out
+
+
+def _os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    return (exc.strerror or type(exc).__name__).lower()
