@@ -15,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.metrics import MetricSet
+from bench.metrics import Metric, MetricSet
 
+LIVE_METRICS = ("send_delay",)  # kept per interval too, for the live view's window
 SPINE_METRICS = ("submit_latency", "service_time", "schedule_lag", "send_delay", "delivery_delay")
 
 
@@ -99,8 +100,8 @@ class Correlator:
         self.counts = Counts()
         self.outcomes = Outcomes()
         self.metrics = MetricSet()
-        for name in SPINE_METRICS:
-            self.metrics[name]
+        for name in SPINE_METRICS:  # present in results even when empty
+            self.metrics[name] = Metric(name, interval=name in LIVE_METRICS)
         self._awaiting: dict[int, int] = {}  # id -> accepted_ns
         self._early: dict[int, tuple[int, int]] = {}  # id -> (mail_ns, received_ns)
         self._delivered = Bitset()

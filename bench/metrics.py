@@ -10,6 +10,7 @@ figures, never from buckets. Histograms cross process boundaries encoded, and me
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,20 @@ def new_histogram() -> HdrHistogram:
 
 
 class Metric:
-    """One latency metric: whole-run histogram, exact figures, and an interval histogram."""
+    """One latency metric: whole-run histogram and exact figures; optionally an interval
+    histogram (values since the last :meth:`take_interval`) for live windows.
+
+    :meth:`record` is on the hot path (several calls per message): it computes the HDR counts
+    index inline (``int.bit_length`` instead of hdrh's ``bin()``-based arithmetic, ~3× faster,
+    measured in bench/perf) and keeps the histogram's own totals in step only when read.
+    """
 
     __slots__ = (
+        "_counts",
+        "_icounts",
+        "_mask",
+        "_shbm",
+        "_shc",
         "count",
         "hist",
         "interval",
@@ -40,10 +52,15 @@ class Metric:
         "sum_ns",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, interval: bool = False) -> None:
         self.name = name
         self.hist = new_histogram()
-        self.interval = new_histogram()
+        self.interval = new_histogram() if interval else None
+        self._counts = self.hist.counts
+        self._icounts = self.interval.counts if self.interval is not None else None
+        self._mask = self.hist.sub_bucket_mask
+        self._shbm = self.hist.sub_bucket_half_count_magnitude
+        self._shc = self.hist.sub_bucket_half_count
         self.count = 0
         self.sum_ns = 0
         self.min_ns = 0
@@ -53,9 +70,11 @@ class Metric:
 
     def record(self, value_ns: int) -> None:
         """Record one value in nanoseconds."""
-        if self.count == 0 or value_ns < self.min_ns:
+        if self.count == 0:
+            self.min_ns = self.max_ns = value_ns
+        elif value_ns < self.min_ns:
             self.min_ns = value_ns
-        if self.count == 0 or value_ns > self.max_ns:
+        elif value_ns > self.max_ns:
             self.max_ns = value_ns
         self.count += 1
         self.sum_ns += value_ns
@@ -66,12 +85,50 @@ class Metric:
         elif us > HIGHEST_US:
             self.over_range += 1
             us = HIGHEST_US
-        self.hist.record_value(us)
-        self.interval.record_value(us)
+        # hdrh's _counts_index_for(), with unit_magnitude 0 (lowest trackable value 1):
+        bucket = (us | self._mask).bit_length() - self._shbm - 1
+        index = ((bucket + 1) << self._shbm) + (us >> bucket) - self._shc
+        self._counts[index] += 1
+        if self._icounts is not None:
+            self._icounts[index] += 1
+
+    @staticmethod
+    def _sync(h: HdrHistogram) -> HdrHistogram:
+        """Bring a histogram's totals in step with counts written by :meth:`record`."""
+        total = 0
+        lo = hi = -1
+        counts = h.counts
+        for i in range(h.counts_len):
+            c = counts[i]
+            if c:
+                total += c
+                if lo < 0:
+                    lo = i
+                hi = i
+        h.total_count = total
+        if total:
+            h.min_value = h.get_value_from_index(lo)
+            h.max_value = h.get_highest_equivalent_value(h.get_value_from_index(hi))
+        else:
+            h.min_value, h.max_value = sys.maxsize, 0
+        return h
+
+    def histogram(self) -> HdrHistogram:
+        """The whole-run histogram, its totals set from the exact figures."""
+        h = self.hist
+        h.total_count = self.count
+        if self.count:
+            h.min_value = min(max(self.min_ns // 1000, 0), HIGHEST_US)
+            h.max_value = min(max(self.max_ns // 1000, 0), HIGHEST_US)
+        return h
 
     def take_interval(self) -> HdrHistogram:
         """The histogram of values recorded since the last call (and start a new one)."""
-        h, self.interval = self.interval, new_histogram()
+        if self.interval is None:
+            raise ValueError(f"metric {self.name} keeps no interval histogram")
+        h = self._sync(self.interval)
+        self.interval = new_histogram()
+        self._icounts = self.interval.counts
         return h
 
     def merge(self, other: Metric) -> None:
@@ -87,8 +144,9 @@ class Metric:
         self.sum_ns += other.sum_ns
         self.negative += other.negative
         self.over_range += other.over_range
-        self.hist.add(other.hist)
-        self.interval.add(other.interval)
+        self.hist.add(other.histogram())
+        if self.interval is not None and other.interval is not None:
+            self.interval.add(self._sync(other.interval))
 
     @property
     def mean_s(self) -> float | None:
@@ -100,7 +158,7 @@ class Metric:
             return None
         if q >= 100:
             return self.max_ns / 1e9
-        v = self.hist.get_value_at_percentile(q) / 1e6
+        v = self.histogram().get_value_at_percentile(q) / 1e6
         return float(min(max(v, self.min_ns / 1e9), self.max_ns / 1e9))
 
     def stat(self, name: str) -> float | None:
@@ -129,7 +187,7 @@ class Metric:
             "max_s": self.max_ns / 1e9 if self.count else None,
             "sum_s": self.sum_ns / 1e9,
             "percentiles_s": pct,
-            "hdr": self.hist.encode().decode("ascii") if self.count else None,
+            "hdr": self.histogram().encode().decode("ascii") if self.count else None,
             "hdr_unit": "us",
         }
         if self.negative:
@@ -162,7 +220,7 @@ class EncodedMetric:
             m.max_ns,
             m.negative,
             m.over_range,
-            m.hist.encode() if m.count else b"",
+            m.histogram().encode() if m.count else b"",
         )
 
     def decode(self) -> Metric:
@@ -171,6 +229,7 @@ class EncodedMetric:
         m.negative, m.over_range = self.negative, self.over_range
         if self.hdr:
             m.hist = HdrHistogram.decode(self.hdr)
+            m._counts = m.hist.counts
         return m
 
 

@@ -13,15 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP as SMTPServerProtocol
 from aiosmtpd.smtp import Envelope, Session
 
 from bench.message import Identity, parse_identity
+from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
+from fakemta.fastsmtp import PipeliningEhlo
 
 ArrivalSink = Callable[[Identity | None, int, int], None]
 
 
-class PostOfficeHandler:
+class PostOfficeHandler(PipeliningEhlo):
     """aiosmtpd hooks: accept mail for *domain*, timestamp MAIL FROM and end of DATA."""
 
     def __init__(self, domain: str, sink: ArrivalSink) -> None:

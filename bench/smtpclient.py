@@ -63,6 +63,7 @@ class PipelinedProtocol(asyncio.Protocol):
         self.last_progress = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
+        self.idle: asyncio.Future[None] | None = None  # set when no reply is awaited
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,6 +125,8 @@ class PipelinedProtocol(asyncio.Protocol):
                 self.error = "disconnected"
             return
         m, kind = self.expect.popleft()
+        if not self.expect and self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
         if m is None:  # RSET
             return
         if kind in (MAIL, RCPT):
@@ -354,9 +357,12 @@ class PipelinedSession:
     async def quit(self) -> None:
         """QUIT when idle (bounded wait), then close."""
         proto = self.proto
-        if proto is not None and proto.transport is not None and not proto.expect:
+        if proto is not None and proto.transport is not None:
             try:
                 async with asyncio.timeout(2):
+                    if proto.expect or proto.waiting:
+                        proto.idle = proto.loop.create_future()
+                        await proto.idle
                     await proto.command(b"QUIT\r\n")
             except (TimeoutError, ConnectionError):
                 pass

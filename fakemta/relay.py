@@ -8,7 +8,6 @@ keep persistent SMTP connections to the destination and retry deferred mail with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -78,6 +77,7 @@ class Relay:
         self._ready: asyncio.Queue[QueuedMessage] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._ids = itertools.count(1)
+        self._stopping = False
 
     def next_qid(self) -> str:
         return f"{next(self._ids):X}"
@@ -96,11 +96,13 @@ class Relay:
             loop.call_later(delay, self._ready.put_nowait, msg)
 
     async def stop(self) -> None:
+        # aiosmtplib can swallow a cancellation that lands mid-command: the flag ends the
+        # worker's loop whatever happens to the CancelledError, and the wait is bounded.
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
 
     def _error(self, key: str) -> None:
@@ -132,7 +134,7 @@ class Relay:
     async def _worker(self) -> None:
         client: SMTP | None = None
         try:
-            while True:
+            while not self._stopping:
                 msg = await self._ready.get()
                 try:
                     if client is None or not client.is_connected:

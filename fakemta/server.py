@@ -13,10 +13,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import SMTP as SMTPServerProtocol
 from aiosmtpd.smtp import Envelope, Session
 
 from fakemta.delays import Delay
+from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
+from fakemta.fastsmtp import PipeliningEhlo
 from fakemta.relay import QueuedMessage, Relay
 
 
@@ -37,7 +38,7 @@ class FakeMtaConfig:
     max_attempts: int = 5
 
 
-class InboundHandler:
+class InboundHandler(PipeliningEhlo):
     """aiosmtpd hooks: accept relay-domain recipients, queue DATA with a drawn delay."""
 
     def __init__(self, config: FakeMtaConfig, relay: Relay) -> None:

@@ -15,6 +15,7 @@ from bench.metrics import (
     EncodedMetric,
     Metric,
     MetricSet,
+    new_histogram,
     window_stats,
 )
 
@@ -26,8 +27,8 @@ any_value = st.one_of(
 )
 
 
-def of(values: list[int], name: str = "m") -> Metric:
-    m = Metric(name)
+def of(values: list[int], name: str = "m", *, interval: bool = False) -> Metric:
+    m = Metric(name, interval=interval)
     for v in values:
         m.record(v)
     return m
@@ -60,7 +61,7 @@ def test_exact_count_sum_min_max(values: list[int]) -> None:
     assert m.stat("min") == min(values) / 1e9
     assert m.stat("max") == max(values) / 1e9
     assert m.stat("count") == float(len(values))
-    assert m.hist.get_total_count() == len(values)  # nothing dropped from the histogram
+    assert m.histogram().get_total_count() == len(values)  # nothing dropped from the histogram
 
 
 def test_exact_example() -> None:
@@ -103,7 +104,7 @@ def test_stat_percentile_names() -> None:
 def test_negative_values_counted_not_dropped() -> None:
     m = of([-5_000, -1, 3_000_000])
     assert m.negative == 2
-    assert m.count == 3 and m.hist.get_total_count() == 3
+    assert m.count == 3 and m.histogram().get_total_count() == 3
     assert m.min_ns == -5_000 and m.sum_ns == 3_000_000 - 5_001
     assert m.summary()["negative"] == m.negative
 
@@ -111,14 +112,14 @@ def test_negative_values_counted_not_dropped() -> None:
 def test_every_negative_value_counted() -> None:
     m = of([-5_000, -1, -999])
     assert m.negative == 3
-    assert m.hist.get_total_count() == 3
+    assert m.histogram().get_total_count() == 3
 
 
 def test_over_range_counted_not_dropped() -> None:
     big = TOP_NS * 10
     m = of([1_000_000, big])
     assert m.over_range == 1
-    assert m.count == 2 and m.hist.get_total_count() == 2
+    assert m.count == 2 and m.histogram().get_total_count() == 2
     assert m.stat("max") == big / 1e9  # the exact max, not the histogram's top
     assert m.percentile_s(99.9) is not None and m.percentile_s(99.9) <= big / 1e9
     assert m.percentile_s(99.9) >= HIGHEST_US / 1e6  # recorded at the top of the range
@@ -142,8 +143,8 @@ def test_merge_equals_one_metric_of_all(a: list[int], b: list[int]) -> None:
     merged.merge(of(b))
     whole = of(a + b)
     assert exact_figures(merged) == exact_figures(whole)
-    assert hist_counts(merged.hist) == hist_counts(whole.hist)
-    assert merged.hist.get_total_count() == len(a) + len(b)
+    assert hist_counts(merged.histogram()) == hist_counts(whole.histogram())
+    assert merged.histogram().get_total_count() == len(a) + len(b)
     for q in (0.0, 50.0, 90.0, 99.0, 99.9, 100.0):
         assert merged.percentile_s(q) == whole.percentile_s(q)
     assert merged.summary() == whole.summary()
@@ -165,17 +166,17 @@ def test_merge_of_empty_changes_nothing() -> None:
 
 
 def test_take_interval_resets() -> None:
-    m = of([1_000_000, 2_000_000])
+    m = of([1_000_000, 2_000_000], interval=True)
     first = m.take_interval()
     assert first.get_total_count() == 2
     m.record(3_000_000)
     assert m.take_interval().get_total_count() == 1
     assert m.take_interval().get_total_count() == 0
-    assert m.hist.get_total_count() == 3
+    assert m.histogram().get_total_count() == 3
 
 
 def test_window_stats() -> None:
-    m = Metric("m")
+    m = Metric("m", interval=True)
     for ms in range(1, 101):
         m.record(ms * 1_000_000)
     a = m.take_interval()
@@ -187,7 +188,7 @@ def test_window_stats() -> None:
     assert p99 == pytest.approx(0.100, rel=2e-3)
     assert mx == pytest.approx(0.5, rel=2e-3)
     assert window_stats([]) is None
-    assert window_stats([Metric("e").take_interval()]) is None
+    assert window_stats([Metric("e", interval=True).take_interval()]) is None
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def test_encoded_round_trip(values: list[int]) -> None:
     back = enc.decode()
     assert back.name == "send_delay"
     assert exact_figures(back) == exact_figures(m)
-    assert hist_counts(back.hist) == hist_counts(m.hist)
+    assert hist_counts(back.histogram()) == hist_counts(m.histogram())
     assert back.summary() == m.summary()
 
 
@@ -209,7 +210,7 @@ def test_encoded_empty_metric() -> None:
     enc = EncodedMetric.of(Metric("x"))
     assert enc.hdr == b"" and enc.count == 0
     back = enc.decode()
-    assert back.count == 0 and back.hist.get_total_count() == 0
+    assert back.count == 0 and back.histogram().get_total_count() == 0
 
 
 def test_decoded_metrics_merge_exactly() -> None:
@@ -250,3 +251,19 @@ def test_metric_set() -> None:
     assert ms["b"].count == 2 and ms["b"].name == "b"
     assert list(ms.summaries()) == ["a", "b"]
     assert ms.summaries()["a"]["count"] == 0
+
+
+def test_metric_without_interval_refuses_to_pretend() -> None:
+    with pytest.raises(ValueError, match="no interval"):
+        of([1]).take_interval()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=HIGHEST_US * 1000), max_size=200))
+@settings(max_examples=100)
+def test_inline_index_matches_hdrh(values: list[int]) -> None:
+    """The inline counts index is hdrh's own: same counts as record_value would give."""
+    m = of(values)
+    ref = new_histogram()
+    for v in values:
+        ref.record_value(v // 1000)
+    assert hist_counts(m.histogram()) == hist_counts(ref)

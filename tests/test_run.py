@@ -95,6 +95,7 @@ def test_run_passes_and_writes_the_documented_result(tmp_path: Path) -> None:
     )
     assert "SLA checks: PASS" in p.stdout
     assert "results in" in p.stderr
+    assert "send_delay p99" in p.stderr  # the progress line's window over the last seconds
 
 
 @pytest.mark.slow
