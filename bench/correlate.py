@@ -107,6 +107,7 @@ class Correlator:
         self._delivered = Bitset()
         self._unaccepted = Bitset()  # rejected or failed: an arrival later is not "early"
         self._issued = 0  # ids below this have been handed to the generator
+        self.remote = False  # the generator runs elsewhere: ids arrive in batches
         self.finished = False
 
     # -- generator side ------------------------------------------------------------------
@@ -155,11 +156,32 @@ class Correlator:
         if self._early.pop(seq, None) is not None:
             self.counts.failed_then_delivered += 1
 
+    # -- a generator in worker processes ------------------------------------------------
+    def on_remote_accepted(self, seq: int, accepted_ns: int) -> None:
+        """A worker saw the 250 for *seq* (its counts and metrics come with :meth:`absorb`)."""
+        early = self._early.pop(seq, None)
+        if early is None:
+            self._awaiting[seq] = accepted_ns
+        else:
+            self._join(accepted_ns, *early)
+
+    def on_remote_unaccepted(self, seq: int) -> None:
+        self._settle_unaccepted(seq)
+
+    def absorb(self, final: dict[str, Any]) -> None:
+        """Add a worker's totals (see :meth:`bench.recorder.GenRecorder.final`)."""
+        for key, n in final["counts"].items():
+            setattr(self.counts, key, getattr(self.counts, key) + n)
+        self.outcomes.rejected.update(final["rejected"])
+        self.outcomes.failed.update(final["failed"])
+        for enc in final["metrics"]:
+            self.metrics[enc.name].merge(enc.decode())
+
     # -- post office side ----------------------------------------------------------------
     def on_arrival(self, run: str, seq: int, mail_ns: int, received_ns: int) -> None:
         """Message *seq* of *run* arrived: relay's MAIL FROM at *mail_ns*, complete at
         *received_ns*."""
-        if run != self.run_id or seq < 0 or seq >= self._issued:
+        if run != self.run_id or seq < 0 or (seq >= self._issued and not self.remote):
             self.counts.foreign += 1
             return
         if not self._delivered.add(seq):

@@ -13,10 +13,21 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
-from bench.correlate import Correlator
 from bench.message import MessageFactory
 from bench.sender import Outcome, Session
+
+
+class Recorder(Protocol):
+    """Where the generator reports each message (a Correlator, or a worker's GenRecorder)."""
+
+    def on_planned(self, n: int = 1) -> None: ...
+    def on_not_sent(self, n: int = 1) -> None: ...
+    def on_sent(self, seq: int, planned_ns: int, start_ns: int) -> None: ...
+    def on_accepted(self, seq: int, planned_ns: int, start_ns: int, accepted_ns: int) -> None: ...
+    def on_rejected(self, seq: int, stage: str, code: int) -> None: ...
+    def on_failed(self, seq: int, stage: str, error: str) -> None: ...
 
 
 class Generator:
@@ -25,25 +36,26 @@ class Generator:
     def __init__(
         self,
         *,
-        correlator: Correlator,
+        correlator: Recorder,
         factory: MessageFactory,
         session_factory: Callable[[], Session],
         sessions: int,
         depth: int = 1,
-        offsets: Iterator[int] | None,
+        schedule: Iterator[tuple[int, int]] | None,
         start_ns: int,
         start_wall_ns: int,
         end_ns: int,
         think_time_ns: int = 0,
         max_messages: int | None = None,
         abort_after_connect_failures: int = 20,
+        closed_ids: Iterator[int] | None = None,
     ) -> None:
         self.corr = correlator
         self.factory = factory
         self.session_factory = session_factory
         self.n_sessions = sessions
         self.depth = depth
-        self.offsets = offsets
+        self.schedule = schedule
         self.start_ns, self.start_wall_ns, self.end_ns = start_ns, start_wall_ns, end_ns
         self.think_time_ns = think_time_ns
         self.max_messages = max_messages
@@ -52,7 +64,7 @@ class Generator:
         self.abort_reason: str | None = None
         self.stopping = False
         self._schedule: Iterator[tuple[int, int]] | None = None
-        self._seq = itertools.count()
+        self._seq = closed_ids if closed_ids is not None else itertools.count()
         self._sleepers: set[asyncio.Future[None]] = set()
         self._sessions: list[Session] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -60,8 +72,7 @@ class Generator:
     # -- control -------------------------------------------------------------------------
     async def run(self) -> None:
         """Send until the schedule (or the duration) ends, or :meth:`stop` is called."""
-        if self.offsets is not None:
-            self._schedule = enumerate(self.offsets)
+        self._schedule = self.schedule
         self._sessions = [self.session_factory() for _ in range(self.n_sessions)]
         worker = self._open_worker if self._schedule is not None else self._closed_worker
         # depth workers share each session: their messages are pipelined on it in order.

@@ -77,9 +77,11 @@ class PostOffice:
         host: str = "127.0.0.1",
         port: int = 0,
         hostname: str = "postoffice.remote.test",
+        reuse_port: bool = False,
     ) -> None:
         self.handler = PostOfficeHandler(domain, sink)
         self.host, self.port, self.hostname = host, port, hostname
+        self.reuse_port = reuse_port
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> int:
@@ -96,7 +98,9 @@ class PostOffice:
                 loop=loop,
             )
 
-        self._server = await loop.create_server(factory, self.host, self.port)
+        self._server = await loop.create_server(
+            factory, self.host, self.port, reuse_port=self.reuse_port or None
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 

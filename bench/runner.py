@@ -20,6 +20,7 @@ from hdrh.histogram import HdrHistogram
 
 from bench import schedule
 from bench.correlate import Correlator, Counts
+from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
 from bench.generator import Generator
 from bench.message import Identity, MessageFactory
 from bench.metrics import window_stats
@@ -102,7 +103,7 @@ class Runner:
         self.phase = "starting"
         self.status = "completed"
         self.reason: str | None = None
-        self.generator: Generator | None = None
+        self.generator: Generator | GeneratorFleet | None = None
         self._interrupts = 0
         self._drained = asyncio.Event()
         self._draining = False
@@ -135,19 +136,27 @@ class Runner:
             self.corr.on_foreign()
         else:
             self.corr.on_arrival(ident.run, ident.id, mail_ns, received_ns)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
         if self._draining and self.corr.in_flight == 0:
             self._drained.set()
 
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> RunResult:
         sc = self.sc
-        po = PostOffice(
-            sc.postoffice.domain,
-            self._on_arrival,
-            host=sc.postoffice.listen[0],
-            port=sc.postoffice.listen[1],
-            hostname=sc.postoffice.hostname,
-        )
+        po: PostOffice | PostOfficeFleet
+        if sc.postoffice.workers > 1:
+            po = PostOfficeFleet(self.corr, sc, self.run_id)
+            po.on_arrivals = self._check_drained
+        else:
+            po = PostOffice(
+                sc.postoffice.domain,
+                self._on_arrival,
+                host=sc.postoffice.listen[0],
+                port=sc.postoffice.listen[1],
+                hostname=sc.postoffice.hostname,
+            )
         mta: ChildFakeMta | None = None
         ticker: asyncio.Task[None] | None = None
         try:
@@ -222,6 +231,19 @@ class Runner:
             users=sc.message.users,
             recipients=sc.message.recipients,
         )
+        if load.workers > 1:
+            fleet = GeneratorFleet(self.corr, sc, self.run_id, host, port)
+            self.generator = fleet
+            try:
+                await fleet.start()
+            except FleetError as exc:
+                raise SystemStartError(str(exc)) from None
+            self._t0 = time.monotonic()
+            self.phase = "sending"
+            await fleet.run()
+            if fleet.abort_reason:
+                self.status, self.reason = "aborted", fleet.abort_reason
+            return
         start_ns, start_wall = time.monotonic_ns(), time.time_ns()
         duration_ns = round(schedule.total_duration(load) * NS)
         offsets = None if load.model == "closed" else schedule.planned_offsets(load, sc.seed)
@@ -233,7 +255,7 @@ class Runner:
             ),
             sessions=load.sessions,
             depth=load.depth,
-            offsets=offsets,
+            schedule=None if offsets is None else enumerate(offsets),
             start_ns=start_ns,
             start_wall_ns=start_wall,
             end_ns=start_ns + duration_ns,
@@ -265,22 +287,26 @@ class Runner:
         while True:
             await asyncio.sleep(1.0)
             self._window.append(self.corr.metrics["send_delay"].take_interval())
+            snap = self.snapshot()
             if self.observer is not None:
-                self.observer.update(self.snapshot())
-            self._last_accepted = self.corr.counts.accepted
+                self.observer.update(snap)
+            self._last_accepted = snap.counts["accepted"]
 
     def snapshot(self) -> Snapshot:
-        c = self.corr.counts
         g = self.generator
+        counts = self.corr.counts.as_dict()
+        if isinstance(g, GeneratorFleet):
+            for k, v in g.live_counts().items():
+                counts[k] += v
         return Snapshot(
             phase=self.phase,
             elapsed_s=time.monotonic() - self._t0 if self.phase != "starting" else 0.0,
             duration_s=schedule.total_duration(self.sc.load),
             drain_s=self.sc.load.drain,
-            counts=c.as_dict(),
+            counts=counts,
             sending=g.in_flight if g else 0,
             awaiting=self.corr.in_flight,
-            rate=float(c.accepted - self._last_accepted),
+            rate=float(counts["accepted"] - self._last_accepted),
             window=window_stats(list(self._window)),
         )
 

@@ -111,6 +111,7 @@ class PostOfficeConfig(_Model):
     listen: Address = ("127.0.0.1", 0)
     domain: Hostname = "remote.test"
     hostname: Hostname = "postoffice.remote.test"
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class Step(_Model):
@@ -126,6 +127,7 @@ class LoadConfig(_Model):
     sessions: int = Field(default=10, ge=1, le=10_000)
     depth: int = Field(default=1, ge=1, le=64)
     client: Literal["pipelined", "aiosmtplib"] = "pipelined"
+    workers: int = Field(default=1, ge=1, le=64)
     think_time: Duration = 0.0
     steps: tuple[Step, ...] = ()
     timeout: Duration = 30.0

@@ -304,3 +304,29 @@ def test_each_load_model_runs_and_accounts(
         # two sessions, each at most one message per 20 ms of think time, for 2 s
         assert 20 <= c["planned"] <= 200
         assert doc["metrics"]["schedule_lag"]["max_s"] < 0.010  # no schedule to lag behind
+
+
+@pytest.mark.slow
+def test_worker_processes_give_complete_books(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = mailsla(
+        "run",
+        str(scenario(tmp_path)),
+        "--no-live",
+        "--out",
+        str(out),
+        "--set",
+        "load.workers=2",
+        "--set",
+        "postoffice.workers=2",
+        "--set",
+        'fakemta.processing_delay="const(50ms)"',
+    )
+    assert p.returncode == 0, p.stderr
+    doc = result(out)
+    c = doc["counts"]
+    assert c["planned"] == c["delivered"] == 200 and c["foreign"] == c["duplicate"] == 0
+    assert_accounted(doc)
+    for name in ("submit_latency", "service_time", "schedule_lag", "send_delay"):
+        assert doc["metrics"][name]["count"] == 200, name
+    assert 0.049 <= doc["metrics"]["send_delay"]["mean_s"] <= 0.060

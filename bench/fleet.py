@@ -1,0 +1,153 @@
+"""The runner's side of the worker processes: a fleet of generators that looks like one
+:class:`bench.generator.Generator`, and a fleet of post offices that looks like one
+:class:`bench.postoffice.PostOffice`. Both feed the runner's :class:`Correlator`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from bench.correlate import Correlator
+from bench.recorder import unpack
+from bench.scenario import Scenario
+from bench.workers import GenJob, PostJob, Worker, generator_main, postoffice_main
+
+START_TIMEOUT_S = 60.0
+
+
+class FleetError(Exception):
+    """A worker process did not start."""
+
+
+class GeneratorFleet:
+    """``workers`` generator processes splitting one schedule."""
+
+    def __init__(self, corr: Correlator, sc: Scenario, run_id: str, host: str, port: int) -> None:
+        self.corr, self.sc, self.run_id, self.host, self.port = corr, sc, run_id, host, port
+        self.n = sc.load.workers
+        self.workers: list[Worker] = []
+        self._ready: list[asyncio.Future[None]] = []
+        self._live: dict[int, dict[str, int]] = {}
+        self._in_flight: dict[int, int] = {}
+        self.abort_reason: str | None = None
+        self.stopping = False
+        corr.remote = True
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self._in_flight.values())
+
+    def live_counts(self) -> dict[str, int]:
+        """Generator-side counts so far, summed over the workers."""
+        total: dict[str, int] = {}
+        for counts in self._live.values():
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    def _on_message(self, k: int, msg: Any) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            if not self._ready[k].done():
+                self._ready[k].set_result(None)
+        elif kind == "batch":
+            _, acc_ids, acc_ns, unacc, counts, in_flight = msg
+            corr = self.corr
+            for seq, ns in zip(unpack(acc_ids), unpack(acc_ns), strict=True):
+                corr.on_remote_accepted(seq, ns)
+            for seq in unpack(unacc):
+                corr.on_remote_unaccepted(seq)
+            self._live[k], self._in_flight[k] = counts, in_flight
+        elif kind == "done":
+            _, final, reason = msg
+            self._live.pop(k, None)
+            self._in_flight.pop(k, None)
+            self.corr.absorb(final)
+            if reason and self.abort_reason is None:
+                self.abort_reason = reason
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for k in range(self.n):
+            job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n)
+            self._ready.append(loop.create_future())
+            self.workers.append(
+                Worker(generator_main, job, f"generator-{k}", partial(self._on_message, k))
+            )
+        waits = [asyncio.ensure_future(asyncio.shield(f)) for f in self._ready]
+        done, _ = await asyncio.wait(waits, timeout=START_TIMEOUT_S)
+        if len(done) < self.n:
+            await self.close()
+            raise FleetError(f"{self.n - len(done)} of {self.n} generator workers did not start")
+
+    async def run(self) -> None:
+        start_ns, start_wall = time.monotonic_ns(), time.time_ns()
+        for w in self.workers:
+            w.send(("go", start_ns, start_wall))
+        await asyncio.gather(*(w.done for w in self.workers))
+        await self.close()
+
+    def stop(self, reason: str | None = None) -> None:
+        self.stopping = True
+        for w in self.workers:
+            w.send("stop")
+
+    def cancel(self) -> None:
+        for w in self.workers:
+            w.send("cancel")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(w.join() for w in self.workers))
+
+
+class PostOfficeFleet:
+    """``postoffice.workers`` post office processes on one port (SO_REUSEPORT)."""
+
+    def __init__(self, corr: Correlator, sc: Scenario, run_id: str) -> None:
+        self.corr, self.sc, self.run_id = corr, sc, run_id
+        self.workers: list[Worker] = []
+        self.port = 0
+        self.on_arrivals: Any = None  # called after each batch (the runner's drain check)
+
+    def _on_message(self, ready: asyncio.Future[Any], msg: Any) -> None:
+        if msg[0] in ("ready", "error") and not ready.done():
+            ready.set_result(msg)
+        elif msg[0] == "arrivals":
+            _, ids, mails, recvs, foreign = msg
+            corr = self.corr
+            for seq, m, r in zip(unpack(ids), unpack(mails), unpack(recvs), strict=True):
+                corr.on_arrival(self.run_id, seq, m, r)
+            corr.counts.foreign += foreign
+            if self.on_arrivals is not None:
+                self.on_arrivals()
+
+    async def start(self) -> int:
+        po = self.sc.postoffice
+        loop = asyncio.get_running_loop()
+        port = po.listen[1]
+        for k in range(po.workers):
+            job = PostJob(po.domain, po.listen[0], port, po.hostname, self.run_id)
+            ready: asyncio.Future[Any] = loop.create_future()
+            w = Worker(postoffice_main, job, f"postoffice-{k}", partial(self._on_message, ready))
+            self.workers.append(w)
+            try:
+                msg = await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
+            except TimeoutError:
+                msg = ("error", "it did not report ready")
+            if msg[0] != "ready":
+                await self.stop()
+                raise OSError(f"post office worker {k}: {msg[1]}")
+            port = int(msg[1])  # the others join the first one's port
+        self.port = port
+        return port
+
+    async def stop(self) -> None:
+        for w in self.workers:
+            w.send("stop")
+        await asyncio.gather(
+            *(asyncio.wait_for(asyncio.shield(w.done), 10) for w in self.workers),
+            return_exceptions=True,
+        )
+        await asyncio.gather(*(w.join() for w in self.workers))
