@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: bench test lint typecheck pytest clean
+.PHONY: bench test lint typecheck pytest clean perf
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,8 @@ pytest: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# make perf: mailsla's own speed and memory against smtp-source, smtp-sink and Postfix
+# (needs Debian's postfix package: apt-get install -y postfix).
+perf: $(STAMP)
+	$(BIN)/mailsla selftest

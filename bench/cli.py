@@ -212,3 +212,40 @@ def fakemta(
     except OSError as exc:
         abort(f"fakemta cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", EXIT_RUN)
     click.echo(f"fakemta: stopped; {json.dumps(stats)}")
+
+
+@main.command()
+@click.option(
+    "--rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="A/B rounds per figure (medians are compared).",
+)
+@click.option("--quick", is_flag=True, help="Smaller loads (a rough look in about a minute).")
+@click.option(
+    "--memory-messages",
+    type=click.IntRange(1000, 10_000_000),
+    default=None,
+    help="Messages in the memory run (default 1,000,000; 100,000 with --quick).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to save the table as JSON (default results/selftest-<UTC time>.json).",
+)
+def selftest(rounds: int, quick: bool, memory_messages: int | None, out: Path | None) -> None:
+    """Measure mailsla's own speed and memory against smtp-source, smtp-sink and Postfix."""
+    from bench.selftest import SelftestError, run_selftest
+    from bench.selftest_report import print_table, save
+
+    err = Console(stderr=True, highlight=False)
+    n_mem = memory_messages or (100_000 if quick else 1_000_000)
+    try:
+        figs = uvloop.run(run_selftest(rounds, quick, err.print, n_mem))
+    except SelftestError as exc:
+        abort(str(exc), EXIT_RUN)
+    print_table(Console(highlight=False, width=None if sys.stdout.isatty() else 160), figs)
+    path = save(figs, out, rounds=rounds, quick=quick)
+    click.echo(f"saved: {path}")

@@ -1,0 +1,454 @@
+"""``mailsla selftest``: mailsla's own speed and memory, measured against anchors side by side.
+
+Every figure is a ratio of two measurements taken in the same run, interleaved A B A B … over
+several rounds, and compared by medians (this machine's speed drifts by itself; a ratio of
+neighbours is the fairest figure it gives). Anchors: Postfix's ``smtp-source`` and
+``smtp-sink``, and a throwaway Postfix relaying the same load as the fake MTA. Nothing is
+installed here: a missing anchor is reported with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench.correlate import Correlator
+from bench.fleet import PostOfficeFleet
+from bench.postfix import ThrowawayPostfix, find_postfix
+from bench.postoffice import PostOffice
+from bench.runner import Runner
+from bench.scenario import from_dict
+from bench.system import ChildFakeMta
+from fakemta.delays import Delay
+from fakemta.server import FakeMtaConfig
+
+INSTALL = "apt-get install -y postfix   (smtp-source, smtp-sink and postfix)"
+MSG_LEN = 1024
+WORK = Path(tempfile.gettempdir()) / "mailsla-selftest"  # the runs' own result.json files
+
+
+class SelftestError(Exception):
+    """An anchor is missing; the message says how to install it."""
+
+
+@dataclass
+class Figure:
+    """One line of the table: A and B measured per round, the ratio of their medians."""
+
+    name: str
+    goal: str  # e.g. ">= 2.5"
+    unit: str = "msgs/s"
+    a_label: str = ""
+    b_label: str = ""
+    a: list[float] = field(default_factory=list)
+    b: list[float] = field(default_factory=list)
+    value: float | None = None  # for absolute figures (latency, memory)
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is not None:
+            return self.value
+        if not self.a or not self.b or statistics.median(self.b) == 0:
+            return None
+        return statistics.median(self.a) / statistics.median(self.b)
+
+    @property
+    def met(self) -> bool | None:
+        r = self.ratio
+        if r is None:
+            return None
+        op, limit = self.goal.split()
+        return r >= float(limit) if op == ">=" else r <= float(limit)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "goal": self.goal,
+            "unit": self.unit,
+            "a": {
+                "label": self.a_label,
+                "runs": self.a,
+                "median": statistics.median(self.a) if self.a else None,
+            },
+            "b": {
+                "label": self.b_label,
+                "runs": self.b,
+                "median": statistics.median(self.b) if self.b else None,
+            },
+            "ratio": self.ratio,
+            "met": self.met,
+            "note": self.note,
+        }
+
+
+def find_anchor(name: str) -> str:
+    for p in (f"/usr/sbin/{name}", shutil.which(name)):
+        if p and os.path.exists(p):
+            return p
+    raise SelftestError(f"{name} not found: install it with `{INSTALL}`")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _smtp_source(port: int, sessions: int, n: int) -> float:
+    """smtp-source, persistent sessions (-d), 1 KiB: messages per second."""
+    exe = find_anchor("smtp-source")
+    t = time.monotonic()
+    p = await asyncio.create_subprocess_exec(
+        exe,
+        "-d",
+        "-l",
+        str(MSG_LEN),
+        "-m",
+        str(n),
+        "-s",
+        str(sessions),
+        "-f",
+        "load@sender.test",
+        "-t",
+        "user@remote.test",
+        f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await p.communicate()
+    if p.returncode != 0:
+        raise SelftestError(f"smtp-source failed: {err.decode(errors='replace')[-300:]}")
+    return n / (time.monotonic() - t)
+
+
+async def _generator(port: int, sessions: int, seconds: float, workers: int = 1) -> float:
+    """mailsla's generator (pipelined, full recording) into *port*: messages per second."""
+    sc = from_dict(
+        {
+            "name": "selftest-generator",
+            "sla": {"profile": "none"},
+            "system": {"kind": "smtp", "submit": f"127.0.0.1:{port}"},
+            "postoffice": {"listen": f"127.0.0.1:{_free_port()}"},
+            "load": {
+                "model": "closed",
+                "sessions": sessions,
+                "depth": 2,
+                "workers": workers,
+                "duration": f"{seconds}s",
+                "drain": "0s",
+            },
+            "message": {"size": f"{MSG_LEN}B"},
+        },
+        "selftest",
+    )
+    r = Runner(sc, WORK / "gen", None)
+    res = await r.run()
+    if res.status != "completed":
+        raise SelftestError(f"generator run {res.status}: {res.reason}")
+    return float(res.doc["counts"]["accepted"]) / seconds
+
+
+class Sink:
+    """``smtp-sink`` on a free port, for the whole selftest."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Sink:
+        exe = find_anchor("smtp-sink")
+        self.proc = await asyncio.create_subprocess_exec(
+            exe,
+            "-u",
+            "nobody",
+            f"127.0.0.1:{self.port}",
+            "1000",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                return self
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise SelftestError("smtp-sink did not start")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Counter:
+    """A post office that counts arrivals and says when *n* have come."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.want = -1
+        self.event = asyncio.Event()
+        self.po = PostOffice("remote.test", self._sink)
+
+    def _sink(self, ident: Any, mail_ns: int, recv_ns: int) -> None:
+        self.n += 1
+        if self.n >= self.want:
+            self.event.set()
+
+    async def expect(self, n: int, run: Callable[[], Awaitable[Any]], timeout: float) -> float:
+        """Run *run* and return messages per second until *n* more have arrived."""
+        self.want, self.event = self.n + n, asyncio.Event()
+        t = time.monotonic()
+        await run()
+        await asyncio.wait_for(self.event.wait(), timeout)
+        return n / (time.monotonic() - t)
+
+
+Progress = Callable[[str], None]
+
+
+async def interleave(
+    rounds: int,
+    a: Callable[[], Awaitable[float]],
+    b: Callable[[], Awaitable[float]],
+    fig: Figure,
+    say: Progress,
+) -> None:
+    for i in range(rounds):
+        fig.a.append(round(await a(), 1))
+        fig.b.append(round(await b(), 1))
+        say(f"  {fig.name} round {i + 1}/{rounds}: {fig.a[-1]:.0f} vs {fig.b[-1]:.0f}")
+
+
+async def run_selftest(
+    rounds: int, quick: bool, say: Progress, memory_messages: int = 1_000_000
+) -> list[Figure]:
+    find_anchor("smtp-source")
+    find_anchor("smtp-sink")
+    n = 5_000 if quick else 20_000
+    secs = 2.0 if quick else 4.0
+    cores = os.cpu_count() or 2
+    figs: list[Figure] = []
+    async with Sink() as sink:
+        for s in (10, 50):
+            f = Figure(
+                f"generator ÷ smtp-source, into smtp-sink, {s} sessions",
+                ">= 2.5",
+                a_label="mailsla generator",
+                b_label="smtp-source",
+            )
+            await interleave(
+                rounds,
+                partial(_generator, sink.port, s, secs),
+                partial(_smtp_source, sink.port, s, n),
+                f,
+                say,
+            )
+            figs.append(f)
+        f = Figure(
+            f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink",
+            ">= 0.8",
+            a_label=f"{cores} processes",
+            b_label=f"{cores} × 1 process",
+        )
+        await interleave(
+            rounds,
+            lambda: _generator(sink.port, 10, secs, cores),
+            lambda: _generator(sink.port, 10, secs, 1),
+            f,
+            say,
+        )
+        f.b = [v * cores for v in f.b]
+        figs.append(f)
+        for s in (10, 50):
+            for workers in sorted({1, cores}):
+                corr = Correlator("selftest", 0)
+                fleet = PostOfficeFleet(
+                    corr,
+                    from_dict(
+                        {"name": "selftest-po", "postoffice": {"workers": workers}}, "selftest"
+                    ),
+                    "selftest",
+                )
+                po_port = await fleet.start()
+                f = Figure(
+                    f"post office ({workers} proc.) ÷ smtp-sink, fed by smtp-source, {s} sessions",
+                    ">= 0.5",
+                    a_label="mailsla post office",
+                    b_label="smtp-sink",
+                )
+                await interleave(
+                    rounds,
+                    partial(_smtp_source, po_port, s, n),
+                    partial(_smtp_source, sink.port, s, n),
+                    f,
+                    say,
+                )
+                await fleet.stop()
+                f.note = f"{corr.counts.foreign} messages recorded"
+                figs.append(f)
+        po1 = next(x for x in figs if x.name.startswith("post office (1 proc.)"))
+        if cores > 1:
+            poN = next(x for x in figs if x.name.startswith(f"post office ({cores} proc.)"))
+            f = Figure(
+                f"post office: {cores} processes ÷ ({cores} × 1 process)",
+                ">= 0.8",
+                a_label=f"{cores} processes",
+                b_label=f"{cores} × 1 process",
+                a=list(poN.a),
+                b=[v * cores for v in po1.a],
+            )
+            figs.append(f)
+    figs.append(await _whole_path(rounds, n // 2, say))
+    figs.extend(await _latency_added(say, secs))
+    figs.append(await _memory(memory_messages, say))
+    return figs
+
+
+async def _whole_path(rounds: int, n: int, say: Progress) -> Figure:
+    f = Figure(
+        "whole path: fake MTA ÷ Postfix, relaying the same load",
+        ">= 1.0",
+        a_label="fakemta (const 0)",
+        b_label="postfix 3.x",
+    )
+    if find_postfix() is None:
+        f.note = f"postfix not installed: {INSTALL}"
+        return f
+    counter = Counter()
+    await counter.po.start()
+    mta = ChildFakeMta(
+        FakeMtaConfig(
+            relay_host="127.0.0.1", relay_port=counter.po.port, processing_delay=Delay("const", 0.0)
+        )
+    )
+    mta_port = await mta.start()
+    pf = ThrowawayPostfix(f"127.0.0.1:{counter.po.port}")
+    loop = asyncio.get_running_loop()
+    pf_port = await loop.run_in_executor(None, pf.start)
+    try:
+        await interleave(
+            rounds,
+            lambda: counter.expect(n, lambda: _smtp_source(mta_port, 10, n), 300),
+            lambda: counter.expect(n, lambda: _smtp_source(pf_port, 10, n), 300),
+            f,
+            say,
+        )
+    finally:
+        await loop.run_in_executor(None, pf.stop)
+        await mta.stop()
+        await counter.po.stop()
+    return f
+
+
+async def _latency_added(say: Progress, secs: float) -> list[Figure]:
+    """Zero-delay fake MTA at half its capacity: what mailsla itself adds."""
+    sc = from_dict(
+        {
+            "name": "selftest-capacity",
+            "sla": {"profile": "none"},
+            "fakemta": {"processing_delay": "const(0ms)"},
+            "load": {"model": "closed", "sessions": 10, "duration": f"{secs}s", "drain": "10s"},
+            "message": {"size": f"{MSG_LEN}B"},
+        },
+        "selftest",
+    )
+    res = await Runner(sc, WORK / "cap", None).run()
+    capacity = res.doc["counts"]["delivered"] / secs
+    rate = max(capacity / 2, 10.0)
+    say(f"  fake MTA capacity {capacity:.0f} msgs/s; measuring at {rate:.0f} msgs/s")
+    sc = from_dict(
+        {
+            "name": "selftest-latency",
+            "sla": {"profile": "none"},
+            "fakemta": {"processing_delay": "const(0ms)"},
+            "load": {"rate": rate, "duration": f"{2 * secs}s", "drain": "10s", "sessions": 10},
+            "message": {"size": f"{MSG_LEN}B"},
+        },
+        "selftest",
+    )
+    res = await Runner(sc, WORK / "lat", None).run()
+    out = []
+    for metric in ("send_delay", "submit_latency"):
+        p99 = res.doc["metrics"][metric]["percentiles_s"]["99"]
+        out.append(
+            Figure(
+                f"latency mailsla adds: {metric} p99 at half the fake MTA's capacity",
+                "<= 2.0",
+                unit="ms",
+                value=None if p99 is None else p99 * 1e3,
+                note=f"{rate:.0f} msgs/s, zero processing delay",
+            )
+        )
+    return out
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process in MB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _memory(messages: int, say: Progress) -> Figure:
+    """Resident memory over a long run: generator straight into mailsla's own post office
+    (every message joined, nothing held once delivered), sampled twice a second."""
+    port = _free_port()
+    sc = from_dict(
+        {
+            "name": "selftest-memory",
+            "sla": {"profile": "none"},
+            "system": {"kind": "smtp", "submit": f"127.0.0.1:{port}"},
+            "postoffice": {"listen": f"127.0.0.1:{port}"},
+            "load": {
+                "model": "closed",
+                "sessions": 10,
+                "depth": 2,
+                "duration": "1h",
+                "drain": "10s",
+                "max_messages": messages,
+            },
+            "message": {"size": f"{MSG_LEN}B"},
+        },
+        "selftest",
+    )
+    runner = Runner(sc, WORK / "mem", None)
+    samples: list[tuple[int, float]] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append((runner.corr.counts.sent, rss_mb()))
+            await asyncio.sleep(0.5)
+
+    task = asyncio.ensure_future(sample())
+    res = await runner.run()
+    task.cancel()
+    samples.append((res.doc["counts"]["sent"], rss_mb()))
+    peak = max(m for _, m in samples)
+    quarter = next((m for n, m in samples if n >= messages // 4), samples[0][1])
+    end = samples[-1][1]
+    say(
+        f"  memory: {res.doc['counts']['delivered']} delivered, RSS {quarter:.0f} MB at 25 %, "
+        f"{end:.0f} MB at the end, peak {peak:.0f} MB"
+    )
+    return Figure(
+        f"resident memory over a {messages:,}-message run (one process)",
+        "<= 150",
+        unit="MB",
+        value=round(peak, 1),
+        note=f"RSS {quarter:.0f} MB at 25 % of the run, {end:.0f} MB at the end "
+        f"({res.doc['counts']['delivered']:,} delivered)",
+    )

@@ -1,0 +1,57 @@
+"""The selftest's table (terminal) and its JSON record."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bench.results import versions, write_json_atomic
+from bench.selftest import Figure
+
+
+def _num(v: float | None, unit: str) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.0f}" if unit == "msgs/s" else f"{v:.2f}"
+
+
+def print_table(console: Console, figs: list[Figure]) -> None:
+    t = Table(title="mailsla selftest (medians; A and B interleaved)", title_justify="left")
+    for col in ("figure", "A", "B", "ratio / value", "goal", "met", "note"):
+        t.add_column(col, overflow="fold")
+    for f in figs:
+        a = f"{_num(sorted(f.a)[len(f.a) // 2] if f.a else None, f.unit)} {f.a_label}"
+        b = f"{_num(sorted(f.b)[len(f.b) // 2] if f.b else None, f.unit)} {f.b_label}"
+        r = f.ratio
+        shown = "–" if r is None else (f"{r:.2f}" if f.value is None else f"{r:.2f} {f.unit}")
+        met = (
+            Text("–")
+            if f.met is None
+            else (Text("yes", "green") if f.met else Text("NO", "bold red"))
+        )
+        t.add_row(f.name, a if f.a else "", b if f.b else "", shown, f.goal, met, f.note)
+    console.print(t)
+
+
+def save(figs: list[Figure], out: Path | None, *, rounds: int, quick: bool) -> Path:
+    now = datetime.now(UTC)
+    path = out or Path("results") / f"selftest-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+    write_json_atomic(
+        path,
+        {
+            "schema": "mailsla.selftest/1",
+            "at": now.isoformat(),
+            "rounds": rounds,
+            "quick": quick,
+            "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+            "versions": versions(),
+            "figures": [f.as_dict() for f in figs],
+        },
+    )
+    return path
