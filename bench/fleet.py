@@ -76,18 +76,34 @@ class GeneratorFleet:
             self.workers.append(
                 Worker(generator_main, job, f"generator-{k}", partial(self._on_message, k))
             )
-        waits = [asyncio.ensure_future(asyncio.shield(f)) for f in self._ready]
-        done, _ = await asyncio.wait(waits, timeout=START_TIMEOUT_S)
-        if len(done) < self.n:
+        all_ready = asyncio.gather(*self._ready)
+        # Stop waiting as soon as every worker is ready, or one of them has died.
+        await asyncio.wait(
+            [all_ready, *(w.done for w in self.workers)],
+            timeout=START_TIMEOUT_S,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not all_ready.done():
+            all_ready.cancel()
+            missing = sum(1 for f in self._ready if not f.done())
+            for w in self.workers:
+                w.send("cancel")
             await self.close()
-            raise FleetError(f"{self.n - len(done)} of {self.n} generator workers did not start")
+            raise FleetError(f"{missing} of {self.n} generator workers did not start")
 
     async def run(self) -> None:
         start_ns, start_wall = time.monotonic_ns(), time.time_ns()
         for w in self.workers:
             w.send(("go", start_ns, start_wall))
-        await asyncio.gather(*(w.done for w in self.workers))
+        ends = await asyncio.gather(*(w.done for w in self.workers))
         await self.close()
+        dead = [k for k, end in enumerate(ends) if end[0] != "done"]
+        if dead and self.abort_reason is None:
+            # Its last batches and totals never came: the books cannot balance. Say so.
+            self.abort_reason = (
+                f"generator worker(s) {dead} died before reporting; "
+                "their messages are not accounted for"
+            )
 
     def stop(self, reason: str | None = None) -> None:
         self.stopping = True

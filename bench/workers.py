@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import multiprocessing as mp
 import signal
+import threading
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,19 +45,34 @@ class GenJob:
     workers: int
 
 
-def _control(conn: Connection, on_message: Callable[[Any], None]) -> None:
-    """Call *on_message* with each message the parent sends (EOF counts as "cancel")."""
+def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[], None]) -> None:
+    """Read *conn* in a thread of its own and hand each message to the event loop.
+
+    A thread, not ``loop.add_reader``: uvloop makes a watched descriptor non-blocking, and a
+    multiprocessing pipe is one descriptor for both directions, so a large send on it could
+    then fail half-way with EAGAIN.
+    """
     loop = asyncio.get_running_loop()
 
-    def readable() -> None:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            loop.remove_reader(conn.fileno())
-            msg = "cancel"
-        on_message(msg)
+    def run() -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                with contextlib.suppress(RuntimeError):  # the loop may be gone already
+                    loop.call_soon_threadsafe(on_eof)
+                return
+            try:
+                loop.call_soon_threadsafe(deliver, msg)
+            except RuntimeError:
+                return
 
-    loop.add_reader(conn.fileno(), readable)
+    threading.Thread(target=run, name="pipe-reader", daemon=True).start()
+
+
+def _control(conn: Connection, on_message: Callable[[Any], None]) -> None:
+    """Call *on_message* with each message the parent sends (EOF counts as "cancel")."""
+    _reader(conn, on_message, lambda: on_message("cancel"))
 
 
 async def _generator(job: GenJob, conn: Connection) -> None:
@@ -211,19 +227,16 @@ class Worker:
         self.done = asyncio.get_running_loop().create_future()
         self.proc.start()
         child.close()
-        asyncio.get_running_loop().add_reader(self.conn.fileno(), self._readable)
+        _reader(self.conn, self._deliver, self._eof)
 
-    def _readable(self) -> None:
-        try:
-            while self.conn.poll():
-                msg = self.conn.recv()
-                self.on_message(msg)
-                if msg[0] in ("done", "error") and not self.done.done():
-                    self.done.set_result(msg)
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(self.conn.fileno())
-            if not self.done.done():
-                self.done.set_result(("died",))
+    def _deliver(self, msg: Any) -> None:
+        self.on_message(msg)
+        if msg[0] in ("done", "error") and not self.done.done():
+            self.done.set_result(msg)
+
+    def _eof(self) -> None:
+        if not self.done.done():
+            self.done.set_result(("died",))
 
     def send(self, msg: Any) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
@@ -235,6 +248,4 @@ class Worker:
         if self.proc.is_alive():
             self.proc.kill()
             await loop.run_in_executor(None, self.proc.join, 3.0)
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(self.conn.fileno())
         self.conn.close()
