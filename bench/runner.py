@@ -194,6 +194,9 @@ class Runner:
         finally:
             self.phase = "stopping"
             if ticker is not None:
+                if ticker.done() and not ticker.cancelled() and ticker.exception():
+                    self.status = "error"  # the live view died: say so, do not hide it
+                    self.reason = f"internal error in the live view: {ticker.exception()!r}"
                 ticker.cancel()
             if mta is not None:
                 self.fakemta_stats = await mta.stop()
