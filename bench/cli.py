@@ -237,7 +237,8 @@ def fakemta(
 )
 def selftest(rounds: int, quick: bool, memory_messages: int | None, out: Path | None) -> None:
     """Measure mailsla's own speed and memory against smtp-source, smtp-sink and Postfix."""
-    from bench.selftest import SelftestError, run_selftest
+    from bench.anchors import SelftestError
+    from bench.selftest import run_selftest
     from bench.selftest_report import print_table, save
 
     err = Console(stderr=True, highlight=False)

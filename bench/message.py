@@ -11,6 +11,8 @@ from __future__ import annotations
 import email.utils
 from dataclasses import dataclass
 
+from bench.scenario import Scenario
+
 FILLER = b"mailsla synthetic load: the quick brown fox jumps over the lazy dog 0123456789"
 
 
@@ -70,6 +72,19 @@ class MessageFactory:
         widest = [f"user{users - 1}@{domain}"] * recipients
         sample = self._header(0, widest, 10**18)
         self._body = _body(max(size - len(sample), 0))
+
+    @classmethod
+    def for_scenario(cls, sc: Scenario, run_id: str) -> MessageFactory:
+        """The factory for a scenario's [message] and [postoffice] settings."""
+        m = sc.message
+        return cls(
+            run_id,
+            size=m.size,
+            sender=m.sender,
+            domain=sc.postoffice.domain,
+            users=m.users,
+            recipients=m.recipients,
+        )
 
     def recipients_of(self, seq: int) -> list[str]:
         """Recipients of message *seq*: users spread round-robin over ``users`` mailboxes."""

@@ -226,14 +226,7 @@ class Runner:
 
     async def _send(self, host: str, port: int) -> None:
         sc, load = self.sc, self.sc.load
-        factory = MessageFactory(
-            self.run_id,
-            size=sc.message.size,
-            sender=sc.message.sender,
-            domain=sc.postoffice.domain,
-            users=sc.message.users,
-            recipients=sc.message.recipients,
-        )
+        factory = MessageFactory.for_scenario(sc, self.run_id)
         if load.workers > 1:
             fleet = GeneratorFleet(self.corr, sc, self.run_id, host, port)
             self.generator = fleet

@@ -13,34 +13,33 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.anchors import (
+    INSTALL,
+    MSG_LEN,
+    WORK,
+    Counter,
+    SelftestError,
+    Sink,
+    find_anchor,
+    free_port,
+    generator_rate,
+    smtp_source_rate,
+)
 from bench.correlate import Correlator
 from bench.fleet import PostOfficeFleet
 from bench.postfix import ThrowawayPostfix, find_postfix
-from bench.postoffice import PostOffice
-from bench.runner import Runner
 from bench.scenario import from_dict
 from bench.system import ChildFakeMta
 from fakemta.delays import Delay
 from fakemta.server import FakeMtaConfig
-
-INSTALL = "apt-get install -y postfix   (smtp-source, smtp-sink and postfix)"
-MSG_LEN = 1024
-WORK = Path(tempfile.gettempdir()) / "mailsla-selftest"  # the runs' own result.json files
-
-
-class SelftestError(Exception):
-    """An anchor is missing; the message says how to install it."""
 
 
 @dataclass
@@ -94,131 +93,6 @@ class Figure:
         }
 
 
-def find_anchor(name: str) -> str:
-    for p in (f"/usr/sbin/{name}", shutil.which(name)):
-        if p and os.path.exists(p):
-            return p
-    raise SelftestError(f"{name} not found: install it with `{INSTALL}`")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _smtp_source(port: int, sessions: int, n: int) -> float:
-    """smtp-source, persistent sessions (-d), 1 KiB: messages per second."""
-    exe = find_anchor("smtp-source")
-    t = time.monotonic()
-    p = await asyncio.create_subprocess_exec(
-        exe,
-        "-d",
-        "-l",
-        str(MSG_LEN),
-        "-m",
-        str(n),
-        "-s",
-        str(sessions),
-        "-f",
-        "load@sender.test",
-        "-t",
-        "user@remote.test",
-        f"127.0.0.1:{port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await p.communicate()
-    if p.returncode != 0:
-        raise SelftestError(f"smtp-source failed: {err.decode(errors='replace')[-300:]}")
-    return n / (time.monotonic() - t)
-
-
-async def _generator(port: int, sessions: int, seconds: float, workers: int = 1) -> float:
-    """mailsla's generator (pipelined, full recording) into *port*: messages per second."""
-    sc = from_dict(
-        {
-            "name": "selftest-generator",
-            "sla": {"profile": "none"},
-            "system": {"kind": "smtp", "submit": f"127.0.0.1:{port}"},
-            "postoffice": {"listen": f"127.0.0.1:{_free_port()}"},
-            "load": {
-                "model": "closed",
-                "sessions": sessions,
-                "depth": 2,
-                "workers": workers,
-                "duration": f"{seconds}s",
-                "drain": "0s",
-            },
-            "message": {"size": f"{MSG_LEN}B"},
-        },
-        "selftest",
-    )
-    r = Runner(sc, WORK / "gen", None)
-    res = await r.run()
-    if res.status != "completed":
-        raise SelftestError(f"generator run {res.status}: {res.reason}")
-    return float(res.doc["counts"]["accepted"]) / seconds
-
-
-class Sink:
-    """``smtp-sink`` on a free port, for the whole selftest."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def __aenter__(self) -> Sink:
-        exe = find_anchor("smtp-sink")
-        self.proc = await asyncio.create_subprocess_exec(
-            exe,
-            "-u",
-            "nobody",
-            f"127.0.0.1:{self.port}",
-            "1000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", self.port)
-                w.close()
-                return self
-            except OSError:
-                await asyncio.sleep(0.05)
-        raise SelftestError("smtp-sink did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-class Counter:
-    """A post office that counts arrivals and says when *n* have come."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.want = -1
-        self.event = asyncio.Event()
-        self.po = PostOffice("remote.test", self._sink)
-
-    def _sink(self, ident: Any, mail_ns: int, recv_ns: int) -> None:
-        self.n += 1
-        if self.n >= self.want:
-            self.event.set()
-
-    async def expect(self, n: int, run: Callable[[], Awaitable[Any]], timeout: float) -> float:
-        """Run *run* and return messages per second until *n* more have arrived."""
-        self.want, self.event = self.n + n, asyncio.Event()
-        t = time.monotonic()
-        await run()
-        await asyncio.wait_for(self.event.wait(), timeout)
-        return n / (time.monotonic() - t)
-
-
 Progress = Callable[[str], None]
 
 
@@ -254,8 +128,8 @@ async def run_selftest(
             )
             await interleave(
                 rounds,
-                partial(_generator, sink.port, s, secs),
-                partial(_smtp_source, sink.port, s, n),
+                partial(generator_rate, sink.port, s, secs),
+                partial(smtp_source_rate, sink.port, s, n),
                 f,
                 say,
             )
@@ -268,8 +142,8 @@ async def run_selftest(
         )
         await interleave(
             rounds,
-            lambda: _generator(sink.port, 10, secs, cores),
-            lambda: _generator(sink.port, 10, secs, 1),
+            lambda: generator_rate(sink.port, 10, secs, cores),
+            lambda: generator_rate(sink.port, 10, secs, 1),
             f,
             say,
         )
@@ -294,8 +168,8 @@ async def run_selftest(
                 )
                 await interleave(
                     rounds,
-                    partial(_smtp_source, po_port, s, n),
-                    partial(_smtp_source, sink.port, s, n),
+                    partial(smtp_source_rate, po_port, s, n),
+                    partial(smtp_source_rate, sink.port, s, n),
                     f,
                     say,
                 )
@@ -344,8 +218,8 @@ async def _whole_path(rounds: int, n: int, say: Progress) -> Figure:
     try:
         await interleave(
             rounds,
-            lambda: counter.expect(n, lambda: _smtp_source(mta_port, 10, n), 300),
-            lambda: counter.expect(n, lambda: _smtp_source(pf_port, 10, n), 300),
+            lambda: counter.expect(n, lambda: smtp_source_rate(mta_port, 10, n), 300),
+            lambda: counter.expect(n, lambda: smtp_source_rate(pf_port, 10, n), 300),
             f,
             say,
         )
@@ -451,7 +325,7 @@ def rss_mb(pid: int | str = "self") -> float:
 async def _memory(messages: int, say: Progress) -> Figure:
     """Resident memory over a long run, in a process of its own: the generator straight into
     mailsla's own post office (every message joined, nothing kept once delivered)."""
-    port = _free_port()
+    port = free_port()
     rss: list[float] = []
     doc = await _run_cli(
         "memory",

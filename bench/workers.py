@@ -80,14 +80,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
 
     sc, load = job.scenario, job.scenario.load
     rec = GenRecorder(round(load.late_after * 1e9))
-    factory = MessageFactory(
-        job.run_id,
-        size=sc.message.size,
-        sender=sc.message.sender,
-        domain=sc.postoffice.domain,
-        users=sc.message.users,
-        recipients=sc.message.recipients,
-    )
+    factory = MessageFactory.for_scenario(sc, job.run_id)
     n, k = job.workers, job.worker
     sessions = load.sessions // n + (1 if k < load.sessions % n else 0)
     plan = None

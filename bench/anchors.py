@@ -1,0 +1,149 @@
+"""The anchors of ``mailsla selftest``: smtp-source and smtp-sink as subprocesses, a counting
+post office, and mailsla's own generator measured the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.postoffice import PostOffice
+from bench.runner import Runner
+from bench.scenario import from_dict
+
+INSTALL = "apt-get install -y postfix   (smtp-source, smtp-sink and postfix)"
+MSG_LEN = 1024
+WORK = Path(tempfile.gettempdir()) / "mailsla-selftest"  # the runs' own result.json files
+
+
+class SelftestError(Exception):
+    """An anchor is missing; the message says how to install it."""
+
+
+def find_anchor(name: str) -> str:
+    for p in (f"/usr/sbin/{name}", shutil.which(name)):
+        if p and os.path.exists(p):
+            return p
+    raise SelftestError(f"{name} not found: install it with `{INSTALL}`")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def smtp_source_rate(port: int, sessions: int, n: int) -> float:
+    """smtp-source, persistent sessions (-d), 1 KiB: messages per second."""
+    exe = find_anchor("smtp-source")
+    t = time.monotonic()
+    p = await asyncio.create_subprocess_exec(
+        exe,
+        "-d",
+        "-l",
+        str(MSG_LEN),
+        "-m",
+        str(n),
+        "-s",
+        str(sessions),
+        "-f",
+        "load@sender.test",
+        "-t",
+        "user@remote.test",
+        f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await p.communicate()
+    if p.returncode != 0:
+        raise SelftestError(f"smtp-source failed: {err.decode(errors='replace')[-300:]}")
+    return n / (time.monotonic() - t)
+
+
+async def generator_rate(port: int, sessions: int, seconds: float, workers: int = 1) -> float:
+    """mailsla's generator (pipelined, full recording) into *port*: messages per second."""
+    sc = from_dict(
+        {
+            "name": "selftest-generator",
+            "sla": {"profile": "none"},
+            "system": {"kind": "smtp", "submit": f"127.0.0.1:{port}"},
+            "postoffice": {"listen": f"127.0.0.1:{free_port()}"},
+            "load": {
+                "model": "closed",
+                "sessions": sessions,
+                "depth": 2,
+                "workers": workers,
+                "duration": f"{seconds}s",
+                "drain": "0s",
+            },
+            "message": {"size": f"{MSG_LEN}B"},
+        },
+        "selftest",
+    )
+    r = Runner(sc, WORK / "gen", None)
+    res = await r.run()
+    if res.status != "completed":
+        raise SelftestError(f"generator run {res.status}: {res.reason}")
+    return float(res.doc["counts"]["accepted"]) / seconds
+
+
+class Sink:
+    """``smtp-sink`` on a free port, for the whole selftest."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Sink:
+        exe = find_anchor("smtp-sink")
+        self.proc = await asyncio.create_subprocess_exec(
+            exe,
+            "-u",
+            "nobody",
+            f"127.0.0.1:{self.port}",
+            "1000",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                return self
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise SelftestError("smtp-sink did not start")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Counter:
+    """A post office that counts arrivals and says when *n* have come."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.want = -1
+        self.event = asyncio.Event()
+        self.po = PostOffice("remote.test", self._sink)
+
+    def _sink(self, ident: Any, mail_ns: int, recv_ns: int) -> None:
+        self.n += 1
+        if self.n >= self.want:
+            self.event.set()
+
+    async def expect(self, n: int, run: Callable[[], Awaitable[Any]], timeout: float) -> float:
+        """Run *run* and return messages per second until *n* more have arrived."""
+        self.want, self.event = self.n + n, asyncio.Event()
+        t = time.monotonic()
+        await run()
+        await asyncio.wait_for(self.event.wait(), timeout)
+        return n / (time.monotonic() - t)
