@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
@@ -32,16 +33,22 @@ async def _child_main(config: FakeMtaConfig, conn: Connection) -> None:
         )
         return
     conn.send(("ready", port))
+    # The parent owns SIGINT; the child stops when told (or when the pipe closes). The pipe is
+    # read by a thread: loop.add_reader would make its one descriptor non-blocking for sends too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_reader(conn.fileno(), stop.set)
-    # The parent owns SIGINT; the child stops when told (or when the pipe closes).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def wait_for_parent() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv()
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=wait_for_parent, name="fakemta-control", daemon=True).start()
     await stop.wait()
-    loop.remove_reader(conn.fileno())
     stats = await mta.stop()
-    with contextlib.suppress(EOFError, OSError):
-        conn.recv()
+    with contextlib.suppress(OSError):
         conn.send(("stats", stats))
 
 
