@@ -40,6 +40,15 @@ def _load(path: str, overrides: tuple[str, ...]) -> Scenario:
         abort(exc.lines(), EXIT_USAGE)
 
 
+SET_OPTION = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario key (dotted path; VALUE is TOML, else a string).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailsla")
 def main() -> None:
@@ -48,13 +57,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("scenario", metavar="SCENARIO.toml")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a scenario key (dotted path; VALUE is TOML, else a string).",
-)
+@SET_OPTION
 def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     """Check a scenario file without running it."""
     sc = _load(scenario, overrides)
@@ -69,13 +72,7 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("scenario", metavar="SCENARIO.toml")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a scenario key (dotted path; VALUE is TOML, else a string).",
-)
+@SET_OPTION
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

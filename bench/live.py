@@ -25,9 +25,10 @@ def _panel(s: Snapshot, title: str) -> Panel:
     grid.add_row("time", f"{done:.0f}s / {s.duration_s:.0f}s")
     grid.add_row("", ProgressBar(total=max(s.duration_s, 1e-9), completed=done, width=40))
     c = s.counts
+    of = "" if s.expected is None else f" of ~{s.expected}"  # poisson: the expected count
     grid.add_row(
         "messages",
-        f"planned {c['planned']}  sent {c['sent']}  accepted {c['accepted']}"
+        f"planned {c['planned']}{of}  sent {c['sent']}  accepted {c['accepted']}"
         f"  delivered {c['delivered']}",
     )
     grid.add_row("in flight", f"sending {s.sending}  awaiting delivery {s.awaiting}")

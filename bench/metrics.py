@@ -9,7 +9,6 @@ figures, never from buckets. Histograms cross process boundaries encoded, and me
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -253,7 +252,3 @@ def window_stats(hists: list[HdrHistogram]) -> tuple[float, float, float] | None
         return None
     p = total.get_percentile_to_value_dict([50, 99])
     return p[50] / 1e6, p[99] / 1e6, total.get_max_value() / 1e6
-
-
-def finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None

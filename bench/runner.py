@@ -51,6 +51,7 @@ class Snapshot:
     awaiting: int
     rate: float
     window: tuple[float, float, float] | None
+    expected: int | None = None  # planned sends in the whole schedule (None: closed model)
 
 
 class Observer(Protocol):
@@ -114,6 +115,7 @@ class Runner:
         self.system_info: dict[str, Any] = {"kind": scenario.system.kind}
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
+        self._expected = schedule.expected_count(scenario.load)
 
     # -- control -------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -304,6 +306,7 @@ class Runner:
             awaiting=self.corr.in_flight,
             rate=float(counts["accepted"] - self._last_accepted),
             window=window_stats(list(self._window)),
+            expected=self._expected,
         )
 
     # -- the verdict ---------------------------------------------------------------------

@@ -12,10 +12,12 @@ import itertools
 import math
 import random
 from collections.abc import Iterator
+from typing import TypeVar
 
 from bench.scenario import LoadConfig
 
 NS = 1_000_000_000
+T = TypeVar("T")
 
 
 def _constant(rate: float, start_ns: int, end_ns: int) -> Iterator[int]:
@@ -89,6 +91,6 @@ def expected_count(load: LoadConfig) -> int | None:
     return min(n, load.max_messages) if load.max_messages else n
 
 
-def split(offsets: Iterator[int], worker: int, workers: int) -> Iterator[int]:
-    """The share of *offsets* that worker *worker* (0-based) of *workers* sends."""
-    return itertools.islice(offsets, worker, None, workers)
+def split(planned: Iterator[T], worker: int, workers: int) -> Iterator[T]:
+    """The share of *planned* that worker *worker* (0-based) of *workers* sends."""
+    return itertools.islice(planned, worker, None, workers)

@@ -55,7 +55,7 @@ class Outcome:
     accepted_ns: int = 0
 
 
-def _error_name(exc: BaseException) -> str:
+def error_name(exc: BaseException) -> str:
     """A short, stable label for a network-level failure."""
     for e in (exc, exc.__cause__, exc.__context__):
         if isinstance(e, ConnectionRefusedError):
@@ -111,11 +111,11 @@ class SmtpSession:
             client.close()
             if isinstance(exc.__cause__, SMTPServerDisconnected):
                 return Outcome("failed", "banner", error="disconnected")
-            return Outcome("failed", "connect", error=_error_name(exc))
+            return Outcome("failed", "connect", error=error_name(exc))
         except (SMTPException, OSError) as exc:
             self.connect_failures += 1
             client.close()
-            return Outcome("failed", "banner", error=_error_name(exc))
+            return Outcome("failed", "banner", error=error_name(exc))
         self.stage = "ehlo"
         try:
             resp = await client.ehlo()
@@ -174,7 +174,7 @@ class SmtpSession:
             return Outcome("rejected", self.stage, exc.code, exc.message)
         except (TimeoutError, SMTPException, OSError) as exc:
             self.close()
-            return Outcome("failed", self.stage, error=_error_name(exc))
+            return Outcome("failed", self.stage, error=error_name(exc))
 
     def close(self) -> None:
         if self.client is not None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from bench.sender import Outcome
+from bench.sender import Outcome, error_name
 
 # Reply kinds a message expects, in order.
 MAIL, RCPT, DATA, DOT, ABORT, RSET = range(6)
@@ -293,7 +293,7 @@ class PipelinedSession:
             return Outcome("failed", "connect", error="timeout")
         except OSError as exc:
             self.connect_failures += 1
-            return Outcome("failed", "connect", error=_os_error(exc))
+            return Outcome("failed", "connect", error=error_name(exc))
         bad = await self._greet(proto)
         if bad is not None:
             if bad.stage == "banner":
@@ -377,11 +377,3 @@ def parse_ehlo(text: bytes) -> dict[str, str]:
         if word:
             out[word.upper()] = rest
     return out
-
-
-def _os_error(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, ConnectionResetError):
-        return "reset"
-    return (exc.strerror or type(exc).__name__).lower()

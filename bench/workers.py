@@ -85,7 +85,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
     sessions = load.sessions // n + (1 if k < load.sessions % n else 0)
     plan = None
     if load.model != "closed":
-        plan = itertools.islice(enumerate(schedule.planned_offsets(load, sc.seed)), k, None, n)
+        plan = schedule.split(enumerate(schedule.planned_offsets(load, sc.seed)), k, n)
 
     def session() -> Session:
         return make_session(load.client, job.host, job.port, sc.system.ehlo, load.timeout)
