@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -89,10 +90,14 @@ def run(
     from bench.runner import Runner
 
     sc = _load(scenario, overrides)
+    try:
+        credentials = sc.credentials(os.environ)
+    except ValueError as exc:
+        abort(f"{scenario}: {exc}", EXIT_USAGE)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     live = not no_live and not as_json and sys.stdout.isatty()
     view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
-    runner = Runner(sc, out, view, source=scenario, overrides=overrides)
+    runner = Runner(sc, out, view, source=scenario, overrides=overrides, credentials=credentials)
 
     async def go() -> object:
         loop = asyncio.get_running_loop()
@@ -107,7 +112,7 @@ def run(
         abort(f"cannot write results: {exc}", EXIT_RUN)
     finally:
         view.close()
-    from bench.runner import RunResult
+    from bench.results import RunResult
 
     assert isinstance(result, RunResult)
     if as_json:
@@ -162,6 +167,67 @@ def _addr(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, 
 )
 @click.option("--hostname", default="mta.local.test", show_default=True)
 @click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--local-domain",
+    default="local.test",
+    show_default=True,
+    help="The domain delivered locally (with --mailbox-root).",
+)
+@click.option(
+    "--users",
+    "n_users",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 10_000_000),
+    help="Local mailbox users: user0 .. userN-1.",
+)
+@click.option(
+    "--mailbox-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Deliver local-domain mail into Maildirs DIR/<user>/ (no local delivery without it).",
+)
+@click.option(
+    "--delivery-delay",
+    default="const(0ms)",
+    show_default=True,
+    help="Delay distribution before local delivery.",
+)
+@click.option(
+    "--inbound",
+    default=None,
+    metavar="HOST:PORT",
+    help="Inbound (MX) address for local mail from other post offices "
+    "(with --mailbox-root; default 127.0.0.1:0).",
+)
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="Offer STARTTLS (with a self-signed certificate unless --tls-cert).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Certificate chain (PEM) for STARTTLS; implies --tls.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Its private key (default: in the --tls-cert file).",
+)
+@click.option("--tls-required", is_flag=True, help="Refuse MAIL before STARTTLS (530).")
+@click.option(
+    "--auth",
+    "auth",
+    multiple=True,
+    metavar="USER:PASSWORD",
+    help="A user who may AUTH PLAIN/LOGIN (repeatable; only after STARTTLS with --tls).",
+)
+@click.option("--auth-required", is_flag=True, help="Refuse MAIL before AUTH (530).")
 def fakemta(
     listen: tuple[str, int],
     relay_to: tuple[str, int],
@@ -170,15 +236,49 @@ def fakemta(
     workers: int,
     hostname: str,
     seed: int,
+    local_domain: str,
+    n_users: int,
+    mailbox_root: str | None,
+    delivery_delay: str,
+    inbound: str | None,
+    tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_required: bool,
+    auth: tuple[str, ...],
+    auth_required: bool,
 ) -> None:
     """Run the embedded fake mail system on its own, until Ctrl-C."""
     from fakemta.process import serve
-    from fakemta.server import FakeMtaConfig
+    from fakemta.server import FakeMtaConfig, ReadyInfo, StartError
 
     try:
         delay = parse_delay(processing_delay)
     except ValueError as exc:
         abort(f"--processing-delay: {exc}", EXIT_USAGE)
+    try:
+        local_delay = parse_delay(delivery_delay)
+    except ValueError as exc:
+        abort(f"--delivery-delay: {exc}", EXIT_USAGE)
+    if mailbox_root is None and (n_users or inbound is not None):
+        abort("--users and --inbound need --mailbox-root (local delivery)", EXIT_USAGE)
+    try:
+        inbound_at = parse_address(inbound or "127.0.0.1:0")
+    except ValueError as exc:
+        abort(f"--inbound: {exc}", EXIT_USAGE)
+    tls = tls or tls_cert is not None
+    if tls_required and not tls:
+        abort("--tls-required needs --tls", EXIT_USAGE)
+    if tls_key is not None and tls_cert is None:
+        abort("--tls-key needs --tls-cert", EXIT_USAGE)
+    users: list[tuple[str, str]] = []
+    for pair in auth:
+        user, colon, password = pair.partition(":")
+        if not user or not colon:
+            abort(f"--auth: {pair!r} is not USER:PASSWORD", EXIT_USAGE)
+        users.append((user, password))
+    if auth_required and not users:
+        abort("--auth-required needs at least one --auth USER:PASSWORD", EXIT_USAGE)
     config = FakeMtaConfig(
         relay_host=relay_to[0],
         relay_port=relay_to[1],
@@ -189,25 +289,59 @@ def fakemta(
         processing_delay=delay,
         delivery_workers=workers,
         seed=seed,
+        local_domain=local_domain,
+        local_users=tuple(f"user{i}" for i in range(n_users)),
+        mailbox_root=mailbox_root,
+        delivery_delay=local_delay,
+        inbound_host=inbound_at[0],
+        inbound_port=inbound_at[1],
+        tls=tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_required=tls_required,
+        auth_users=tuple(users),
+        auth_required=auth_required,
     )
 
-    def ready(port: int) -> None:
+    def ready(info: ReadyInfo) -> None:
+        port, q, cert = info["port"], info["inbound_port"], info["cert_file"]
+        inbound_addr = f"{inbound_at[0]}:{q}" if q is not None else None
         click.echo(
             f"fakemta: submission {listen[0]}:{port}, relaying "
             f"{', '.join(domains)} to {relay_to[0]}:{relay_to[1]}, "
             f"processing delay {delay}",
         )
+        if inbound_addr is not None:
+            click.echo(
+                f"fakemta: local domain {local_domain} ({n_users} users) into Maildirs under "
+                f"{mailbox_root}, delivery delay {local_delay}, inbound {inbound_addr}"
+            )
+        if tls:
+            required = ", required" if tls_required else ""
+            click.echo(f"fakemta: STARTTLS{required}, certificate {cert}")
+        if users:
+            click.echo(
+                f"fakemta: AUTH PLAIN LOGIN, {len(users)} user(s)"
+                + (", required" if auth_required else "")
+            )
         click.echo(
             json.dumps(
-                {"submit": f"{listen[0]}:{port}", "relay_to": f"{relay_to[0]}:{relay_to[1]}"}
+                {
+                    "submit": f"{listen[0]}:{port}",
+                    "relay_to": f"{relay_to[0]}:{relay_to[1]}",
+                    "inbound": inbound_addr,
+                    "cert_file": cert,
+                }
             )
         )
         sys.stdout.flush()
 
     try:
         stats = uvloop.run(serve(config, ready))
-    except OSError as exc:
-        abort(f"fakemta cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", EXIT_RUN)
+    except ValueError as exc:
+        abort(f"fakemta: {exc}", EXIT_USAGE)
+    except StartError as exc:
+        abort(f"fakemta {exc}", EXIT_RUN)
     click.echo(f"fakemta: stopped; {json.dumps(stats)}")
 
 

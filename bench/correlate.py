@@ -17,8 +17,9 @@ from typing import Any
 
 from bench.metrics import Metric, MetricSet
 
-LIVE_METRICS = ("send_delay",)  # kept per interval too, for the live view's window
-SPINE_METRICS = ("submit_latency", "service_time", "schedule_lag", "send_delay", "delivery_delay")
+GEN_METRICS = ("submit_latency", "service_time", "schedule_lag")
+SPINE_METRICS = (*GEN_METRICS, "send_delay", "delivery_delay")
+RECEIVE_METRICS = (*GEN_METRICS, "receive_delay")
 
 
 @dataclass(slots=True)
@@ -94,14 +95,19 @@ class Bitset:
 class Correlator:
     """Online join of generator records and post-office arrivals into metrics and counts."""
 
-    def __init__(self, run_id: str, late_after_ns: int) -> None:
+    def __init__(self, run_id: str, late_after_ns: int, direction: str = "send") -> None:
         self.run_id = run_id
         self.late_after_ns = late_after_ns
+        self.direction = direction
         self.counts = Counts()
         self.outcomes = Outcomes()
         self.metrics = MetricSet()
-        for name in SPINE_METRICS:  # present in results even when empty
-            self.metrics[name] = Metric(name, interval=name in LIVE_METRICS)
+        # The lane's delay metric is also kept per interval, for the live view's window.
+        self.delay_metric = "send_delay" if direction == "send" else "receive_delay"
+        for name in SPINE_METRICS if direction == "send" else RECEIVE_METRICS:
+            self.metrics[name] = Metric(name, interval=name == self.delay_metric)
+        self._delay = self.metrics[self.delay_metric]
+        self._received = self.metrics["delivery_delay"] if direction == "send" else None
         self._awaiting: dict[int, int] = {}  # id -> accepted_ns
         self._early: dict[int, tuple[int, int]] = {}  # id -> (mail_ns, received_ns)
         self._delivered = Bitset()
@@ -180,7 +186,7 @@ class Correlator:
     # -- post office side ----------------------------------------------------------------
     def on_arrival(self, run: str, seq: int, mail_ns: int, received_ns: int) -> None:
         """Message *seq* of *run* arrived: relay's MAIL FROM at *mail_ns*, complete at
-        *received_ns*."""
+        *received_ns* (for the receive lane: both are when it became visible)."""
         if run != self.run_id or seq < 0 or (seq >= self._issued and not self.remote):
             self.counts.foreign += 1
             return
@@ -201,8 +207,9 @@ class Correlator:
 
     def _join(self, accepted_ns: int, mail_ns: int, received_ns: int) -> None:
         self.counts.delivered += 1
-        self.metrics["send_delay"].record(mail_ns - accepted_ns)
-        self.metrics["delivery_delay"].record(received_ns - accepted_ns)
+        self._delay.record(mail_ns - accepted_ns)
+        if self._received is not None:
+            self._received.record(received_ns - accepted_ns)
 
     # -- end -----------------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from typing import Any
 from bench.correlate import Correlator
 from bench.recorder import unpack
 from bench.scenario import Scenario
+from bench.smtpopts import SessionOptions
 from bench.workers import GenJob, PostJob, Worker, generator_main, postoffice_main
 
 START_TIMEOUT_S = 60.0
@@ -24,7 +25,16 @@ class FleetError(Exception):
 class GeneratorFleet:
     """``workers`` generator processes splitting one schedule."""
 
-    def __init__(self, corr: Correlator, sc: Scenario, run_id: str, host: str, port: int) -> None:
+    def __init__(
+        self,
+        corr: Correlator,
+        sc: Scenario,
+        run_id: str,
+        host: str,
+        port: int,
+        opts: SessionOptions,
+    ) -> None:
+        self.opts = opts
         self.corr, self.sc, self.run_id, self.host, self.port = corr, sc, run_id, host, port
         self.n = sc.load.workers
         self.workers: list[Worker] = []
@@ -71,7 +81,7 @@ class GeneratorFleet:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for k in range(self.n):
-            job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n)
+            job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n, self.opts)
             self._ready.append(loop.create_future())
             self.workers.append(
                 Worker(generator_main, job, f"generator-{k}", partial(self._on_message, k))

@@ -16,7 +16,20 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from bench.message import MessageFactory
-from bench.sender import Outcome, Session
+from bench.pipesession import PipelinedSession
+from bench.sender import Outcome, Session, SmtpSession
+from bench.smtpopts import SessionOptions
+from bench.stages import CONNECTION_STAGES, StageTimes
+
+
+def make_session(
+    client: str, host: str, port: int, opts: SessionOptions, stages: StageTimes | None
+) -> Session:
+    """The generator's SMTP session: the pipelined client, or aiosmtplib's (one command at a
+    time, for comparison and for servers that mishandle pipelining)."""
+    if client == "aiosmtplib":
+        return SmtpSession(host, port, opts, stages)
+    return PipelinedSession(host, port, opts, stages)
 
 
 class Recorder(Protocol):
@@ -180,13 +193,13 @@ class Generator:
             self.corr.on_rejected(seq, out.stage, out.code)
         else:
             self.corr.on_failed(seq, out.stage, out.error)
-        if out.stage in ("connect", "banner") and not any(s.connects for s in self._sessions):
+        if out.stage in CONNECTION_STAGES and not any(s.connects for s in self._sessions):
             failures = sum(s.connect_failures for s in self._sessions)
             if failures >= self.abort_after:
                 what = f"{out.code} {out.error}".strip() if out.code else out.error
                 self.stop(
-                    f"the system at {session.host}:{session.port} refused every connection "
-                    f"({failures} attempts, {out.stage}: {what})"
+                    f"no connection to the system at {session.host}:{session.port} became "
+                    f"usable ({failures} attempts; {out.stage}: {what})"
                 )
 
     def _count_unplanned_rest(self) -> None:

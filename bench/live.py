@@ -13,7 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from bench.report import fmt_s
-from bench.runner import Snapshot
+from bench.results import Snapshot
 
 
 def _panel(s: Snapshot, title: str) -> Panel:
@@ -35,11 +35,11 @@ def _panel(s: Snapshot, title: str) -> Panel:
     grid.add_row("not ok", f"rejected {c['rejected']}  failed {c['failed']}  late {c['late']}")
     grid.add_row("rate", f"{s.rate:.0f} accepted/s")
     if s.window is None:
-        grid.add_row("send_delay", "no deliveries in the last seconds")
+        grid.add_row(s.window_metric, "no deliveries in the last seconds")
     else:
         p50, p99, mx = s.window
         grid.add_row(
-            "send_delay", f"p50 {fmt_s(p50)}  p99 {fmt_s(p99)}  max {fmt_s(mx)}  (last 5 s)"
+            s.window_metric, f"p50 {fmt_s(p50)}  p99 {fmt_s(p99)}  max {fmt_s(mx)}  (last 5 s)"
         )
     return Panel(grid, title=title, expand=False)
 
@@ -77,7 +77,7 @@ class LineView:
             return
         c = snap.counts
         w: Any = snap.window
-        tail = f" send_delay p99 {fmt_s(w[1])}" if w else ""
+        tail = f" {snap.window_metric} p99 {fmt_s(w[1])}" if w else ""
         print(
             f"[{snap.phase} {snap.elapsed_s:5.0f}s] planned {c['planned']} sent {c['sent']} "
             f"accepted {c['accepted']} delivered {c['delivered']} rejected {c['rejected']} "

@@ -11,10 +11,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from bench.correlate import Counts, Outcomes
+from bench.correlate import GEN_METRICS, Counts, Outcomes
 from bench.metrics import EncodedMetric, MetricSet
-
-GEN_METRICS = ("submit_latency", "service_time", "schedule_lag")
 
 
 class GenRecorder:
@@ -79,7 +77,11 @@ class GenRecorder:
             "counts": self.counts.as_dict(),
             "rejected": dict(self.outcomes.rejected),
             "failed": dict(self.outcomes.failed),
-            "metrics": [EncodedMetric.of(self.metrics[n]) for n in GEN_METRICS],
+            "metrics": [
+                EncodedMetric.of(m)
+                for n, m in self.metrics.items()
+                if n in GEN_METRICS or (n.startswith("stage.") and m.count)
+            ],
         }
 
 

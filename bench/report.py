@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from bench.runner import RunResult
+from bench.results import RunResult
 from bench.units import format_duration
 
 
@@ -40,25 +40,34 @@ COUNT_ROWS = (
     ("planned", "in the schedule"),
     ("sent", "sends started"),
     ("accepted", "250 after DATA"),
-    ("delivered", "seen at the post office"),
+    ("delivered", "seen at the post office (send) or in the mailbox (receive)"),
     ("undelivered", "accepted, not delivered when the drain ended"),
     ("rejected", "refused with an SMTP reply"),
     ("failed", "network error or timeout"),
     ("not_sent", "planned but never started (run stopped)"),
     ("late", "started later than load.late_after"),
-    ("foreign", "unknown run or id at the post office"),
+    ("foreign", "unknown run or id at the post office or in the mailbox"),
     ("duplicate", "a second copy of an id"),
+    ("failed_then_delivered", "failed or rejected, yet delivered: the system kept it"),
 )
 
 
 def counts_table(doc: dict[str, Any]) -> Table:
     c = doc["counts"]
+    lanes = doc.get("directions", {})
+    split = len(lanes) > 1  # both directions: a column each, then the total
     t = Table(title="Messages", title_justify="left", show_edge=False)
     t.add_column("state")
-    t.add_column("count", justify="right")
+    if split:
+        for d in lanes:
+            t.add_column(d, justify="right")
+    t.add_column("total" if split else "count", justify="right")
     t.add_column("meaning", style="dim")
     for key, meaning in COUNT_ROWS:
-        t.add_row(key.replace("_", " "), str(c[key]), meaning)
+        if key == "failed_then_delivered" and not c[key]:
+            continue
+        per = [str(lane["counts"][key]) for lane in lanes.values()] if split else []
+        t.add_row(key.replace("_", " "), *per, str(c[key]), meaning)
     return t
 
 
@@ -68,6 +77,8 @@ def metrics_table(doc: dict[str, Any]) -> Table:
     for col in ("count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"):
         t.add_column(col, justify="right")
     for name, m in doc["metrics"].items():
+        if not m["count"] and "stage." in name:
+            continue  # a stage this run never went through (STARTTLS, AUTH)
         p = m["percentiles_s"]
         t.add_row(
             name,
@@ -88,12 +99,13 @@ def outcomes_table(doc: dict[str, Any]) -> Table | None:
     if not o["rejected"] and not o["failed"]:
         return None
     t = Table(title="Not accepted", title_justify="left", show_edge=False)
-    for col in ("outcome", "stage", "reason", "count"):
+    for col in ("outcome", "direction", "stage", "reason", "count"):
         t.add_column(col, justify="right" if col == "count" else "left")
     for r in o["rejected"]:
-        t.add_row("rejected", r["stage"], str(r["code"]), str(r["count"]))
+        where = r.get("direction", "send")
+        t.add_row("rejected", where, r["stage"], str(r["code"]), str(r["count"]))
     for f in o["failed"]:
-        t.add_row("failed", f["stage"], f["error"], str(f["count"]))
+        t.add_row("failed", f.get("direction", "send"), f["stage"], f["error"], str(f["count"]))
     return t
 
 

@@ -1,6 +1,7 @@
-"""One run, end to end: start the post office and the system, generate load, drain, judge.
+"""One run, end to end: start the post office, the system and the mailbox watcher, generate
+load on each lane, drain, judge.
 
-The runner joins the edges (post office, fake MTA process, generator) to the pure core
+The runner joins the edges (post office, fake MTA process, generators, watcher) to the pure core
 (schedule, correlate, metrics, sla) and always writes result.json, whether the run completed,
 failed or was interrupted.
 """
@@ -9,73 +10,50 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from bench import schedule
-from bench.correlate import Correlator, Counts
+from bench.correlate import Correlator
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
-from bench.generator import Generator
+from bench.generator import Generator, make_session
+from bench.lanes import (
+    Lane,
+    directions_doc,
+    merged_metrics,
+    merged_outcomes,
+    session_split,
+    total_counts,
+)
+from bench.mailboxes import Mailboxes, mailbox_users
 from bench.message import Identity, MessageFactory
 from bench.metrics import window_stats
 from bench.postoffice import PostOffice
-from bench.results import IDENTITY, SCHEMA, versions, write_json_atomic
+from bench.results import (
+    IDENTITY,
+    SCHEMA,
+    Observer,
+    RunResult,
+    Snapshot,
+    versions,
+    write_json_atomic,
+)
 from bench.scenario import Scenario
-from bench.sender import Session, SmtpSession
-from bench.sla import Verdict, evaluate
-from bench.smtpclient import PipelinedSession
+from bench.sla import evaluate
+from bench.smtpopts import SessionOptions
+from bench.stages import StageTimes
 from bench.system import ChildFakeMta, SystemStartError
 from fakemta.server import FakeMtaConfig
 
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"
 INTERRUPT_GRACE_S = 5.0  # after Ctrl-C, how long sends already under way may finish
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the live view shows, once a second."""
-
-    phase: str
-    elapsed_s: float
-    duration_s: float
-    drain_s: float
-    counts: dict[str, int]
-    sending: int
-    awaiting: int
-    rate: float
-    window: tuple[float, float, float] | None
-    expected: int | None = None  # planned sends in the whole schedule (None: closed model)
-
-
-class Observer(Protocol):
-    def started(self, line: str) -> None: ...
-
-    def update(self, snap: Snapshot) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    doc: dict[str, Any]
-    path: Path
-    verdict: Verdict
-    status: str
-    reason: str | None
-    exit_code: int
-
-
-def make_session(client: str, host: str, port: int, ehlo: str, timeout: float) -> Session:
-    """The generator's SMTP session: the pipelined client, or aiosmtplib's (one command at a
-    time, for comparison and for servers that mishandle pipelining)."""
-    if client == "aiosmtplib":
-        return SmtpSession(host, port, ehlo=ehlo, timeout=timeout)
-    return PipelinedSession(host, port, ehlo=ehlo, timeout=timeout)
 
 
 def make_run_id(name: str, now: datetime) -> str:
@@ -93,18 +71,33 @@ class Runner:
         *,
         source: str = "",
         overrides: tuple[str, ...] = (),
+        credentials: tuple[str, str] | None = None,
+        imap_password: str | None = None,
     ) -> None:
         self.sc = scenario
+        self.credentials = credentials
+        self.imap_password = imap_password
         self.started = datetime.now(UTC)
         self.run_id = make_run_id(scenario.name, self.started)
         self.out_dir = out_dir or Path("results") / self.run_id
         self.observer = observer
         self.source, self.overrides = source, overrides
-        self.corr = Correlator(self.run_id, round(scenario.load.late_after * NS))
+        late_ns = round(scenario.load.late_after * NS)
+        sessions = session_split(scenario)
+        self.lanes = [
+            Lane(d, Correlator(self.run_id, late_ns, d), sessions[d]) for d in scenario.directions
+        ]
+        self.by_dir = {lane.direction: lane for lane in self.lanes}
+        # The post office's books: the send lane's (a receive-only run expects nothing there).
+        self.corr = (
+            self.by_dir["send"].corr
+            if "send" in self.by_dir
+            else Correlator(self.run_id, late_ns, "send")
+        )
+        self.mailboxes: Mailboxes | None = None
         self.phase = "starting"
         self.status = "completed"
         self.reason: str | None = None
-        self.generator: Generator | GeneratorFleet | None = None
         self._interrupts = 0
         self._drained = asyncio.Event()
         self._draining = False
@@ -112,10 +105,15 @@ class Runner:
         self._window: collections.deque[HdrHistogram] = collections.deque(maxlen=WINDOW_S)
         self._last_accepted = 0
         self._t0 = time.monotonic()
-        self.system_info: dict[str, Any] = {"kind": scenario.system.kind}
+        self.system_info: dict[str, Any] = {
+            "kind": scenario.system.kind,
+            "tls": scenario.system.tls,
+            "auth": scenario.system.auth.mechanism if scenario.system.auth else None,
+        }
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
         self._expected = schedule.expected_count(scenario.load)
+        self._duration = schedule.total_duration(scenario.load)
 
     # -- control -------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -124,8 +122,10 @@ class Runner:
         self.status = "interrupted"
         self.reason = self.reason or "interrupted (SIGINT)"
         self._stop.set()
-        gen = self.generator
-        if gen is not None:
+        for lane in self.lanes:
+            gen = lane.generator
+            if gen is None:
+                continue
             if self._interrupts == 1:
                 gen.stop()
                 # Sends in progress get a short grace, not a whole SMTP timeout.
@@ -140,8 +140,16 @@ class Runner:
             self.corr.on_arrival(ident.run, ident.id, mail_ns, received_ns)
         self._check_drained()
 
+    def _on_visible(self, ident: Identity | None, visible_ns: int) -> None:
+        corr = self.by_dir["receive"].corr
+        if ident is None:
+            corr.on_foreign()
+        else:
+            corr.on_arrival(ident.run, ident.id, visible_ns, visible_ns)
+        self._check_drained()
+
     def _check_drained(self) -> None:
-        if self._draining and self.corr.in_flight == 0:
+        if self._draining and all(lane.in_flight == 0 for lane in self.lanes):
             self._drained.set()
 
     # -- the run -------------------------------------------------------------------------
@@ -170,22 +178,25 @@ class Runner:
                     f"the post office cannot listen on {host}:{port}: {exc.strerror or exc}"
                 ) from None
             self.system_info["postoffice"] = f"{sc.postoffice.listen[0]}:{po_port}"
+            if "receive" in self.by_dir:
+                self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password)
+            ca_file = sc.system.ca_file
             if sc.system.kind == "fakemta":
                 mta = ChildFakeMta(self._fakemta_config(po_port))
                 host, port = sc.fakemta.listen[0], await mta.start()
+                inbound = (sc.fakemta.inbound[0], mta.inbound_port or 0)
+                ca_file = ca_file or mta.cert_file
             else:
-                assert sc.system.submit is not None
-                host, port = sc.system.submit
-            self.system_info["submit"] = f"{host}:{port}"
-            if self.observer is not None:
-                self.observer.started(
-                    f"run {self.run_id}: submitting to {host}:{port} ({sc.system.kind}), "
-                    f"post office at {self.system_info['postoffice']}, "
-                    f"results in {self.out_dir}"
-                )
+                host, port = sc.system.submit or ("", 0)
+                inbound = sc.system.inbound or ("", 0)
+            self._targets((host, port), inbound)
+            if self.mailboxes is not None:
+                await self.mailboxes.start()
+            opts = self._session_options(ca_file)
+            self._announce()
             ticker = asyncio.ensure_future(self._tick())
             if not self._stop.is_set():
-                await self._send(host, port)
+                await asyncio.gather(*(self._send(lane, opts) for lane in self.lanes))
             await self._drain()
         except SystemStartError as exc:
             self.status, self.reason = "error", str(exc)
@@ -200,38 +211,111 @@ class Runner:
                     self.status = "error"  # the live view died: say so, do not hide it
                     self.reason = f"internal error in the live view: {ticker.exception()!r}"
                 ticker.cancel()
-            if mta is not None:
-                self.fakemta_stats = await mta.stop()
-            await po.stop()
-            self.corr.finish()
-            self.phase = "done"
-            if self.observer is not None:
-                self.observer.update(self.snapshot())
+            await self._stop_all(mta, po)
         return self._conclude()
+
+    async def _stop_all(self, mta: ChildFakeMta | None, po: PostOffice | PostOfficeFleet) -> None:
+        if self.mailboxes is not None:
+            try:
+                await self.mailboxes.stop()  # a last look first: nothing visible is missed
+            except Exception as exc:  # the books must still close
+                self.status, self.reason = "error", f"mailbox watcher: {exc}"
+        if mta is not None:
+            self.fakemta_stats = await mta.stop()
+        await po.stop()
+        if self.mailboxes is not None:
+            self.mailboxes.cleanup()
+        for lane in self.lanes:
+            lane.corr.finish()
+        self.phase = "done"
+        if self.observer is not None:
+            self.observer.update(self.snapshot())
+
+    def _targets(self, submit: tuple[str, int], inbound: tuple[str, int]) -> None:
+        for lane in self.lanes:
+            lane.host, lane.port = submit if lane.direction == "send" else inbound
+            key = "submit" if lane.direction == "send" else "inbound"
+            self.system_info[key] = f"{lane.host}:{lane.port}"
+
+    def _announce(self) -> None:
+        if self.observer is None:
+            return
+        where = ", ".join(
+            f"{'submitting to' if lane.direction == 'send' else 'delivering inbound to'} "
+            f"{lane.host}:{lane.port}"
+            for lane in self.lanes
+        )
+        self.observer.started(
+            f"run {self.run_id}: {where} ({self.sc.system.kind}), post office at "
+            f"{self.system_info['postoffice']}, results in {self.out_dir}"
+        )
 
     def _fakemta_config(self, po_port: int) -> FakeMtaConfig:
         sc = self.sc
+        fm = sc.fakemta
+        receiving = self.mailboxes is not None
         return FakeMtaConfig(
             relay_host=sc.postoffice.listen[0]
             if sc.postoffice.listen[0] != "0.0.0.0"
             else "127.0.0.1",
             relay_port=po_port,
-            listen_host=sc.fakemta.listen[0],
-            listen_port=sc.fakemta.listen[1],
-            hostname=sc.fakemta.hostname,
+            listen_host=fm.listen[0],
+            listen_port=fm.listen[1],
+            hostname=fm.hostname,
             relay_domains=(sc.postoffice.domain,),
-            processing_delay=sc.fakemta.processing_delay,
-            delivery_workers=sc.fakemta.delivery_workers,
+            processing_delay=fm.processing_delay,
+            delivery_workers=fm.delivery_workers,
             seed=sc.seed,
             timeout=sc.load.timeout,
+            local_domain=sc.mailbox.domain,
+            local_users=tuple(mailbox_users(sc)) if receiving else (),
+            mailbox_root=str(self.mailboxes.root)
+            if self.mailboxes and self.mailboxes.root
+            else None,
+            delivery_delay=fm.delivery_delay,
+            mailbox_file_mode=0o644 if self.mailboxes and self.mailboxes.serves_imap else 0o600,
+            inbound_host=fm.inbound[0],
+            inbound_port=fm.inbound[1],
+            tls=sc.system.tls != "off",
+            auth_users=(self.credentials,) if self.credentials else (),
+            auth_required=self.credentials is not None,
         )
 
-    async def _send(self, host: str, port: int) -> None:
+    def _session_options(self, ca_file: str | None) -> SessionOptions:
+        system, load = self.sc.system, self.sc.load
+        user, password = self.credentials or (None, None)
+        return SessionOptions(
+            ehlo=system.ehlo,
+            timeout=load.timeout,
+            tls=system.tls,
+            ca_file=ca_file,
+            tls_verify=not system.tls_insecure,
+            server_name=system.server_name,
+            auth_user=user,
+            auth_password=password,
+            auth_mechanism=system.auth.mechanism if system.auth else "plain",
+            max_per_connection=load.per_connection_cap,
+        )
+
+    async def _send(self, lane: Lane, opts: SessionOptions) -> None:
         sc, load = self.sc, self.sc.load
-        factory = MessageFactory.for_scenario(sc, self.run_id)
-        if load.workers > 1:
-            fleet = GeneratorFleet(self.corr, sc, self.run_id, host, port)
-            self.generator = fleet
+        if lane.direction == "receive":
+            # A source post office delivers without AUTH (and without TLS unless asked).
+            opts = SessionOptions(
+                ehlo=opts.ehlo,
+                timeout=opts.timeout,
+                tls="opportunistic" if opts.tls != "off" else "off",
+                ca_file=opts.ca_file,
+                tls_verify=opts.tls_verify,
+                server_name=opts.server_name,
+                max_per_connection=opts.max_per_connection,
+            )
+            domain = sc.mailbox.domain
+        else:
+            domain = sc.postoffice.domain
+        if load.workers > 1:  # send lane only (the scenario refuses workers with inbound)
+            fleet = GeneratorFleet(lane.corr, sc, self.run_id, lane.host, lane.port, opts)
+            lane.generator = fleet
             try:
                 await fleet.start()
             except FleetError as exc:
@@ -239,35 +323,58 @@ class Runner:
             self._t0 = time.monotonic()
             self.phase = "sending"
             await fleet.run()
-            if fleet.abort_reason:
-                self.status, self.reason = "aborted", fleet.abort_reason
+            self._aborted(fleet.abort_reason)
             return
+        m = sc.message
+        factory = MessageFactory(
+            self.run_id,
+            size=m.size,
+            sender=m.sender,
+            domain=domain,
+            users=m.users,
+            recipients=m.recipients,
+        )
+        stages = StageTimes(lane.corr.metrics)
         start_ns, start_wall = time.monotonic_ns(), time.time_ns()
         duration_ns = round(schedule.total_duration(load) * NS)
-        offsets = None if load.model == "closed" else schedule.planned_offsets(load, sc.seed)
-        self.generator = Generator(
-            correlator=self.corr,
+        plan = None
+        closed_ids = None
+        if load.model != "closed":
+            offsets = enumerate(schedule.planned_offsets(load, sc.seed))
+            plan = schedule.lane(offsets, lane.direction, load.direction, load.receive_share)
+        elif len(self.lanes) > 1:  # closed: the lanes take alternate ids
+            closed_ids = itertools.count(self.lanes.index(lane), len(self.lanes))
+        host, port = lane.host, lane.port
+        lane.generator = gen = Generator(
+            correlator=lane.corr,
             factory=factory,
-            session_factory=lambda: make_session(
-                load.client, host, port, sc.system.ehlo, load.timeout
-            ),
-            sessions=load.sessions,
+            session_factory=lambda: make_session(load.client, host, port, opts, stages),
+            sessions=lane.sessions,
             depth=load.depth,
-            schedule=None if offsets is None else enumerate(offsets),
+            schedule=plan,
             start_ns=start_ns,
             start_wall_ns=start_wall,
             end_ns=start_ns + duration_ns,
             think_time_ns=round(load.think_time * NS),
             max_messages=load.max_messages,
+            closed_ids=closed_ids,
         )
         self._t0 = time.monotonic()
         self.phase = "sending"
-        await self.generator.run()
-        if self.generator.abort_reason:
-            self.status, self.reason = "aborted", self.generator.abort_reason
+        await gen.run()
+        self._aborted(gen.abort_reason)
+
+    def _aborted(self, reason: str | None) -> None:
+        if reason and self.status == "completed":
+            self.status, self.reason = "aborted", reason
+            for lane in self.lanes:  # the other lane stops too
+                if lane.generator is not None:
+                    lane.generator.stop()
 
     async def _drain(self) -> None:
-        if self._stop.is_set() or self.status != "completed" or self.corr.in_flight == 0:
+        if self._stop.is_set() or self.status != "completed":
+            return
+        if all(lane.in_flight == 0 for lane in self.lanes):
             return
         self.phase = "draining"
         self._draining = True
@@ -282,39 +389,50 @@ class Runner:
             w.cancel()
 
     async def _tick(self) -> None:
+        lane = self.lanes[0]
         while True:
             await asyncio.sleep(1.0)
-            self._window.append(self.corr.metrics["send_delay"].take_interval())
+            self._window.append(lane.corr.metrics[lane.corr.delay_metric].take_interval())
             snap = self.snapshot()
             if self.observer is not None:
                 self.observer.update(snap)
             self._last_accepted = snap.counts["accepted"]
 
     def snapshot(self) -> Snapshot:
-        g = self.generator
-        counts = self.corr.counts.as_dict()
-        if isinstance(g, GeneratorFleet):
-            for k, v in g.live_counts().items():
-                counts[k] += v
+        counts = total_counts(self.lanes).as_dict()
+        sending = 0
+        for lane in self.lanes:
+            g = lane.generator
+            if isinstance(g, GeneratorFleet):
+                for k, v in g.live_counts().items():
+                    counts[k] += v
+            sending += g.in_flight if g else 0
+        elapsed = time.monotonic() - self._t0 if self.phase != "starting" else 0.0
+        rate = counts["accepted"] - self._last_accepted
+        if self.phase == "done":  # the last frame: the run's mean rate, not the last second's
+            rate = round(counts["accepted"] / max(min(elapsed, self._duration), 1e-9))
         return Snapshot(
             phase=self.phase,
-            elapsed_s=time.monotonic() - self._t0 if self.phase != "starting" else 0.0,
+            elapsed_s=elapsed,
             duration_s=schedule.total_duration(self.sc.load),
             drain_s=self.sc.load.drain,
             counts=counts,
-            sending=g.in_flight if g else 0,
-            awaiting=self.corr.in_flight,
-            rate=float(counts["accepted"] - self._last_accepted),
+            sending=sending,
+            awaiting=sum(lane.in_flight for lane in self.lanes),
+            rate=float(rate),
             window=window_stats(list(self._window)),
             expected=self._expected,
+            window_metric=self.lanes[0].corr.delay_metric,
         )
 
     # -- the verdict ---------------------------------------------------------------------
     def _conclude(self) -> RunResult:
         sc = self.sc
-        counts: Counts = self.corr.counts
-        verdict = evaluate(sc.sla.profile, sc.sla.thresholds, self.corr.metrics, counts.undelivered)
-        ended = datetime.now(UTC)
+        counts = total_counts(self.lanes)
+        metrics = merged_metrics(self.lanes)
+        undelivered = {lane.direction: lane.corr.counts.undelivered for lane in self.lanes}
+        verdict = evaluate(sc.sla.profile, sc.sla.thresholds, metrics, undelivered, sc.directions)
+        holds = all(lane.corr.counts.identity_holds for lane in self.lanes)
         doc: dict[str, Any] = {
             "schema": SCHEMA,
             "run": {
@@ -324,18 +442,21 @@ class Runner:
                 "overrides": list(self.overrides),
                 "seed": sc.seed,
                 "started_at": self.started.isoformat(),
-                "ended_at": ended.isoformat(),
+                "ended_at": datetime.now(UTC).isoformat(),
                 "status": self.status,
                 "reason": self.reason,
                 "system": self.system_info,
                 "versions": versions(),
             },
             "counts": counts.as_dict(),
-            "accounting": {"identity": IDENTITY, "holds": counts.identity_holds},
-            "outcomes": self.corr.outcomes.as_dict(),
-            "metrics": self.corr.metrics.summaries(),
+            "accounting": {"identity": IDENTITY, "holds": holds and counts.identity_holds},
+            "directions": directions_doc(self.lanes),
+            "outcomes": merged_outcomes(self.lanes),
+            "metrics": metrics.summaries(),
             "sla": verdict.as_dict(),
         }
+        if self.mailboxes is not None:
+            doc["receive"] = self.mailboxes.info()
         if self.traceback:
             doc["run"]["traceback"] = self.traceback
         if self.fakemta_stats is not None:

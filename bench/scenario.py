@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -93,18 +94,49 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class AuthConfig(_Model):
+    """SMTP AUTH for submission; the credentials are read from these environment variables
+    when the run starts and are never written anywhere."""
+
+    mechanism: Literal["plain", "login"] = "plain"
+    user_env: EnvName = "MAILSLA_SMTP_USER"
+    password_env: EnvName = "MAILSLA_SMTP_PASSWORD"
+
+
 class SystemConfig(_Model):
     kind: Literal["fakemta", "smtp"] = "fakemta"
     submit: Address | None = None
     inbound: Address | None = None
     ehlo: Hostname = "loadgen.mailsla.test"
+    tls: Literal["off", "opportunistic", "required"] = "off"
+    ca_file: str | None = None  # trust these CAs instead of the system's
+    tls_insecure: bool = False  # skip certificate verification (never by default)
+    server_name: Hostname | None = None  # name the certificate must carry; default: the host
+    auth: AuthConfig | None = None
 
 
 class FakeMtaSettings(_Model):
     processing_delay: DelayDist = Field(default_factory=lambda: parse_delay("uniform(5ms, 50ms)"))
+    delivery_delay: DelayDist = Field(default_factory=lambda: parse_delay("uniform(5ms, 50ms)"))
     delivery_workers: int = Field(default=8, ge=1, le=1000)
     listen: Address = ("127.0.0.1", 0)
+    inbound: Address = ("127.0.0.1", 0)
     hostname: Hostname = "mta.local.test"
+
+
+class MailboxConfig(_Model):
+    """Where inbound mail becomes visible, and how mailsla watches it."""
+
+    domain: Hostname = "local.test"
+    watch: Literal["maildir", "imap"] = "maildir"
+    maildir: str | None = None  # kind = "smtp": folder holding one Maildir per user (<dir>/<user>)
+    imap: Address | None = None  # kind = "smtp" or an IMAP server over the fake MTA's Maildirs
+    imap_password_env: EnvName = "MAILSLA_IMAP_PASSWORD"
+    poll_interval: Duration = 0.1  # IMAP: how often each mailbox is polled (the resolution)
+    dispose: Literal["keep", "move", "delete"] = "keep"
 
 
 class PostOfficeConfig(_Model):
@@ -133,6 +165,15 @@ class LoadConfig(_Model):
     timeout: Duration = 30.0
     late_after: Duration = 0.010
     max_messages: int | None = Field(default=None, ge=1)
+    direction: Literal["send", "receive", "both"] = "send"
+    receive_share: float = Field(default=0.5, gt=0, lt=1)  # with "both": the inbound share
+    connection: Literal["persistent", "per_message"] = "persistent"
+    messages_per_connection: int = Field(default=0, ge=0)  # 0: no cap
+
+    @property
+    def per_connection_cap(self) -> int:
+        """Messages a connection takes before it is closed (0: no limit)."""
+        return 1 if self.connection == "per_message" else self.messages_per_connection
 
     @model_validator(mode="after")
     def _check(self) -> LoadConfig:
@@ -175,13 +216,43 @@ class Scenario(_Model):
     system: SystemConfig = SystemConfig()
     fakemta: FakeMtaSettings = FakeMtaSettings()
     postoffice: PostOfficeConfig = PostOfficeConfig()
+    mailbox: MailboxConfig = MailboxConfig()
     load: LoadConfig = LoadConfig()
     message: MessageConfig = MessageConfig()
     sla: SlaConfig = SlaConfig()
 
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The lanes of traffic: ("send",), ("receive",) or both."""
+        d = self.load.direction
+        return ("send", "receive") if d == "both" else (d,)
+
     @model_validator(mode="after")
     def _check(self) -> Scenario:
-        if self.system.kind == "smtp":
+        receiving = "receive" in self.directions
+        if receiving:
+            mb = self.mailbox
+            if self.load.workers > 1:
+                raise ValueError(
+                    'load.workers: inbound traffic (load.direction = "receive" or "both") runs '
+                    "in one generator process; set load.workers = 1"
+                )
+            if self.system.kind == "smtp":
+                if mb.watch == "imap" and mb.imap is None:
+                    raise ValueError('mailbox.imap: required when mailbox.watch = "imap"')
+                if self.system.inbound is None:
+                    raise ValueError(
+                        "system.inbound: required for inbound traffic to a real system "
+                        "(where other post offices deliver)"
+                    )
+                if mb.watch == "maildir" and mb.maildir is None:
+                    raise ValueError(
+                        "mailbox.maildir: required to watch a real system's Maildirs "
+                        "(the folder holding <user>/new/)"
+                    )
+            if mb.domain.lower() == self.postoffice.domain.lower():
+                raise ValueError("mailbox.domain: must differ from postoffice.domain")
+        if self.system.kind == "smtp" and "send" in self.directions:
             if self.system.submit is None:
                 raise ValueError('system.submit: required when system.kind = "smtp"')
             if self.postoffice.listen[1] == 0:
@@ -195,6 +266,8 @@ class Scenario(_Model):
                 ("system.inbound", self.system.inbound),
                 ("postoffice.listen", self.postoffice.listen),
                 ("fakemta.listen", self.fakemta.listen),
+                ("fakemta.inbound", self.fakemta.inbound),
+                ("mailbox.imap", self.mailbox.imap),
             ):
                 if addr is not None and not _is_loopback(addr[0]):
                     raise ValueError(
@@ -202,6 +275,23 @@ class Scenario(_Model):
                         "set allow_remote = true to use a remote system"
                     )
         return self
+
+    def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        """The AUTH user and password from *environ*, or None when AUTH is off; raises
+        :class:`ValueError` naming the field whose variable is unset."""
+        auth = self.system.auth
+        if auth is None:
+            return None
+        found = []
+        for field_name, var in (("user_env", auth.user_env), ("password_env", auth.password_env)):
+            value = environ.get(var)
+            if not value:
+                raise ValueError(
+                    f"system.auth.{field_name}: environment variable {var} is not set "
+                    "(AUTH credentials are read from the environment)"
+                )
+            found.append(value)
+        return found[0], found[1]
 
     def as_run(self) -> dict[str, Any]:
         """The scenario as run, in the file's own notation (JSON-friendly)."""

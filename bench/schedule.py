@@ -94,3 +94,22 @@ def expected_count(load: LoadConfig) -> int | None:
 def split(planned: Iterator[T], worker: int, workers: int) -> Iterator[T]:
     """The share of *planned* that worker *worker* (0-based) of *workers* sends."""
     return itertools.islice(planned, worker, None, workers)
+
+
+def is_inbound(seq: int, share: float) -> bool:
+    """Whether message *seq* goes the inbound way when a share *share* of the traffic does.
+
+    Exactly ``floor(n * share)`` of the first n messages are inbound, spread evenly.
+    """
+    return math.floor((seq + 1) * share) > math.floor(seq * share)
+
+
+def lane(
+    planned: Iterator[tuple[int, T]], direction: str, mix: str, share: float
+) -> Iterator[tuple[int, T]]:
+    """The (seq, item) pairs of *planned* that belong to *direction* ("send" or "receive")
+    when the scenario's direction is *mix* ("send", "receive" or "both")."""
+    if mix != "both":
+        return planned if mix == direction else iter(())
+    inbound = direction == "receive"
+    return ((seq, x) for seq, x in planned if is_inbound(seq, share) == inbound)

@@ -24,7 +24,8 @@ TIME_METRICS = (
     "receive_delay",
 )
 STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
-KNOWN_METRICS = TIME_METRICS + tuple(f"stage.{s}" for s in STAGES)
+_LANE_METRICS = (*TIME_METRICS[:3], *(f"stage.{s}" for s in STAGES))
+KNOWN_METRICS = (*TIME_METRICS, *_LANE_METRICS[3:], *(f"inbound.{m}" for m in _LANE_METRICS))
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -160,7 +161,7 @@ def evaluate(
     profile: str,
     thresholds: tuple[Threshold, ...],
     metrics: Mapping[str, StatSource],
-    undelivered: int,
+    undelivered: int | Mapping[str, int],
     directions: tuple[str, ...] = ("send",),
 ) -> Verdict:
     """Checks of the profile, then of each threshold, against the run's metrics.
@@ -169,12 +170,15 @@ def evaluate(
     check fails and says how many.
     """
     checks: list[Check] = []
+    if isinstance(undelivered, int):
+        undelivered = dict.fromkeys(directions, undelivered)
     if profile == "exmail":
         for direction in directions:
+            lost = undelivered.get(direction, 0)
             metric = f"{direction}_delay"
             checks.append(_check(metrics, metric, "mean", "<=", EXMAIL_MEAN_S, "exmail"))
             mx = _check(metrics, metric, "max", "<=", EXMAIL_MAX_S, "exmail")
-            if undelivered:
+            if lost:
                 mx = Check(
                     mx.name,
                     mx.op,
@@ -182,7 +186,7 @@ def evaluate(
                     mx.observed,
                     False,
                     mx.source,
-                    f"{undelivered} message(s) undelivered count as over the limit",
+                    f"{lost} message(s) undelivered count as over the limit",
                 )
             checks.append(mx)
     for t in thresholds:

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from bench.sender import Outcome, error_name
+from bench.sender import Outcome
+from bench.stages import StageTimes
 
 # Reply kinds a message expects, in order.
 MAIL, RCPT, DATA, DOT, ABORT, RSET = range(6)
@@ -35,6 +36,7 @@ class Message:
     sent_cmds: int = 0
     bad: Outcome | None = None
     rcpts: int = field(default=0)
+    t_last: int = 0  # when its last command went out or its last reply came (monotonic ns)
 
 
 class ProtocolError(Exception):
@@ -44,9 +46,15 @@ class ProtocolError(Exception):
 class PipelinedProtocol(asyncio.Protocol):
     """Matches replies to messages; writes envelopes and bodies as replies allow."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        stages: StageTimes | None = None,
+    ) -> None:
         self.loop = loop
         self.timeout = timeout
+        self.stages = stages
         self.transport: asyncio.Transport | None = None
         self.pipelining = False
         self.buf = b""
@@ -60,7 +68,8 @@ class PipelinedProtocol(asyncio.Protocol):
         self.banner = self.handshake
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error = ""
-        self.last_progress = time.monotonic()
+        self.now = time.monotonic_ns()  # when the data being handled arrived
+        self.last_progress = self.now
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self.idle: asyncio.Future[None] | None = None  # set when no reply is awaited
@@ -80,6 +89,7 @@ class PipelinedProtocol(asyncio.Protocol):
             self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        self.now = time.monotonic_ns()  # one clock read serves every reply in this chunk
         buf = self.buf + data if self.buf else data
         start = 0
         try:
@@ -111,7 +121,7 @@ class PipelinedProtocol(asyncio.Protocol):
         self.lines.append(line[4:])
         text = b"\n".join(self.lines)
         self.lines = []
-        self.last_progress = time.monotonic()
+        self.last_progress = self.now
         self._reply(int(line[:3]), text)
 
     def _reply(self, code: int, text: bytes) -> None:
@@ -125,10 +135,20 @@ class PipelinedProtocol(asyncio.Protocol):
                 self.error = "disconnected"
             return
         m, kind = self.expect.popleft()
-        if not self.expect and self.idle is not None and not self.idle.done():
+        if m is not None:
+            self._message_reply(m, kind, code, text)
+        if code == 421:
+            self.error = "disconnected"
+            self.abort()
+        elif not self.expect and not self.waiting and self.idle and not self.idle.done():
             self.idle.set_result(None)
-        if m is None:  # RSET
-            return
+
+    def _message_reply(self, m: Message, kind: int, code: int, text: bytes) -> None:
+        st = self.stages
+        if st is not None and kind != ABORT:
+            now = self.now
+            (st.mail, st.rcpt, st.data, st.dot)[kind].record(now - m.t_last)
+            m.t_last = now
         if kind in (MAIL, RCPT):
             if code not in (250, 251) and m.bad is None:
                 m.bad = Outcome("rejected", STAGE_NAMES[kind], code, _text(text))
@@ -151,14 +171,11 @@ class PipelinedProtocol(asyncio.Protocol):
             self._pump()
         elif kind == DOT:
             if code == 250:
-                self._finish(m, Outcome("accepted", "dot", 250, accepted_ns=time.monotonic_ns()))
+                self._finish(m, Outcome("accepted", "dot", 250, accepted_ns=self.now))
             else:
                 self._finish(m, Outcome("rejected", "dot", code, _text(text)))
         elif kind == ABORT:
             self._finish(m, m.bad or Outcome("rejected", "dot", code, _text(text)))
-        if code == 421:
-            self.error = "disconnected"
-            self.abort()
 
     def _finish(self, m: Message, outcome: Outcome) -> None:
         if not m.fut.done():
@@ -167,6 +184,9 @@ class PipelinedProtocol(asyncio.Protocol):
     # -- sending -------------------------------------------------------------------------
     def submit(self, m: Message) -> None:
         """Queue *m*; its envelope goes out as soon as no DATA is waiting for its 354."""
+        self.now = time.monotonic_ns()
+        if not self.expect:  # the timeout counts from now, not from the last reply
+            self.last_progress = self.now
         if self.transport is None:
             self._finish(m, Outcome("failed", "mail", error=self.error or "disconnected"))
             return
@@ -181,6 +201,7 @@ class PipelinedProtocol(asyncio.Protocol):
         while self.waiting and not self.data_pending:
             m = self.waiting.popleft()
             self.data_pending = True
+            m.t_last = self.now
             if self.pipelining:
                 self.out.extend(m.cmds)
                 m.sent_cmds = len(m.cmds)
@@ -197,6 +218,7 @@ class PipelinedProtocol(asyncio.Protocol):
         if i >= len(m.cmds):
             return
         m.sent_cmds = i + 1
+        m.t_last = self.now
         self.out.append(m.cmds[i])
         kind = MAIL if i == 0 else DATA if i == len(m.cmds) - 1 else RCPT
         m.stage = kind
@@ -227,7 +249,7 @@ class PipelinedProtocol(asyncio.Protocol):
         self._timer = None
         if not self.expect and not self.waiting:
             return
-        idle = time.monotonic() - self.last_progress
+        idle = (time.monotonic_ns() - self.last_progress) / 1e9
         if idle >= self.timeout:
             self.error = "timeout"
             self.abort()
@@ -255,118 +277,6 @@ class PipelinedProtocol(asyncio.Protocol):
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
-
-
-class PipelinedSession:
-    """A persistent session to ``host:port`` on :class:`PipelinedProtocol`.
-
-    Several callers may :meth:`send` at once: their messages share the connection in order
-    (that is what lets the body of one and the envelope of the next share a write). After a
-    failure the next :meth:`send` reconnects.
-    """
-
-    def __init__(
-        self, host: str, port: int, *, ehlo: str, timeout: float, pipelining: bool = True
-    ) -> None:
-        self.host, self.port, self.ehlo, self.timeout = host, port, ehlo, timeout
-        self.allow_pipelining = pipelining
-        self.proto: PipelinedProtocol | None = None
-        self.extensions: dict[str, str] = {}
-        self.stage = "connect"
-        self.connects = 0
-        self.connect_failures = 0
-        self._opening: asyncio.Future[Outcome | None] | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self.proto is not None and self.proto.transport is not None
-
-    async def _open(self) -> Outcome | None:
-        loop = asyncio.get_running_loop()
-        proto = PipelinedProtocol(loop, self.timeout)
-        self.stage = "connect"
-        try:
-            async with asyncio.timeout(self.timeout):
-                await loop.create_connection(lambda: proto, self.host, self.port)
-        except TimeoutError:
-            self.connect_failures += 1
-            return Outcome("failed", "connect", error="timeout")
-        except OSError as exc:
-            self.connect_failures += 1
-            return Outcome("failed", "connect", error=error_name(exc))
-        bad = await self._greet(proto)
-        if bad is not None:
-            if bad.stage == "banner":
-                self.connect_failures += 1
-            proto.abort()
-            return bad
-        self.proto = proto
-        self.connects += 1
-        return None
-
-    async def _greet(self, proto: PipelinedProtocol) -> Outcome | None:
-        for stage, line, want in (("banner", b"", 220), ("ehlo", b"EHLO %s\r\n", 250)):
-            self.stage = stage
-            fut = proto.command(line.replace(b"%s", self.ehlo.encode()) if line else b"")
-            try:
-                async with asyncio.timeout(self.timeout):
-                    code, text = await fut
-            except TimeoutError:
-                return Outcome("failed", stage, error="timeout")
-            except ConnectionError:
-                return Outcome("failed", stage, error=proto.error or "disconnected")
-            if code != want:
-                return Outcome("rejected", stage, code, _text(text))
-            if stage == "ehlo":
-                self.extensions = parse_ehlo(text)
-        proto.pipelining = self.allow_pipelining and "PIPELINING" in self.extensions
-        return None
-
-    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> Outcome:
-        """Send one message; *data* must end with CRLF and need no dot-stuffing."""
-        if not self.connected:
-            # One connection attempt serves every caller waiting for it.
-            if self._opening is None:
-                self._opening = asyncio.ensure_future(self._open())
-            opening = self._opening
-            try:
-                bad = await asyncio.shield(opening)
-            finally:
-                if opening.done() and self._opening is opening:
-                    self._opening = None
-            if bad is not None:
-                return bad
-        proto = self.proto
-        assert proto is not None
-        cmds = [b"MAIL FROM:<" + mail_from.encode() + b">\r\n"]
-        cmds += [b"RCPT TO:<" + r.encode() + b">\r\n" for r in rcpts]
-        cmds.append(b"DATA\r\n")
-        m = Message(cmds, data + b".\r\n", proto.loop.create_future(), rcpts=len(rcpts))
-        proto.submit(m)
-        try:
-            return await m.fut
-        except asyncio.CancelledError:
-            self.stage = STAGE_NAMES[m.stage]
-            raise
-
-    def close(self) -> None:
-        if self.proto is not None:
-            self.proto.abort()
-            self.proto = None
-
-    async def quit(self) -> None:
-        """QUIT when idle (bounded wait), then close."""
-        proto = self.proto
-        if proto is not None and proto.transport is not None:
-            try:
-                async with asyncio.timeout(2):
-                    if proto.expect or proto.waiting:
-                        proto.idle = proto.loop.create_future()
-                        await proto.idle
-                    await proto.command(b"QUIT\r\n")
-            except (TimeoutError, ConnectionError):
-                pass
-        self.close()
 
 
 def parse_ehlo(text: bytes) -> dict[str, str]:

@@ -24,6 +24,8 @@ class ChildFakeMta:
         self._proc: Any = None
         self._conn: Connection | None = None
         self.port = 0
+        self.inbound_port: int | None = None  # with local delivery: the MX port
+        self.cert_file: str | None = None  # with TLS: the certificate (a client's CA file)
 
     async def _recv(self, timeout: float) -> Any:
         conn = self._conn
@@ -38,6 +40,7 @@ class ChildFakeMta:
             return None
 
     async def start(self, timeout: float = 30.0) -> int:
+        """Start the child; returns the submission port (see also inbound_port, cert_file)."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self._conn = parent
@@ -51,7 +54,10 @@ class ChildFakeMta:
             why = msg[1] if msg and msg[0] == "error" else "it did not report ready"
             await self.kill()
             raise SystemStartError(f"the embedded fake MTA did not start: {why}")
-        self.port = int(msg[1])
+        info = msg[1]
+        self.port = int(info["port"])
+        self.inbound_port = info.get("inbound_port")
+        self.cert_file = info.get("cert_file")
         return self.port
 
     async def stop(self, timeout: float = 10.0) -> dict[str, Any]:

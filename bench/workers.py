@@ -25,12 +25,14 @@ from typing import Any
 import uvloop
 
 from bench import schedule
-from bench.generator import Generator
+from bench.generator import Generator, make_session
 from bench.message import Identity, MessageFactory
 from bench.postoffice import PostOffice
 from bench.recorder import GenRecorder
 from bench.scenario import Scenario
 from bench.sender import Session
+from bench.smtpopts import SessionOptions
+from bench.stages import StageTimes
 
 BATCH_S = 0.05
 
@@ -43,6 +45,7 @@ class GenJob:
     port: int
     worker: int
     workers: int
+    opts: SessionOptions
 
 
 def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[], None]) -> None:
@@ -76,8 +79,6 @@ def _control(conn: Connection, on_message: Callable[[Any], None]) -> None:
 
 
 async def _generator(job: GenJob, conn: Connection) -> None:
-    from bench.runner import make_session  # the runner imports this module
-
     sc, load = job.scenario, job.scenario.load
     rec = GenRecorder(round(load.late_after * 1e9))
     factory = MessageFactory.for_scenario(sc, job.run_id)
@@ -87,8 +88,10 @@ async def _generator(job: GenJob, conn: Connection) -> None:
     if load.model != "closed":
         plan = schedule.split(enumerate(schedule.planned_offsets(load, sc.seed)), k, n)
 
+    stages = StageTimes(rec.metrics)
+
     def session() -> Session:
-        return make_session(load.client, job.host, job.port, sc.system.ehlo, load.timeout)
+        return make_session(load.client, job.host, job.port, job.opts, stages)
 
     # Start together: each worker says it is ready, the parent answers with the start time.
     go: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()

@@ -2,7 +2,9 @@
 
 The system under test gets its own interpreter and event loop, so the generator and post office
 do not share a loop with it. A child speaks over a :class:`multiprocessing.connection.Connection`:
-it sends ``("ready", port)`` or ``("error", text)``, and on ``"stop"`` replies ``("stats", {...})``.
+it sends ``("ready", {"port": p, "inbound_port": q, "cert_file": path})`` (a
+:class:`fakemta.server.ReadyInfo`; q and path may be None) or ``("error", text)``, and on
+``"stop"`` replies ``("stats", {...})``.
 """
 
 from __future__ import annotations
@@ -16,23 +18,17 @@ from multiprocessing.connection import Connection
 
 import uvloop
 
-from fakemta.server import FakeMta, FakeMtaConfig
+from fakemta.server import FakeMta, FakeMtaConfig, ReadyInfo, StartError
 
 
 async def _child_main(config: FakeMtaConfig, conn: Connection) -> None:
-    mta = FakeMta(config)
     try:
-        port = await mta.start()
-    except OSError as exc:
-        conn.send(
-            (
-                "error",
-                f"fakemta cannot listen on {config.listen_host}:"
-                f"{config.listen_port}: {exc.strerror or exc}",
-            )
-        )
+        mta = FakeMta(config)
+        await mta.start()
+    except (StartError, ValueError) as exc:
+        conn.send(("error", f"fakemta {exc}"))
         return
-    conn.send(("ready", port))
+    conn.send(("ready", mta.info()))
     # The parent owns SIGINT; the child stops when told (or when the pipe closes). The pipe is
     # read by a thread: loop.add_reader would make its one descriptor non-blocking for sends too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -57,11 +53,11 @@ def run_child(config: FakeMtaConfig, conn: Connection) -> None:
     uvloop.run(_child_main(config, conn))
 
 
-async def serve(config: FakeMtaConfig, on_ready: Callable[[int], None]) -> dict[str, object]:
+async def serve(config: FakeMtaConfig, on_ready: Callable[[ReadyInfo], None]) -> dict[str, object]:
     """Run in the foreground until SIGINT or SIGTERM; returns the queue's counts."""
     mta = FakeMta(config)
-    port = await mta.start()
-    on_ready(port)
+    await mta.start()
+    on_ready(mta.info())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

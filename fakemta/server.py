@@ -1,8 +1,12 @@
 """The stand-in mail system: an aiosmtpd relay in front of :class:`fakemta.relay.Relay`.
 
 It accepts mail for its relay domains on its submission port, answers 250 once the message is
-queued, and relays it after the configured processing delay. Everything binds 127.0.0.1 with an
-explicit hostname (no ``getfqdn()`` lookups).
+queued, and relays it after the configured processing delay. With a mailbox root it is also the
+post office of its local domain: mail for known local users (on the submission port, or on a
+second "inbound" port for mail from other post offices, which relays nothing) is delivered to
+their Maildirs after the delivery delay (:mod:`fakemta.maildir`). STARTTLS and AUTH are
+optional (:mod:`fakemta.tls`). Everything binds 127.0.0.1 with an explicit hostname (no
+``getfqdn()`` lookups).
 """
 
 from __future__ import annotations
@@ -10,20 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from aiosmtpd.smtp import Envelope, Session
 
 from fakemta.delays import Delay
 from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
 from fakemta.fastsmtp import PipeliningEhlo
+from fakemta.maildir import LocalDelivery, LocalJob, Maildirs
 from fakemta.relay import QueuedMessage, Relay
+from fakemta.tls import ServerTls, UserTable
 
 
 @dataclass(frozen=True, slots=True)
 class FakeMtaConfig:
-    """How the fake MTA listens, what it relays where, and how slowly."""
+    """How the fake MTA listens, what it relays where, what it delivers locally, how slowly."""
 
     relay_host: str
     relay_port: int
@@ -36,16 +44,71 @@ class FakeMtaConfig:
     seed: int = 1
     timeout: float = 30.0
     max_attempts: int = 5
+    # local delivery: on when mailbox_root is set (else local-domain RCPT is relay-denied)
+    local_domain: str = "local.test"
+    local_users: tuple[str, ...] = ()
+    mailbox_root: str | None = None
+    delivery_delay: Delay = field(default_factory=lambda: Delay("const", 0.0))
+    mailbox_file_mode: int = 0o600  # 0o644 lets an IMAP server running as another user read
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = 0  # listened on only with local delivery; 0: any free port
+    # STARTTLS: without a certificate, a self-signed one is made at start
+    tls: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_required: bool = False
+    # AUTH PLAIN/LOGIN on the submission port (only after STARTTLS when tls is on)
+    auth_users: tuple[tuple[str, str], ...] = ()
+    auth_required: bool = False
+
+
+class ReadyInfo(TypedDict):
+    """Where a started fake MTA listens (what process.py reports as ``("ready", info)``)."""
+
+    port: int
+    inbound_port: int | None
+    cert_file: str | None
+
+
+class StartError(Exception):
+    """The fake MTA could not start; the message says what (listen address, TLS certificate,
+    mailboxes)."""
+
+
+USER_UNKNOWN = "550 5.1.1 <{}>: Recipient address rejected: User unknown in virtual mailbox table"
 
 
 class InboundHandler(PipeliningEhlo):
-    """aiosmtpd hooks: accept relay-domain recipients, queue DATA with a drawn delay."""
+    """aiosmtpd hooks: accept relay-domain recipients, queue DATA with a drawn delay; with
+    *local*, also accept known local users and hand their copy to the local MDA."""
 
-    def __init__(self, config: FakeMtaConfig, relay: Relay) -> None:
-        self.domains = frozenset(d.lower() for d in config.relay_domains)
+    def __init__(
+        self,
+        config: FakeMtaConfig,
+        relay: Relay,
+        local: LocalDelivery | None = None,
+        *,
+        relaying: bool = True,
+        hide_auth: bool = False,
+    ) -> None:
+        self.domains = frozenset(d.lower() for d in config.relay_domains if relaying)
         self.delay = config.processing_delay
         self.rng = random.Random(config.seed)
         self.relay = relay
+        self.local = local
+        self.local_domain = config.local_domain.lower()
+        self.users = {u.lower(): u for u in config.local_users}
+        self.local_delay = config.delivery_delay
+        self.local_rng = random.Random(f"{config.seed}-local-{relaying}")
+        self.hide_auth = hide_auth
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        lines = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        if self.hide_auth:  # no users to log in as: do not offer aiosmtpd's always-failing AUTH
+            lines = [line for line in lines if not line.startswith("250-AUTH")]
+        return lines
 
     async def handle_RCPT(
         self,
@@ -55,9 +118,19 @@ class InboundHandler(PipeliningEhlo):
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        domain = address.rpartition("@")[2].lower()
+        local, _, domain = address.rpartition("@")
+        domain = domain.lower()
         if domain not in self.domains:
-            return f"550 5.7.1 <{address}>: Relay access denied"
+            if self.local is None or domain != self.local_domain:
+                return f"550 5.7.1 <{address}>: Relay access denied"
+            user = self.users.get(local.lower())
+            if user is None:
+                self.local.stats.unknown_user += 1
+                return USER_UNKNOWN.format(address)
+            rcpts: list[tuple[str, str]] | None = getattr(envelope, "local_rcpts", None)
+            if rcpts is None:
+                rcpts = envelope.local_rcpts = []  # type: ignore[attr-defined]
+            rcpts.append((user, address))
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
@@ -66,13 +139,33 @@ class InboundHandler(PipeliningEhlo):
     ) -> str:
         content = envelope.original_content or b""
         qid = self.relay.next_qid()
+        local = getattr(envelope, "local_rcpts", None)
+        if local is not None:
+            return self._data_local(envelope, qid, content, local)
         msg = QueuedMessage(qid, envelope.mail_from or "", list(envelope.rcpt_tos), content)
         self.relay.submit(msg, self.delay.sample(self.rng))
         return f"250 2.0.0 Ok: queued as {qid}"
 
+    def _data_local(
+        self, envelope: Envelope, qid: str, content: bytes, local: list[tuple[str, str]]
+    ) -> str:
+        assert self.local is not None
+        mail_from = envelope.mail_from or ""
+        if len(local) < len(envelope.rcpt_tos):
+            mine = {addr for _, addr in local}
+            remote = [r for r in envelope.rcpt_tos if r not in mine]
+            self.relay.submit(
+                QueuedMessage(qid, mail_from, remote, content), self.delay.sample(self.rng)
+            )
+        once = list({user: (user, addr) for user, addr in local}.values())  # one copy per box
+        job = LocalJob(qid, mail_from, once, content)
+        self.local.submit(job, self.local_delay.sample(self.local_rng))
+        return f"250 2.0.0 Ok: queued as {qid}"
+
 
 class FakeMta:
-    """One fake MTA: submission server plus relay queue, on the running event loop."""
+    """One fake MTA: submission server plus relay queue (and optionally an inbound server and
+    local delivery), on the running event loop."""
 
     def __init__(self, config: FakeMtaConfig) -> None:
         self.config = config
@@ -84,35 +177,123 @@ class FakeMta:
             timeout=config.timeout,
             max_attempts=config.max_attempts,
         )
-        self.handler = InboundHandler(config, self.relay)
-        self._server: asyncio.AbstractServer | None = None
+        self.local: LocalDelivery | None = None
+        if config.mailbox_root is not None:
+            if config.local_domain.lower() in {d.lower() for d in config.relay_domains}:
+                raise ValueError(f"{config.local_domain!r} is both relayed and local")
+            maildirs = Maildirs(
+                config.mailbox_root,
+                config.local_users,
+                config.hostname,
+                config.mailbox_file_mode,
+            )
+            self.local = LocalDelivery(maildirs)
+        self.auth = UserTable(config.auth_users) if config.auth_users else None
+        self.handler = InboundHandler(
+            config, self.relay, self.local, hide_auth=self.auth is None and config.tls
+        )
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tls: ServerTls | None = None
         self.port = 0
+        self.inbound_port: int | None = None
+        self.cert_file: str | None = None
 
     async def start(self) -> int:
-        """Start listening and relaying; returns the submission port."""
+        """Start listening, relaying and delivering; returns the submission port. Raises
+        :class:`StartError` saying what failed (and then holds nothing open)."""
         logging.getLogger("mail.log").setLevel(logging.ERROR)
+        try:
+            await self._start()
+        except BaseException:
+            await self._close()
+            raise
+        self.relay.start()
+        return self.port
+
+    async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
+        if cfg.tls:
+            try:
+                self._tls = ServerTls(cfg.hostname, cfg.tls_cert, cfg.tls_key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                what = cfg.tls_cert or "(self-signed)"
+                raise StartError(f"cannot load the TLS certificate {what}: {exc}") from exc
+            self.cert_file = self._tls.cert_file
+        tls_context = self._tls.context if self._tls is not None else None
+        options: dict[str, Any] = {}
+        if self.auth is not None:
+            options = {
+                "authenticator": self.auth,
+                "auth_require_tls": cfg.tls,  # plaintext AUTH only when there is no TLS
+                "auth_required": cfg.auth_required,
+            }
 
-        def factory() -> Any:
+        def protocol(handler: InboundHandler, **extra: Any) -> Any:
             return SMTPServerProtocol(
-                self.handler,
+                handler,
                 hostname=cfg.hostname,
                 ident="fakemta",
                 enable_SMTPUTF8=False,
                 decode_data=False,
+                tls_context=tls_context,
                 loop=loop,
+                **extra,
             )
 
-        self._server = await loop.create_server(factory, cfg.listen_host, cfg.listen_port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.relay.start()
-        return self.port
+        def submission() -> Any:
+            if cfg.auth_required and not cfg.tls:
+                with warnings.catch_warnings():  # "AUTH without TLS": wanted on a test rig
+                    warnings.simplefilter("ignore")
+                    return protocol(self.handler, **options)
+            return protocol(self.handler, require_starttls=cfg.tls_required, **options)
+
+        self.port = await self._listen(submission, cfg.listen_host, cfg.listen_port, "")
+        if self.local is not None:
+            try:
+                self.local.start()
+            except OSError as exc:
+                raise StartError(
+                    f"cannot create the mailboxes under {cfg.mailbox_root}: {exc}"
+                ) from exc
+            # an MX: local mail only, opportunistic STARTTLS, no AUTH
+            inbound = InboundHandler(cfg, self.relay, self.local, relaying=False, hide_auth=cfg.tls)
+            self.inbound_port = await self._listen(
+                lambda: protocol(inbound), cfg.inbound_host, cfg.inbound_port, " (inbound)"
+            )
+
+    async def _listen(self, factory: Callable[[], Any], host: str, port: int, what: str) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(factory, host, port)
+        except OSError as exc:
+            raise StartError(
+                f"cannot listen on {host}:{port}{what}: {exc.strerror or exc}"
+            ) from exc
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    def info(self) -> ReadyInfo:
+        return {"port": self.port, "inbound_port": self.inbound_port, "cert_file": self.cert_file}
+
+    async def _close(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers = []
+        if self.local is not None:
+            await self.local.stop()
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
 
     async def stop(self) -> dict[str, object]:
-        """Stop accepting and relaying; returns the queue's counts."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        """Stop accepting, relaying and delivering; returns the queue's counts (with local
+        delivery, also its counts; with AUTH, the failed logins)."""
+        await self._close()
         await self.relay.stop()
-        return self.relay.stats.as_dict()
+        stats = self.relay.stats.as_dict()
+        if self.local is not None:
+            stats.update(self.local.stats.as_dict())
+        if self.auth is not None:
+            stats["auth_failed"] = self.auth.failures
+        return stats

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import schedule
 from bench.scenario import LoadConfig
 from bench.schedule import NS, expected_count, planned_offsets, split, total_duration
 
@@ -218,3 +219,19 @@ def test_split_example() -> None:
     load = cfg(rate=10, duration="1s")
     ms = [x // 1_000_000 for x in split(planned_offsets(load, 1), 1, 3)]
     assert ms == [100, 400, 700]
+
+
+@given(st.floats(min_value=0.01, max_value=0.99), st.integers(min_value=0, max_value=3000))
+def test_lanes_partition_the_schedule(share: float, n: int) -> None:
+    pairs = [(i, i * 10) for i in range(n)]
+    send = list(schedule.lane(iter(pairs), "send", "both", share))
+    recv = list(schedule.lane(iter(pairs), "receive", "both", share))
+    assert sorted(send + recv) == pairs
+    assert len(recv) == math.floor(n * share)
+
+
+def test_single_direction_lanes() -> None:
+    pairs = [(i, i) for i in range(5)]
+    assert list(schedule.lane(iter(pairs), "send", "send", 0.5)) == pairs
+    assert list(schedule.lane(iter(pairs), "receive", "send", 0.5)) == []
+    assert list(schedule.lane(iter(pairs), "receive", "receive", 0.5)) == pairs

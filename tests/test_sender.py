@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.sender import SmtpSession
+from bench.smtpopts import SessionOptions
 from tests.conftest import free_port
 from tests.smtpscript import CLOSE, STALL, Script, ScriptedServer
 
@@ -14,7 +15,7 @@ MSG = b"Subject: t\r\nX-Mailsla-Id: 1\r\n\r\nbody\r\n"
 async def _send(script: Script, timeout: float = 5.0) -> tuple[SmtpSession, object]:
     server = ScriptedServer(script)
     port = await server.start()
-    session = SmtpSession("127.0.0.1", port, ehlo="client.test", timeout=timeout)
+    session = SmtpSession("127.0.0.1", port, SessionOptions(ehlo="client.test", timeout=timeout))
     out = await session.send("a@sender.test", ["u@remote.test"], MSG)
     session.close()
     await server.stop()
@@ -58,7 +59,7 @@ async def test_stall_is_a_timeout_at_its_stage(stage: str) -> None:
 
 
 async def test_refused_connection() -> None:
-    session = SmtpSession("127.0.0.1", free_port(), ehlo="client.test", timeout=2)
+    session = SmtpSession("127.0.0.1", free_port(), SessionOptions(ehlo="client.test", timeout=2))
     out = await session.send("a@sender.test", ["u@remote.test"], MSG)
     assert (out.kind, out.stage, out.error) == ("failed", "connect", "refused")
     assert session.connect_failures == 1
@@ -68,7 +69,7 @@ async def test_session_is_reused_and_reopened_after_failure() -> None:
     script = Script()
     server = ScriptedServer(script)
     port = await server.start()
-    s = SmtpSession("127.0.0.1", port, ehlo="client.test", timeout=5)
+    s = SmtpSession("127.0.0.1", port, SessionOptions(ehlo="client.test", timeout=5))
     for _ in range(3):
         assert (await s.send("a@s.test", ["u@remote.test"], MSG)).kind == "accepted"
     assert server.connections == 1

@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from bench.smtpclient import PipelinedSession, parse_ehlo
+from bench.pipesession import PipelinedSession
+from bench.smtpclient import parse_ehlo
+from bench.smtpopts import SessionOptions
 from fakemta.server import FakeMta
 from tests.conftest import free_port
 from tests.smtpscript import CLOSE, STALL, Script, ScriptedServer
@@ -49,7 +51,9 @@ async def test_replies_matched_to_messages_under_injected_errors(pipelining: boo
     script = Script(ehlo=PIPE_EHLO, rule=rule)
     server = ScriptedServer(script)
     port = await server.start()
-    session = PipelinedSession("127.0.0.1", port, ehlo="c.test", timeout=5, pipelining=pipelining)
+    session = PipelinedSession(
+        "127.0.0.1", port, SessionOptions(ehlo="c.test", timeout=5, pipelining=pipelining)
+    )
     cases = [msg(i, FATES[i % len(FATES)]) for i in range(60)]
     outs = await asyncio.gather(*(session.send(s, r, b) for s, r, b, _ in cases))
     got = [(o.kind, o.stage, o.code) for o in outs]
@@ -85,7 +89,7 @@ async def test_a_second_message_rides_with_the_first_body() -> None:
 
     server = await asyncio.start_server(client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    s = PipelinedSession("127.0.0.1", port, ehlo="c.test", timeout=5)
+    s = PipelinedSession("127.0.0.1", port, SessionOptions(ehlo="c.test", timeout=5))
     outs = await asyncio.gather(
         s.send("a@x.test", ["u@r.test"], b"one\r\n"), s.send("a@x.test", ["u@r.test"], b"two\r\n")
     )
@@ -100,7 +104,7 @@ async def test_a_second_message_rides_with_the_first_body() -> None:
 async def test_disconnect_fails_every_message_in_flight(stage: str, want: str) -> None:
     server = ScriptedServer(Script(ehlo=PIPE_EHLO, **{stage: CLOSE}))
     port = await server.start()
-    s = PipelinedSession("127.0.0.1", port, ehlo="c.test", timeout=5)
+    s = PipelinedSession("127.0.0.1", port, SessionOptions(ehlo="c.test", timeout=5))
     outs = await asyncio.gather(*(s.send("a@x.test", ["u@r.test"], b"b\r\n") for _ in range(3)))
     assert outs[0].kind == "failed" and outs[0].stage == want
     assert all(o.kind == "failed" and o.error in ("disconnected", "reset") for o in outs)
@@ -110,12 +114,12 @@ async def test_disconnect_fails_every_message_in_flight(stage: str, want: str) -
 async def test_timeout_and_refused_and_not_smtp() -> None:
     server = ScriptedServer(Script(ehlo=PIPE_EHLO, dot=STALL))
     port = await server.start()
-    s = PipelinedSession("127.0.0.1", port, ehlo="c.test", timeout=0.2)
+    s = PipelinedSession("127.0.0.1", port, SessionOptions(ehlo="c.test", timeout=0.2))
     out = await s.send("a@x.test", ["u@r.test"], b"b\r\n")
     assert (out.kind, out.stage, out.error) == ("failed", "dot", "timeout")
     await server.stop()
 
-    s = PipelinedSession("127.0.0.1", free_port(), ehlo="c.test", timeout=1)
+    s = PipelinedSession("127.0.0.1", free_port(), SessionOptions(ehlo="c.test", timeout=1))
     out = await s.send("a@x.test", ["u@r.test"], b"b\r\n")
     assert (out.kind, out.stage, out.error) == ("failed", "connect", "refused")
 
@@ -125,14 +129,16 @@ async def test_timeout_and_refused_and_not_smtp() -> None:
         await r.read()
 
     srv = await asyncio.start_server(http, "127.0.0.1", 0)
-    s = PipelinedSession("127.0.0.1", srv.sockets[0].getsockname()[1], ehlo="c", timeout=1)
+    s = PipelinedSession(
+        "127.0.0.1", srv.sockets[0].getsockname()[1], SessionOptions(ehlo="c", timeout=1)
+    )
     out = await s.send("a@x.test", ["u@r.test"], b"b\r\n")
     assert (out.kind, out.stage, out.error) == ("failed", "banner", "protocol")
     srv.close()
 
 
 async def test_against_aiosmtpd_fake_mta(fakemta: FakeMta) -> None:
-    s = PipelinedSession("127.0.0.1", fakemta.port, ehlo="c.test", timeout=5)
+    s = PipelinedSession("127.0.0.1", fakemta.port, SessionOptions(ehlo="c.test", timeout=5))
     outs = await asyncio.gather(
         *(
             s.send("a@x.test", ["u@remote.test"], f"Id: {i}\r\n\r\nx\r\n".encode())

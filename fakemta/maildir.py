@@ -1,0 +1,217 @@
+"""Local delivery: the fake MTA's MDA, writing mail for its own users into Maildirs.
+
+Each known user *u* has ``<root>/<u>/{tmp,new,cur}``. A message is held for its delivery delay
+(a timer, as in the relay: a held message occupies no thread), then written the way a real MDA
+does it: into ``tmp/`` under a unique name (``<sec>.M<usec>P<pid>Q<seq>.<host>``), fsync'd, and
+renamed into ``new/``, where a reader only ever sees whole messages. ``Return-Path:`` and
+``Delivered-To:`` are prepended; the rest is the message exactly as received.
+
+The file work runs on a few threads so a burst of deliveries does not stall SMTP. Ready
+deliveries are handed over in batches: at most :data:`MDA_THREADS` batches are in flight, and
+whatever becomes ready meanwhile waits in one list and goes out as the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+log = logging.getLogger("fakemta.maildir")
+
+MDA_THREADS = 2  # fsync-bound: more threads add contention, not deliveries (measured)
+BATCH_MAX = 64
+_seq = itertools.count(1)  # per process, shared by every mailbox: part of the unique name
+
+
+@dataclass(slots=True)
+class LocalJob:
+    """One accepted message for local recipients: (mailbox user, address) pairs."""
+
+    qid: str
+    mail_from: str
+    rcpts: list[tuple[str, str]]
+    content: bytes
+
+
+@dataclass(slots=True)
+class LocalStats:
+    """Counts per recipient (one mailbox file each), not per message."""
+
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    holding: int = 0
+    unknown_user: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "local_queued": self.queued,
+            "delivered_local": self.delivered,
+            "local_failed": self.failed,
+            "local_in_queue": self.holding,
+            "unknown_user": self.unknown_user,
+        }
+
+
+def maildir_name(host: str) -> str:
+    """A unique Maildir file name: ``<sec>.M<usec>P<pid>Q<seq>.<host>``."""
+    sec, ns = divmod(time.time_ns(), 1_000_000_000)
+    return f"{sec}.M{ns // 1000}P{os.getpid()}Q{next(_seq)}.{host}"
+
+
+def make_maildir(path: str) -> None:
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+
+
+def deliver_one(mailbox: str, name: str, head: bytes, content: bytes, mode: int = 0o600) -> str:
+    """Write *head* + *content* to ``<mailbox>/tmp/<name>``, fsync, rename into ``new/``;
+    returns the final path. Blocking: call it from a thread."""
+    tmp = os.path.join(mailbox, "tmp", name)
+    final = os.path.join(mailbox, "new", name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        total = len(head) + len(content)
+        done = os.writev(fd, (head, content))
+        if done < total:  # a short write: finish it plainly
+            rest = memoryview(head + content)[done:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, final)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return final
+
+
+class Maildirs:
+    """The mailboxes under one root; :meth:`deliver_batch` is the blocking MDA."""
+
+    def __init__(
+        self, root: str, users: tuple[str, ...], hostname: str, file_mode: int = 0o600
+    ) -> None:
+        for u in users:
+            if not u or "/" in u or u in (".", "..") or "\0" in u:
+                raise ValueError(f"{u!r} cannot be a mailbox name")
+        self.root = root
+        self.users = users
+        self.file_mode = file_mode  # 0o644 when an IMAP server running as another user reads
+        # Maildir: '/' and ':' in the host part are written as \057 and \072
+        self.host = hostname.replace("/", r"\057").replace(":", r"\072")
+
+    def create(self) -> None:
+        for u in self.users:
+            make_maildir(os.path.join(self.root, u))
+
+    def deliver_batch(self, jobs: list[LocalJob]) -> tuple[int, int]:
+        """Deliver every recipient of every job; returns (delivered, failed)."""
+        delivered = failed = 0
+        for job in jobs:
+            sender = "" if job.mail_from == "<>" else job.mail_from  # aiosmtpd's null sender
+            rp = f"Return-Path: <{sender}>\r\n".encode(errors="surrogateescape")
+            for user, addr in job.rcpts:
+                to = f"Delivered-To: {addr.lower()}\r\n"  # as Postfix: the lowercased recipient
+                head = rp + to.encode(errors="surrogateescape")
+                try:
+                    deliver_one(
+                        os.path.join(self.root, user),
+                        maildir_name(self.host),
+                        head,
+                        job.content,
+                        self.file_mode,
+                    )
+                except OSError as exc:
+                    failed += 1
+                    log.warning("local delivery of %s to %s failed: %s", job.qid, addr, exc)
+                else:
+                    delivered += 1
+        return delivered, failed
+
+
+class LocalDelivery:
+    """Holds local mail for its delay, then delivers it on :data:`MDA_THREADS` threads."""
+
+    def __init__(self, maildirs: Maildirs, threads: int = MDA_THREADS) -> None:
+        self.maildirs = maildirs
+        self.threads = threads
+        self.stats = LocalStats()
+        self._pending: list[LocalJob] = []
+        self._inflight: set[asyncio.Future[tuple[int, int]]] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._stopping = False
+        self._kicked = False
+
+    def start(self) -> None:
+        self.maildirs.create()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="fakemta-mda")
+
+    def submit(self, job: LocalJob, delay: float) -> None:
+        """Queue *job*; it is delivered after *delay* seconds."""
+        n = len(job.rcpts)
+        self.stats.queued += n
+        self.stats.holding += n
+        if delay <= 0:
+            self._ready(job)
+        else:
+            asyncio.get_running_loop().call_later(delay, self._ready, job)
+
+    def _ready(self, job: LocalJob) -> None:
+        if self._stopping:
+            return
+        self._pending.append(job)
+        if not self._kicked and len(self._inflight) < self.threads:
+            # launch at the end of this loop iteration: what else turns ready meanwhile
+            # (a burst of timers, a pipelined client) goes in the same batch
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._launch)
+
+    def _launch(self) -> None:
+        self._kicked = False
+        loop = asyncio.get_running_loop()
+        while self._pool is not None and self._pending and len(self._inflight) < self.threads:
+            free = self.threads - len(self._inflight)
+            size = min(BATCH_MAX, -(-len(self._pending) // free))  # share out a backlog
+            batch = self._pending[:size]
+            del self._pending[:size]
+            fut = loop.run_in_executor(self._pool, self.maildirs.deliver_batch, batch)
+            self._inflight.add(fut)
+            n = sum(len(j.rcpts) for j in batch)
+            fut.add_done_callback(functools.partial(self._done, n=n))
+
+    def _done(self, fut: asyncio.Future[tuple[int, int]], n: int) -> None:
+        self._inflight.discard(fut)
+        if fut.cancelled():
+            delivered, failed = 0, 0
+        elif (exc := fut.exception()) is not None:
+            log.error("local delivery batch failed", exc_info=exc)
+            delivered, failed = 0, n
+        else:
+            delivered, failed = fut.result()
+        self.stats.delivered += delivered
+        self.stats.failed += failed
+        self.stats.holding -= delivered + failed
+        if not self._stopping:
+            self._launch()
+
+    async def stop(self) -> None:
+        """Stop taking held mail; let the batches already writing finish (bounded)."""
+        self._stopping = True
+        self._pending.clear()
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
