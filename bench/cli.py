@@ -92,12 +92,21 @@ def run(
     sc = _load(scenario, overrides)
     try:
         credentials = sc.credentials(os.environ)
+        imap_password = sc.imap_password(os.environ)
     except ValueError as exc:
         abort(f"{scenario}: {exc}", EXIT_USAGE)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     live = not no_live and not as_json and sys.stdout.isatty()
     view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
-    runner = Runner(sc, out, view, source=scenario, overrides=overrides, credentials=credentials)
+    runner = Runner(
+        sc,
+        out,
+        view,
+        source=scenario,
+        overrides=overrides,
+        credentials=credentials,
+        imap_password=imap_password,
+    )
 
     async def go() -> object:
         loop = asyncio.get_running_loop()

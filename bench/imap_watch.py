@@ -162,6 +162,7 @@ class ImapWatcher:
 
         def lost(exc: Exception | None) -> None:
             s.lost = True
+            _fail_pending(client.protocol)
 
         client = aioimaplib.IMAP4(
             host=self.host,
@@ -239,6 +240,8 @@ class ImapWatcher:
             raise WatchError("connection lost")
         r = _ok(await client.noop(), "NOOP")
         now = time.monotonic_ns()
+        # Always search: NOOP's EXISTS can't be trusted as a hint, as an EXISTS that Dovecot
+        # sends at the end of another command (LDA/LMTP update its index) is dropped by aioimaplib.
         r = _ok(await client.uid_search("UID", f"{s.next_uid}:*", charset=None), "UID SEARCH")
         new = sorted(u for u in parse_search(r.lines) if u >= s.next_uid)
         st = self.stats
@@ -272,6 +275,18 @@ class ImapWatcher:
             _ok(await client.uid("expunge", which), "UID EXPUNGE")
         else:
             _ok(await client.expunge(), "EXPUNGE")
+
+
+def _fail_pending(protocol: Any) -> None:
+    """End the commands waiting for an answer on a lost connection (aioimaplib would let
+    them wait for their timeout)."""
+    try:
+        cmds = [protocol.pending_sync_command, *protocol.pending_async_commands.values()]
+        for cmd in cmds:
+            if cmd is not None:
+                cmd.close(b"connection lost", "KO")
+    except AttributeError:  # another aioimaplib: its timeout will do
+        pass
 
 
 def _ok(r: Any, command: str) -> Any:

@@ -61,9 +61,7 @@ class Mailboxes:
             if mb.watch == "maildir":
                 assert self.root is not None
                 dirs = [self.root / u for u in self.users]
-                if self._temp:
-                    for d in dirs:
-                        make_maildir(d)
+                self._make(dirs)
                 dispose = mb.dispose
                 self.watcher = MaildirWatcher(dirs, self.sink, dispose=dispose)
             else:
@@ -87,12 +85,24 @@ class Mailboxes:
         if mb.imap is not None:
             return mb.imap
         assert self.root is not None
-        for u in self.users:
-            make_maildir(self.root / u)
+        self._make([self.root / u for u in self.users])
         self.dovecot = ThrowawayDovecot(self.root, password=DOVECOT_PASSWORD)
         loop = asyncio.get_running_loop()
         port = await loop.run_in_executor(None, self.dovecot.start)
         return "127.0.0.1", port
+
+    def _make(self, dirs: list[Path]) -> None:
+        """Create the Maildirs the watcher needs (an MTA makes them only at first delivery):
+        in a temporary root open to all; in a system's root, owned as the root is, private."""
+        assert self.root is not None
+        if self._temp:
+            for d in dirs:
+                make_maildir(d)
+            return
+        st = self.root.stat()
+        for d in dirs:
+            if not (d / "new").is_dir():
+                make_maildir(d, owner=(st.st_uid, st.st_gid), mode=0o700)
 
     async def stop(self) -> None:
         """Final look at the mailboxes, then stop the watcher and Dovecot."""

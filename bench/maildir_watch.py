@@ -96,9 +96,11 @@ class MaildirWatcher:
     """Reports each file appearing in the ``new/`` folder of *maildirs* once.
 
     ``dispose``: "keep" leaves files (with inotify it then remembers every name it reported:
-    about 150 bytes a message, for the watcher's lifetime); "move" renames them to ``cur/NAME:2,S`` as an IMAP
-    server marks mail seen; "delete" unlinks them. Both keep the disk and the name set small:
-    only the last 65536 disposed names are remembered, against late duplicate events.
+    about 150 bytes a message, for the watcher's lifetime); "move" renames them to
+    ``cur/NAME:2,S`` as an IMAP server marks mail seen; "delete" unlinks them. Both keep the
+    disk and the name set small: only the last 65536 disposed names are remembered, against
+    late duplicate events. Files must arrive the Maildir way (rename or link from ``tmp/``): one
+    created in ``new/`` and written there may be read before it is complete.
     """
 
     def __init__(

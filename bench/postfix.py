@@ -1,9 +1,11 @@
 """A throwaway Postfix instance in a temporary folder, for tests and ``mailsla selftest``.
 
 Everything lives under one folder (config, queue, data, log, Maildir): no system service is
-touched. It relays ``relay_domain`` to a given host:port (mailsla's post office, or a sink) and
-runs in the foreground (``postfix start-fg``) until :meth:`stop`. Root only; the Debian
-``postfix`` package must be installed. When it does not start, its log says why.
+touched. It relays ``relay_domain`` to a given host:port (mailsla's post office, or a sink),
+delivers ``local_domain`` to one Maildir per user (``<base>/mail/<local_domain>/<user>/``, as
+uid 65534, the way Postfix's virtual delivery agent does), and runs in the foreground
+(``postfix start-fg``) until :meth:`stop`. Root only; the Debian ``postfix`` package must be
+installed. When it does not start, its log says why.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ relay_domains = {relay_domain}
 transport_maps = inline:{{ {relay_domain}=smtp:[{host}]:{port} }}
 virtual_mailbox_domains = {local_domain}
 virtual_mailbox_base = {base}/mail
-virtual_mailbox_maps = inline:{{ @{local_domain}={local_domain}/user/ }}
+virtual_mailbox_maps = texthash:{base}/etc/vmailbox
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 smtp_dns_support_level = disabled
@@ -89,12 +91,22 @@ class ThrowawayPostfix:
         relay_domain: str = "remote.test",
         local_domain: str = "local.test",
         port: int = 0,
+        base: Path | None = None,
+        users: int = 1000,
     ) -> None:
+        self.users = users  # local mailboxes user0 .. user<users-1>; others get 550
         self.relay_to, self.relay_domain, self.local_domain = relay_to, relay_domain, local_domain
         self.port = port or _free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="mailsla-postfix-"))
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        self.base = base or Path(tempfile.mkdtemp(prefix="mailsla-postfix-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = find_postfix()
+
+    @property
+    def maildir_root(self) -> Path:
+        """The folder holding one Maildir per local user."""
+        return self.base / "mail" / self.local_domain
 
     @property
     def log(self) -> str:
@@ -110,6 +122,13 @@ class ThrowawayPostfix:
             (b / d).mkdir(exist_ok=True)
         shutil.chown(b / "data", "postfix")
         shutil.chown(b / "mail", 65534, 65534)
+        (b / "mail" / self.local_domain).mkdir(exist_ok=True)
+        shutil.chown(b / "mail" / self.local_domain, 65534, 65534)
+        # One Maildir per user (virtual(8) forbids $1 substitution from regexp tables).
+        d = self.local_domain
+        (b / "etc" / "vmailbox").write_text(
+            "".join(f"user{i}@{d} {d}/user{i}/\n" for i in range(self.users))
+        )
         (b / "etc" / "main.cf").write_text(
             _main_cf(b, self.relay_to, self.relay_domain, self.local_domain)
         )

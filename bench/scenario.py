@@ -293,6 +293,20 @@ class Scenario(_Model):
             found.append(value)
         return found[0], found[1]
 
+    def imap_password(self, environ: Mapping[str, str]) -> str | None:
+        """The IMAP watcher's password when it logs in to a server the scenario names (a
+        throwaway Dovecot started by mailsla needs none); raises :class:`ValueError`."""
+        mb = self.mailbox
+        if "receive" not in self.directions or mb.watch != "imap" or mb.imap is None:
+            return None
+        value = environ.get(mb.imap_password_env)
+        if not value:
+            raise ValueError(
+                f"mailbox.imap_password_env: environment variable {mb.imap_password_env} "
+                "is not set (the IMAP password is read from the environment)"
+            )
+        return value
+
     def as_run(self) -> dict[str, Any]:
         """The scenario as run, in the file's own notation (JSON-friendly)."""
         return self.model_dump(mode="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -71,7 +72,8 @@ async def test_reports_each_message_once_across_users(dovecot: ThrowawayDovecot)
     deliver(mds["bob"], "x.M.host", b"From: x@y\r\nSubject: not ours\r\n\r\nbody\r\n")
     await seen.wait(n + 1)
     await w.stop()
-    assert seen.ids == {**dict.fromkeys(range(n), 1), None: 1}
+    want: dict[int | None, int] = {**dict.fromkeys(range(n), 1), None: 1}
+    assert seen.ids == want
     assert {i for i, _ in seen.items} - {None} == {Identity("r1", i) for i in range(n)}
     assert (w.stats.seen, w.stats.foreign, w.stats.errors) == (n + 1, 1, 0)
     assert w.mode == "imap" and w.resolution_s == 0.02
@@ -120,6 +122,31 @@ async def test_a_burst_is_fetched_in_batches(dovecot: ThrowawayDovecot) -> None:
     assert seen.ids == dict.fromkeys(range(n), 1)
     assert len({ns for _, ns in seen.items}) == 1  # all revealed by the same NOOP
     assert mail_files(mds["hal"]) == []
+
+
+async def test_reconnects_after_a_restart(dovecot: ThrowawayDovecot) -> None:
+    mds = mailboxes(dovecot, "ivy")
+    first = ThrowawayDovecot(dovecot.mail_root, password=PASSWORD)
+    first.start()
+    second = ThrowawayDovecot(dovecot.mail_root, password=PASSWORD, port=first.port)
+    seen = Visible()
+    w = ImapWatcher(
+        "127.0.0.1", first.port, ["ivy"], PASSWORD, seen.sink, interval=0.02, dispose="delete"
+    )
+    try:
+        await w.start()
+        deliver(mds["ivy"], "1.M1.host", message(1))
+        await seen.wait(1)
+        await asyncio.to_thread(first.stop)
+        deliver(mds["ivy"], "2.M2.host", message(2))
+        await asyncio.to_thread(second.start)  # a new index: new UIDVALIDITY, UIDs from 1
+        await seen.wait(2)
+        await w.stop()
+    finally:
+        first.stop()
+        second.stop()
+    assert seen.ids == {1: 1, 2: 1}
+    assert w.stats.errors >= 1 and w.last_error
 
 
 async def test_wrong_password(dovecot: ThrowawayDovecot) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench.dovecot import ThrowawayDovecot
 from bench.postfix import PostfixError, ThrowawayPostfix
 from tests.conftest import free_port, need_binary
-from tests.test_run import assert_accounted, mailsla, result
+from tests.test_run import MAILSLA, ROOT, assert_accounted, mailsla, result
 
 pytestmark = [pytest.mark.realmta, pytest.mark.slow]
 
@@ -58,6 +61,85 @@ thresholds = ["send_delay.p99 < 10s"]
     # Postfix queues, then its smtp client connects and says MAIL FROM: a real, positive delay
     assert sd["count"] == 100 and 0 < sd["mean_s"] < 5
     assert "status=sent" in postfix.log
+
+
+def _both(postfix: ThrowawayPostfix, mailbox: str) -> str:
+    return f"""
+name = "postfix-both"
+[system]
+kind = "smtp"
+submit = "127.0.0.1:{postfix.port}"
+inbound = "127.0.0.1:{postfix.port}"
+[postoffice]
+listen = "{postfix.relay_to}"
+domain = "remote.test"
+[mailbox]
+domain = "local.test"
+{mailbox}
+[load]
+direction = "both"
+receive_share = 0.5
+rate = 50
+duration = "2s"
+drain = "20s"
+sessions = 4
+[message]
+size = "2KiB"
+users = 5
+"""
+
+
+def _check_both(doc: dict[str, Any]) -> None:
+    lanes = doc["directions"]
+    assert lanes["send"]["counts"]["delivered"] == 50, lanes
+    assert lanes["receive"]["counts"]["delivered"] == 50, lanes
+    m = doc["metrics"]
+    assert m["send_delay"]["count"] == 50 and 0 < m["send_delay"]["mean_s"] < 5
+    assert m["receive_delay"]["count"] == 50 and 0 < m["receive_delay"]["mean_s"] < 5
+    assert {"send_delay.max", "receive_delay.max"} <= {c["name"] for c in doc["sla"]["checks"]}
+    assert_accounted(doc)
+
+
+def test_both_directions_through_postfix_maildir(postfix: ThrowawayPostfix, tmp_path: Path) -> None:
+    text = _both(postfix, f'watch = "maildir"\nmaildir = "{postfix.maildir_root}"')
+    (tmp_path / "s.toml").write_text(text)
+    out = tmp_path / "out"
+    p = mailsla("run", str(tmp_path / "s.toml"), "--no-live", "--out", str(out))
+    assert p.returncode == 0, p.stderr + postfix.log[-2000:]
+    doc = result(out)
+    _check_both(doc)
+    assert doc["receive"]["mode"] == "inotify"
+    # Postfix's virtual agent wrote them, one Maildir per user, as uid 65534.
+    files = list(postfix.maildir_root.glob("user*/new/*"))
+    assert len(files) == 50 and {f.stat().st_uid for f in files} == {65534}
+
+
+def test_both_directions_through_postfix_and_dovecot_imap(
+    postfix: ThrowawayPostfix, tmp_path: Path
+) -> None:
+    need_binary("dovecot")
+    postfix.maildir_root.mkdir(parents=True, exist_ok=True)
+    with ThrowawayDovecot(postfix.maildir_root, password="imap-pw") as dovecot:
+        mailbox = (
+            f'watch = "imap"\nimap = "127.0.0.1:{dovecot.port}"\npoll_interval = "50ms"\n'
+            'dispose = "delete"'
+        )
+        (tmp_path / "s.toml").write_text(_both(postfix, mailbox))
+        out = tmp_path / "out"
+        p = subprocess.run(
+            [*MAILSLA, "run", str(tmp_path / "s.toml"), "--no-live", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=False,
+            env={**os.environ, "MAILSLA_IMAP_PASSWORD": "imap-pw"},
+        )
+        assert p.returncode == 0, p.stderr + postfix.log[-2000:] + dovecot.log[-2000:]
+    doc = result(out)
+    _check_both(doc)
+    assert doc["receive"]["watch"] == "imap" and doc["receive"]["resolution_s"] == 0.05
+    assert list(postfix.maildir_root.glob("user*/new/*")) == []  # expunged by the watcher
 
 
 def test_postfix_log_is_shown_when_it_cannot_start(tmp_path: Path) -> None:
