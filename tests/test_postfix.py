@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +155,70 @@ def test_postfix_log_is_shown_when_it_cannot_start(tmp_path: Path) -> None:
         pf = ThrowawayPostfix(f"127.0.0.1:{free_port()}", port=squatter.getsockname()[1])
         with pytest.raises(PostfixError, match=r"(?s)did not start.*bind"):
             pf.start(timeout=15)
+
+
+def test_postfix_command_runs_a_sandbox_until_ctrl_c(tmp_path: Path) -> None:
+    need_binary("postfix")
+    need_binary("dovecot")
+    if os.geteuid() != 0:
+        pytest.skip("a throwaway Postfix instance needs root")
+    port, po, imap = free_port(), free_port(), free_port()
+    base = Path(tempfile.gettempdir()) / f"mailsla-pf-test-{port}"  # Postfix's users must reach it
+    proc = subprocess.Popen(
+        [
+            *MAILSLA,
+            "postfix",
+            "--port",
+            str(port),
+            "--relay-to",
+            f"127.0.0.1:{po}",
+            "--dir",
+            str(base),
+            "--users",
+            "5",
+            "--imap-port",
+            str(imap),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info: dict[str, Any] = {}
+        for _ in range(5):
+            line = proc.stdout.readline()
+            if line.startswith("{"):
+                info = json.loads(line)
+                break
+        assert info, proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+        assert info["maildir"] == str(base / "mail" / "local.test"), info
+        text = (ROOT / "scenarios" / "postfix.toml").read_text()
+        text = (
+            text.replace("127.0.0.1:2525", info["submit"])
+            .replace("127.0.0.1:2526", info["relay_to"])
+            .replace("/tmp/mailsla-postfix/mail/local.test", info["maildir"])
+        )
+        (tmp_path / "s.toml").write_text(text)
+        out = tmp_path / "out"
+        p = mailsla(
+            "run",
+            str(tmp_path / "s.toml"),
+            "--no-live",
+            "--out",
+            str(out),
+            "--set",
+            'load.duration="1s"',
+            "--set",
+            "message.users=5",
+        )
+        assert p.returncode == 0, p.stderr
+        doc = result(out)
+        assert doc["counts"]["delivered"] == 100
+        assert_accounted(doc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert not base.exists()

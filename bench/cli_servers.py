@@ -1,0 +1,339 @@
+"""``mailsla fakemta`` and ``mailsla postfix``: mail systems to try mailsla against, run in the
+foreground until Ctrl-C. Each prints where it listens, then one JSON line with the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+import uvloop
+
+from bench.cli import EXIT_RUN, EXIT_USAGE, abort
+from bench.scenario import _address as parse_address
+from fakemta.delays import parse_delay
+
+
+def _addr(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    callback=_addr,
+    help="Submission address (port 0: any free port).",
+)
+@click.option(
+    "--relay-to", required=True, callback=_addr, help="The destination post office, host:port."
+)
+@click.option(
+    "--relay-domain",
+    "domains",
+    multiple=True,
+    default=("remote.test",),
+    show_default=True,
+    help="Domain(s) relayed to the post office.",
+)
+@click.option(
+    "--processing-delay",
+    default="uniform(5ms, 50ms)",
+    show_default=True,
+    help="Delay distribution each message is held for.",
+)
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Delivery workers (persistent connections to the post office).",
+)
+@click.option("--hostname", default="mta.local.test", show_default=True)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--local-domain",
+    default="local.test",
+    show_default=True,
+    help="The domain delivered locally (with --mailbox-root).",
+)
+@click.option(
+    "--users",
+    "n_users",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 10_000_000),
+    help="Local mailbox users: user0 .. userN-1.",
+)
+@click.option(
+    "--mailbox-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Deliver local-domain mail into Maildirs DIR/<user>/ (no local delivery without it).",
+)
+@click.option(
+    "--delivery-delay",
+    default="const(0ms)",
+    show_default=True,
+    help="Delay distribution before local delivery.",
+)
+@click.option(
+    "--inbound",
+    default=None,
+    metavar="HOST:PORT",
+    help="Inbound (MX) address for local mail from other post offices "
+    "(with --mailbox-root; default 127.0.0.1:0).",
+)
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="Offer STARTTLS (with a self-signed certificate unless --tls-cert).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Certificate chain (PEM) for STARTTLS; implies --tls.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Its private key (default: in the --tls-cert file).",
+)
+@click.option("--tls-required", is_flag=True, help="Refuse MAIL before STARTTLS (530).")
+@click.option(
+    "--auth",
+    "auth",
+    multiple=True,
+    metavar="USER:PASSWORD",
+    help="A user who may AUTH PLAIN/LOGIN (repeatable; only after STARTTLS with --tls).",
+)
+@click.option("--auth-required", is_flag=True, help="Refuse MAIL before AUTH (530).")
+def fakemta(
+    listen: tuple[str, int],
+    relay_to: tuple[str, int],
+    domains: tuple[str, ...],
+    processing_delay: str,
+    workers: int,
+    hostname: str,
+    seed: int,
+    local_domain: str,
+    n_users: int,
+    mailbox_root: str | None,
+    delivery_delay: str,
+    inbound: str | None,
+    tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_required: bool,
+    auth: tuple[str, ...],
+    auth_required: bool,
+) -> None:
+    """Run the embedded fake mail system on its own, until Ctrl-C."""
+    from fakemta.process import serve
+    from fakemta.server import FakeMtaConfig, ReadyInfo, StartError
+
+    try:
+        delay = parse_delay(processing_delay)
+    except ValueError as exc:
+        abort(f"--processing-delay: {exc}", EXIT_USAGE)
+    try:
+        local_delay = parse_delay(delivery_delay)
+    except ValueError as exc:
+        abort(f"--delivery-delay: {exc}", EXIT_USAGE)
+    if mailbox_root is None and (n_users or inbound is not None):
+        abort("--users and --inbound need --mailbox-root (local delivery)", EXIT_USAGE)
+    try:
+        inbound_at = parse_address(inbound or "127.0.0.1:0")
+    except ValueError as exc:
+        abort(f"--inbound: {exc}", EXIT_USAGE)
+    tls = tls or tls_cert is not None
+    if tls_required and not tls:
+        abort("--tls-required needs --tls", EXIT_USAGE)
+    if tls_key is not None and tls_cert is None:
+        abort("--tls-key needs --tls-cert", EXIT_USAGE)
+    users: list[tuple[str, str]] = []
+    for pair in auth:
+        user, colon, password = pair.partition(":")
+        if not user or not colon:
+            abort(f"--auth: {pair!r} is not USER:PASSWORD", EXIT_USAGE)
+        users.append((user, password))
+    if auth_required and not users:
+        abort("--auth-required needs at least one --auth USER:PASSWORD", EXIT_USAGE)
+    config = FakeMtaConfig(
+        relay_host=relay_to[0],
+        relay_port=relay_to[1],
+        listen_host=listen[0],
+        listen_port=listen[1],
+        hostname=hostname,
+        relay_domains=domains,
+        processing_delay=delay,
+        delivery_workers=workers,
+        seed=seed,
+        local_domain=local_domain,
+        local_users=tuple(f"user{i}" for i in range(n_users)),
+        mailbox_root=mailbox_root,
+        delivery_delay=local_delay,
+        inbound_host=inbound_at[0],
+        inbound_port=inbound_at[1],
+        tls=tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_required=tls_required,
+        auth_users=tuple(users),
+        auth_required=auth_required,
+    )
+
+    def ready(info: ReadyInfo) -> None:
+        port, q, cert = info["port"], info["inbound_port"], info["cert_file"]
+        inbound_addr = f"{inbound_at[0]}:{q}" if q is not None else None
+        click.echo(
+            f"fakemta: submission {listen[0]}:{port}, relaying "
+            f"{', '.join(domains)} to {relay_to[0]}:{relay_to[1]}, "
+            f"processing delay {delay}",
+        )
+        if inbound_addr is not None:
+            click.echo(
+                f"fakemta: local domain {local_domain} ({n_users} users) into Maildirs under "
+                f"{mailbox_root}, delivery delay {local_delay}, inbound {inbound_addr}"
+            )
+        if tls:
+            required = ", required" if tls_required else ""
+            click.echo(f"fakemta: STARTTLS{required}, certificate {cert}")
+        if users:
+            click.echo(
+                f"fakemta: AUTH PLAIN LOGIN, {len(users)} user(s)"
+                + (", required" if auth_required else "")
+            )
+        click.echo(
+            json.dumps(
+                {
+                    "submit": f"{listen[0]}:{port}",
+                    "relay_to": f"{relay_to[0]}:{relay_to[1]}",
+                    "inbound": inbound_addr,
+                    "cert_file": cert,
+                }
+            )
+        )
+        sys.stdout.flush()
+
+    try:
+        stats = uvloop.run(serve(config, ready))
+    except ValueError as exc:
+        abort(f"fakemta: {exc}", EXIT_USAGE)
+    except StartError as exc:
+        abort(f"fakemta {exc}", EXIT_RUN)
+    click.echo(f"fakemta: stopped; {json.dumps(stats)}")
+
+
+@click.command()
+@click.option(
+    "--port", default=2525, show_default=True, type=click.IntRange(1, 65535), help="SMTP port."
+)
+@click.option(
+    "--relay-to",
+    default="127.0.0.1:2526",
+    show_default=True,
+    callback=_addr,
+    help="Where remote-domain mail goes: mailsla's post office (postoffice.listen).",
+)
+@click.option("--relay-domain", default="remote.test", show_default=True)
+@click.option("--local-domain", default="local.test", show_default=True)
+@click.option(
+    "--users",
+    "n_users",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Local mailboxes user0 .. userN-1 (one Maildir each).",
+)
+@click.option(
+    "--dir",
+    "base",
+    default="/tmp/mailsla-postfix",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The instance's folder (config, queue, log, mail); removed at exit.",
+)
+@click.option(
+    "--imap-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Also run Dovecot IMAP over the Maildirs on this port (0: no IMAP).",
+)
+@click.option("--imap-password", default="mailsla", show_default=True)
+def postfix(
+    port: int,
+    relay_to: tuple[str, int],
+    relay_domain: str,
+    local_domain: str,
+    n_users: int,
+    base: Path,
+    imap_port: int,
+    imap_password: str,
+) -> None:
+    """Run a throwaway Postfix (and Dovecot) in a folder of its own, until Ctrl-C.
+
+    Remote-domain mail is relayed to mailsla's post office; local-domain mail is delivered to
+    one Maildir per user under DIR/mail/<local domain>/. Needs root and Debian's postfix (and
+    dovecot-imapd for --imap-port). See scenarios/postfix.toml.
+    """
+    from bench.dovecot import DovecotError, ThrowawayDovecot
+    from bench.postfix import PostfixError, ThrowawayPostfix
+
+    if os.geteuid() != 0:
+        abort("a throwaway Postfix needs root (it runs Postfix's own daemons)", EXIT_USAGE)
+    pf = ThrowawayPostfix(
+        f"{relay_to[0]}:{relay_to[1]}",
+        relay_domain=relay_domain,
+        local_domain=local_domain,
+        port=port,
+        base=base,
+        users=n_users,
+    )
+    dc: ThrowawayDovecot | None = None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        pf.start()
+        info = {
+            "submit": f"127.0.0.1:{port}",
+            "inbound": f"127.0.0.1:{port}",
+            "relay_to": f"{relay_to[0]}:{relay_to[1]}",
+            "maildir": str(pf.maildir_root),
+            "imap": None,
+        }
+        if imap_port:
+            pf.maildir_root.mkdir(parents=True, exist_ok=True)
+            dc = ThrowawayDovecot(pf.maildir_root, port=imap_port, password=imap_password)
+            dc.start()
+            info["imap"] = f"127.0.0.1:{imap_port}"
+        click.echo(
+            f"postfix: SMTP 127.0.0.1:{port}, relaying {relay_domain} to "
+            f"{info['relay_to']}, delivering {local_domain} ({n_users} users) to "
+            f"{info['maildir']}/<user>/, log {pf.base}/log/maillog"
+        )
+        if dc is not None:
+            click.echo(f"dovecot: IMAP 127.0.0.1:{imap_port}, any user, password {imap_password}")
+        click.echo(json.dumps(info))
+        sys.stdout.flush()
+        stop.wait()
+    except (PostfixError, DovecotError) as exc:
+        abort(str(exc).splitlines() or ["did not start"], EXIT_RUN)
+    finally:
+        if dc is not None:
+            dc.stop()
+        pf.stop()
+    click.echo("postfix: stopped")
