@@ -14,7 +14,7 @@ import click
 import uvloop
 
 from bench.cli import EXIT_RUN, EXIT_USAGE, abort
-from bench.scenario import _address as parse_address
+from bench.fields import parse_address
 from fakemta.delays import parse_delay
 
 

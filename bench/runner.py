@@ -31,7 +31,7 @@ from bench.lanes import (
     session_split,
     total_counts,
 )
-from bench.mailboxes import Mailboxes, mailbox_users
+from bench.mailboxes import Mailboxes
 from bench.message import Identity, MessageFactory
 from bench.metrics import window_stats
 from bench.postoffice import PostOffice
@@ -44,12 +44,12 @@ from bench.results import (
     versions,
     write_json_atomic,
 )
+from bench.runconfig import fakemta_config, inbound_options, session_options
 from bench.scenario import Scenario
 from bench.sla import evaluate
 from bench.smtpopts import SessionOptions
 from bench.stages import StageTimes
 from bench.system import ChildFakeMta, SystemStartError
-from fakemta.server import FakeMtaConfig
 
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"
@@ -182,7 +182,7 @@ class Runner:
                 self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password)
             ca_file = sc.system.ca_file
             if sc.system.kind == "fakemta":
-                mta = ChildFakeMta(self._fakemta_config(po_port))
+                mta = ChildFakeMta(fakemta_config(sc, po_port, self.mailboxes, self.credentials))
                 host, port = sc.fakemta.listen[0], await mta.start()
                 inbound = (sc.fakemta.inbound[0], mta.inbound_port or 0)
                 ca_file = ca_file or mta.cert_file
@@ -192,7 +192,7 @@ class Runner:
             self._targets((host, port), inbound)
             if self.mailboxes is not None:
                 await self.mailboxes.start()
-            opts = self._session_options(ca_file)
+            opts = session_options(sc, ca_file, self.credentials)
             self._announce()
             ticker = asyncio.ensure_future(self._tick())
             if not self._stop.is_set():
@@ -250,66 +250,10 @@ class Runner:
             f"{self.system_info['postoffice']}, results in {self.out_dir}"
         )
 
-    def _fakemta_config(self, po_port: int) -> FakeMtaConfig:
-        sc = self.sc
-        fm = sc.fakemta
-        receiving = self.mailboxes is not None
-        return FakeMtaConfig(
-            relay_host=sc.postoffice.listen[0]
-            if sc.postoffice.listen[0] != "0.0.0.0"
-            else "127.0.0.1",
-            relay_port=po_port,
-            listen_host=fm.listen[0],
-            listen_port=fm.listen[1],
-            hostname=fm.hostname,
-            relay_domains=(sc.postoffice.domain,),
-            processing_delay=fm.processing_delay,
-            delivery_workers=fm.delivery_workers,
-            seed=sc.seed,
-            timeout=sc.load.timeout,
-            local_domain=sc.mailbox.domain,
-            local_users=tuple(mailbox_users(sc)) if receiving else (),
-            mailbox_root=str(self.mailboxes.root)
-            if self.mailboxes and self.mailboxes.root
-            else None,
-            delivery_delay=fm.delivery_delay,
-            mailbox_file_mode=0o644 if self.mailboxes and self.mailboxes.serves_imap else 0o600,
-            inbound_host=fm.inbound[0],
-            inbound_port=fm.inbound[1],
-            tls=sc.system.tls != "off",
-            auth_users=(self.credentials,) if self.credentials else (),
-            auth_required=self.credentials is not None,
-        )
-
-    def _session_options(self, ca_file: str | None) -> SessionOptions:
-        system, load = self.sc.system, self.sc.load
-        user, password = self.credentials or (None, None)
-        return SessionOptions(
-            ehlo=system.ehlo,
-            timeout=load.timeout,
-            tls=system.tls,
-            ca_file=ca_file,
-            tls_verify=not system.tls_insecure,
-            server_name=system.server_name,
-            auth_user=user,
-            auth_password=password,
-            auth_mechanism=system.auth.mechanism if system.auth else "plain",
-            max_per_connection=load.per_connection_cap,
-        )
-
     async def _send(self, lane: Lane, opts: SessionOptions) -> None:
         sc, load = self.sc, self.sc.load
         if lane.direction == "receive":
-            # A source post office delivers without AUTH (and without TLS unless asked).
-            opts = SessionOptions(
-                ehlo=opts.ehlo,
-                timeout=opts.timeout,
-                tls="opportunistic" if opts.tls != "off" else "off",
-                ca_file=opts.ca_file,
-                tls_verify=opts.tls_verify,
-                server_name=opts.server_name,
-                max_per_connection=opts.max_per_connection,
-            )
+            opts = inbound_options(opts)
             domain = sc.mailbox.domain
         else:
             domain = sc.postoffice.domain

@@ -1,0 +1,87 @@
+"""What a run hands the system and its sessions: the fake MTA's configuration and the SMTP
+session options, derived from the scenario. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+from bench.mailboxes import mailbox_users
+from bench.scenario import Scenario
+from bench.smtpopts import SessionOptions
+from fakemta.server import FakeMtaConfig
+
+
+class MailboxRoot(Protocol):
+    @property
+    def root(self) -> object: ...
+
+    serves_imap: bool
+
+
+def fakemta_config(
+    sc: Scenario,
+    po_port: int,
+    mailboxes: MailboxRoot | None,
+    credentials: tuple[str, str] | None,
+) -> FakeMtaConfig:
+    """The embedded fake MTA for *sc*: relaying to the post office on *po_port*, delivering
+    locally into *mailboxes* (when the run has inbound traffic), with the scenario's TLS and
+    AUTH (its one user is the scenario's)."""
+    fm = sc.fakemta
+    root = str(mailboxes.root) if mailboxes is not None and mailboxes.root else None
+    relay_host = sc.postoffice.listen[0]
+    return FakeMtaConfig(
+        relay_host="127.0.0.1" if relay_host == "0.0.0.0" else relay_host,
+        relay_port=po_port,
+        listen_host=fm.listen[0],
+        listen_port=fm.listen[1],
+        hostname=fm.hostname,
+        relay_domains=(sc.postoffice.domain,),
+        processing_delay=fm.processing_delay,
+        delivery_workers=fm.delivery_workers,
+        seed=sc.seed,
+        timeout=sc.load.timeout,
+        local_domain=sc.mailbox.domain,
+        local_users=tuple(mailbox_users(sc)) if root else (),
+        mailbox_root=root,
+        delivery_delay=fm.delivery_delay,
+        # A throwaway Dovecot reads the Maildirs as another user: files must be readable.
+        mailbox_file_mode=0o644 if mailboxes is not None and mailboxes.serves_imap else 0o600,
+        inbound_host=fm.inbound[0],
+        inbound_port=fm.inbound[1],
+        tls=sc.system.tls != "off",
+        auth_users=(credentials,) if credentials else (),
+        auth_required=credentials is not None,
+    )
+
+
+def session_options(
+    sc: Scenario, ca_file: str | None, credentials: tuple[str, str] | None
+) -> SessionOptions:
+    """Options of the submission sessions (the send lane)."""
+    system, load = sc.system, sc.load
+    user, password = credentials or (None, None)
+    return SessionOptions(
+        ehlo=system.ehlo,
+        timeout=load.timeout,
+        tls=system.tls,
+        ca_file=ca_file,
+        tls_verify=not system.tls_insecure,
+        server_name=system.server_name,
+        auth_user=user,
+        auth_password=password,
+        auth_mechanism=system.auth.mechanism if system.auth else "plain",
+        max_per_connection=load.per_connection_cap,
+    )
+
+
+def inbound_options(opts: SessionOptions) -> SessionOptions:
+    """The receive lane delivers as a source post office would: no AUTH, STARTTLS when the
+    submission side uses it, but only if offered (an MX need not)."""
+    return dataclasses.replace(
+        opts,
+        tls="opportunistic" if opts.tls != "off" else "off",
+        auth_user=None,
+        auth_password=None,
+    )
