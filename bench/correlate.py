@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.availability import Availability
 from bench.metrics import Metric, MetricSet
 
 GEN_METRICS = ("submit_latency", "service_time", "schedule_lag")
@@ -114,6 +115,7 @@ class Correlator:
         self._unaccepted = Bitset()  # rejected or failed: an arrival later is not "early"
         self._issued = 0  # ids below this have been handed to the generator
         self.remote = False  # the generator runs elsewhere: ids arrive in batches
+        self.availability: Availability | None = None  # workers' records merge into it
         self.finished = False
 
     # -- generator side ------------------------------------------------------------------
@@ -182,6 +184,9 @@ class Correlator:
         self.outcomes.failed.update(final["failed"])
         for enc in final["metrics"]:
             self.metrics[enc.name].merge(enc.decode())
+        avail = final.get("availability")
+        if avail is not None and self.availability is not None:
+            self.availability.merge(avail)
 
     # -- post office side ----------------------------------------------------------------
     def on_arrival(self, run: str, seq: int, mail_ns: int, received_ns: int) -> None:

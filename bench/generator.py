@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from bench.availability import Availability, failure_kind
 from bench.message import MessageFactory
 from bench.pipesession import PipelinedSession
 from bench.sender import Outcome, Session, SmtpSession
@@ -62,7 +63,9 @@ class Generator:
         max_messages: int | None = None,
         abort_after_connect_failures: int = 20,
         closed_ids: Iterator[int] | None = None,
+        availability: Availability | None = None,
     ) -> None:
+        self.availability = availability
         self.corr = correlator
         self.factory = factory
         self.session_factory = session_factory
@@ -186,6 +189,9 @@ class Generator:
     def _record(
         self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: Session
     ) -> None:
+        if self.availability is not None:
+            kind = failure_kind(out.kind)
+            self.availability.record(planned_ns, self.factory.user_ids(seq), kind)
         if out.kind == "accepted":
             self.corr.on_accepted(seq, planned_ns, start_ns, out.accepted_ns)
             return

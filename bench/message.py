@@ -86,6 +86,13 @@ class MessageFactory:
             recipients=m.recipients,
         )
 
+    def user_ids(self, seq: int) -> range | list[int]:
+        """The user numbers of message *seq*'s recipients (``user<N>``)."""
+        base = seq * self.recipients
+        if base % self.users + self.recipients <= self.users:
+            return range(base % self.users, base % self.users + self.recipients)
+        return [(base + j) % self.users for j in range(self.recipients)]
+
     def recipients_of(self, seq: int) -> list[str]:
         """Recipients of message *seq*: users spread round-robin over ``users`` mailboxes."""
         base = seq * self.recipients

@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from bench.availability import Availability
 from bench.correlate import GEN_METRICS, Counts, Outcomes
 from bench.metrics import EncodedMetric, MetricSet
 
@@ -29,6 +30,7 @@ class GenRecorder:
         self.accepted_ids: array[int] = array("q")
         self.accepted_ns: array[int] = array("q")
         self.unaccepted_ids: array[int] = array("q")
+        self.availability: Availability | None = None  # set when the run's start is known
 
     def on_planned(self, n: int = 1) -> None:
         self.counts.planned += n
@@ -77,6 +79,7 @@ class GenRecorder:
             "counts": self.counts.as_dict(),
             "rejected": dict(self.outcomes.rejected),
             "failed": dict(self.outcomes.failed),
+            "availability": self.availability,
             "metrics": [
                 EncodedMetric.of(m)
                 for n, m in self.metrics.items()

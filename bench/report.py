@@ -24,15 +24,23 @@ def fmt_s(v: float | None) -> str:
     return f"{v:.3f}s"
 
 
+def fmt_rate(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.3f} %"
+
+
 def _observed(check: dict[str, Any]) -> str:
     v = check["observed"]
     if v is None:
         return "no data"
+    if check["name"].endswith("_rate"):
+        return fmt_rate(v)
     return f"{v:.0f}" if check["name"].endswith(".count") else fmt_s(v)
 
 
 def _limit(check: dict[str, Any]) -> str:
     v = check["limit"]
+    if check["name"].endswith("_rate"):
+        return fmt_rate(v)
     return f"{v:.0f}" if check["name"].endswith(".count") else format_duration(v)
 
 
@@ -109,6 +117,39 @@ def outcomes_table(doc: dict[str, Any]) -> Table | None:
     return t
 
 
+def availability_table(doc: dict[str, Any]) -> Table | None:
+    a = doc.get("availability")
+    if not a:
+        return None
+    t = Table(title="Availability", title_justify="left", show_edge=False, show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    w = format_duration(a["window_s"])
+    t.add_row(
+        "windows",
+        f"{a['windows']} of {w}; faults {a['fault_windows']}, "
+        f"connectivity faults {a['connectivity_fault_windows']} (> 10 % of users hit)",
+    )
+    t.add_row("no-fault rate", fmt_rate(a["no_fault_rate"]))
+    t.add_row("connectivity", fmt_rate(a["connectivity_rate"]))
+    m = a["month"]
+    if m["fault_min"] is not None:
+        t.add_row(
+            "a 30-day month",
+            f"{m['fault_min']:.1f} fault minutes ({m['fault_budget_share'] * 100:.0f} % of the "
+            f"{m['budget_min']:.1f}-minute budget), {m['disconnected_min']:.1f} disconnected",
+        )
+    for o in a["outages"]:
+        t.add_row(
+            "outage",
+            f"{o['begin_s']:.0f}s – {o['end_s']:.0f}s after the start: {o['failed']} of "
+            f"{o['attempts']} attempts failed ({o['kind']})",
+        )
+    if a["accepted_then_lost"]:
+        t.add_row("accepted, then lost", Text(str(a["accepted_then_lost"]), "bold red"))
+    return t
+
+
 def sla_table(doc: dict[str, Any]) -> Table:
     sla = doc["sla"]
     verdict = sla["verdict"].upper()
@@ -130,6 +171,9 @@ def render(result: RunResult) -> Group:
     o = outcomes_table(doc)
     if o is not None:
         parts += [o, Text("")]
+    av = availability_table(doc)
+    if av is not None:
+        parts += [av, Text("")]
     parts.append(sla_table(doc))
     acc = doc["accounting"]
     parts.append(Text(f"\naccounting: {acc['identity']}: {'holds' if acc['holds'] else 'BROKEN'}"))

@@ -20,6 +20,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench import schedule
+from bench.availability import Availability
 from bench.correlate import Correlator
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
 from bench.generator import Generator, make_session
@@ -95,6 +96,7 @@ class Runner:
             else Correlator(self.run_id, late_ns, "send")
         )
         self.mailboxes: Mailboxes | None = None
+        self.availability: Availability | None = None
         self.phase = "starting"
         self.status = "completed"
         self.reason: str | None = None
@@ -195,6 +197,9 @@ class Runner:
             opts = session_options(sc, ca_file, self.credentials)
             self._announce()
             ticker = asyncio.ensure_future(self._tick())
+            self.availability = Availability(time.monotonic_ns(), sc.sla.availability_window)
+            for lane in self.lanes:
+                lane.corr.availability = self.availability  # worker processes' records
             if not self._stop.is_set():
                 await asyncio.gather(*(self._send(lane, opts) for lane in self.lanes))
             await self._drain()
@@ -302,6 +307,7 @@ class Runner:
             think_time_ns=round(load.think_time * NS),
             max_messages=load.max_messages,
             closed_ids=closed_ids,
+            availability=self.availability,
         )
         self._t0 = time.monotonic()
         self.phase = "sending"
@@ -375,7 +381,15 @@ class Runner:
         counts = total_counts(self.lanes)
         metrics = merged_metrics(self.lanes)
         undelivered = {lane.direction: lane.corr.counts.undelivered for lane in self.lanes}
-        verdict = evaluate(sc.sla.profile, sc.sla.thresholds, metrics, undelivered, sc.directions)
+        avail = self.availability.summary(lost=counts.undelivered) if self.availability else None
+        verdict = evaluate(
+            sc.sla.profile,
+            sc.sla.thresholds,
+            metrics,
+            undelivered,
+            sc.directions,
+            availability=avail,
+        )
         holds = all(lane.corr.counts.identity_holds for lane in self.lanes)
         doc: dict[str, Any] = {
             "schema": SCHEMA,
@@ -399,6 +413,8 @@ class Runner:
             "metrics": metrics.summaries(),
             "sla": verdict.as_dict(),
         }
+        if avail is not None:
+            doc["availability"] = avail
         if self.mailboxes is not None:
             doc["receive"] = self.mailboxes.info()
         if self.traceback:

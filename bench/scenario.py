@@ -155,6 +155,7 @@ class MessageConfig(_Model):
 class SlaConfig(_Model):
     profile: Literal[PROFILES] = "exmail"  # type: ignore[valid-type]
     thresholds: tuple[ThresholdT, ...] = ()
+    availability_window: Duration = Field(default=60.0, gt=0)  # fault windows are this long
 
 
 class Scenario(_Model):

@@ -142,6 +142,7 @@ class Verdict:
 # The exmail SLA (shared/sla-source.md, clause 4): mean delay ≤ 1 minute, any message ≤ 1 hour.
 EXMAIL_MEAN_S = 60.0
 EXMAIL_MAX_S = 3600.0
+EXMAIL_RATE = 0.999  # no-fault rate and network connectivity, each over the month
 PROFILES = ("exmail", "none")
 
 
@@ -163,6 +164,7 @@ def evaluate(
     metrics: Mapping[str, StatSource],
     undelivered: int | Mapping[str, int],
     directions: tuple[str, ...] = ("send",),
+    availability: Mapping[str, float | None] | None = None,
 ) -> Verdict:
     """Checks of the profile, then of each threshold, against the run's metrics.
 
@@ -189,6 +191,15 @@ def evaluate(
                     f"{lost} message(s) undelivered count as over the limit",
                 )
             checks.append(mx)
+        if availability is not None:
+            for key in ("no_fault_rate", "connectivity_rate"):
+                observed = availability.get(key)
+                name = f"availability.{key}"
+                if observed is None:
+                    checks.append(Check(name, ">=", EXMAIL_RATE, None, False, "exmail", "no data"))
+                else:
+                    ok = observed >= EXMAIL_RATE
+                    checks.append(Check(name, ">=", EXMAIL_RATE, observed, ok, "exmail"))
     for t in thresholds:
         checks.append(_check(metrics, t.metric, t.stat, t.op, t.limit, "threshold"))
     return Verdict(tuple(checks))

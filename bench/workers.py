@@ -25,6 +25,7 @@ from typing import Any
 import uvloop
 
 from bench import schedule
+from bench.availability import Availability
 from bench.generator import Generator, make_session
 from bench.message import Identity, MessageFactory
 from bench.postoffice import PostOffice
@@ -116,6 +117,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
     except asyncio.CancelledError:
         conn.send(("done", rec.final(), None))
         return
+    rec.availability = Availability(start_ns, sc.sla.availability_window)
     gen = Generator(
         correlator=rec,
         factory=factory,
@@ -129,6 +131,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
         think_time_ns=round(load.think_time * 1e9),
         max_messages=load.max_messages,
         closed_ids=itertools.count(k, n),
+        availability=rec.availability,
     )
 
     def send_batch() -> None:
