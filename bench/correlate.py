@@ -59,13 +59,20 @@ class Outcomes:
     failed: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
+        by_class: Counter[str] = Counter()
+        for (_, code), n in self.rejected.items():
+            by_class[f"{code // 100}xx"] += n
+        by_class["connection"] = sum(self.failed.values())
         return {
             "rejected": [
-                {"stage": s, "code": c, "count": n} for (s, c), n in self.rejected.most_common()
+                {"stage": s, "code": c, "class": f"{c // 100}xx", "count": n}
+                for (s, c), n in self.rejected.most_common()
             ],
             "failed": [
-                {"stage": s, "error": e, "count": n} for (s, e), n in self.failed.most_common()
+                {"stage": s, "error": e, "class": "connection", "count": n}
+                for (s, e), n in self.failed.most_common()
             ],
+            "by_class": {k: n for k, n in sorted(by_class.items()) if n},
         }
 
 

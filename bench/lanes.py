@@ -66,13 +66,16 @@ def merged_metrics(lanes: list[Lane]) -> MetricSet:
 def merged_outcomes(lanes: list[Lane]) -> dict[str, Any]:
     rejected: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
+    by_class: dict[str, int] = {}
     for lane in lanes:
         d = lane.corr.outcomes.as_dict()
         for item in d["rejected"]:
             rejected.append({**item, "direction": lane.direction})
         for item in d["failed"]:
             failed.append({**item, "direction": lane.direction})
-    return {"rejected": rejected, "failed": failed}
+        for k, n in d["by_class"].items():
+            by_class[k] = by_class.get(k, 0) + n
+    return {"rejected": rejected, "failed": failed, "by_class": by_class}
 
 
 def directions_doc(lanes: list[Lane]) -> dict[str, Any]:

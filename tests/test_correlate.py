@@ -166,10 +166,11 @@ def test_rejected_and_failed_outcomes() -> None:
     assert counts.not_sent == 1 and counts.identity_holds
     assert c.outcomes.as_dict() == {
         "rejected": [
-            {"stage": "rcpt", "code": 550, "count": 2},
-            {"stage": "data", "code": 452, "count": 1},
+            {"stage": "rcpt", "code": 550, "class": "5xx", "count": 2},
+            {"stage": "data", "code": 452, "class": "4xx", "count": 1},
         ],
-        "failed": [{"stage": "connect", "error": "refused", "count": 1}],
+        "failed": [{"stage": "connect", "error": "refused", "class": "connection", "count": 1}],
+        "by_class": {"4xx": 1, "5xx": 2, "connection": 1},
     }
 
 

@@ -89,7 +89,15 @@ def test_run_passes_and_writes_the_documented_result(tmp_path: Path) -> None:
     assert sd["count"] == 200 and 0.0005 < sd["mean_s"] < 1.0
     assert doc["sla"]["verdict"] == "pass"
     names = [c["name"] for c in doc["sla"]["checks"]]
-    assert names == ["send_delay.mean", "send_delay.max", "send_delay.p99"]
+    assert names == [
+        "send_delay.mean",
+        "send_delay.max",
+        "availability.no_fault_rate",
+        "availability.connectivity_rate",
+        "send_delay.p99",
+    ]
+    assert doc["availability"]["no_fault_rate"] == 1.0
+    assert doc["availability"]["outages"] == []
     assert all(
         {"name", "op", "limit", "observed", "pass"} <= set(ch) for ch in doc["sla"]["checks"]
     )
