@@ -7,8 +7,9 @@ time. A user is active in a window when a message for them was planned in it, an
 one of those messages was rejected or failed. A window is a **fault** when more than 10 % of
 its active users were affected, and a **connectivity fault** when more than 10 % were affected
 by connection-level failures alone (refused, reset, timeout, greeting never came…), as opposed
-to SMTP replies. Per-second counts locate the outages: runs of seconds where more than 10 % of
-the attempts failed.
+to SMTP replies. Per-second counts locate the outages: runs of seconds in which most attempts
+failed (random faults at a few per cent do not make an outage; a refusing or stalled system
+does).
 
 Only windows and seconds that saw traffic are kept; a user set lives as long as its window.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 NS = 1_000_000_000
 FAULT_SHARE = 0.10  # more than this share of active users affected: a fault
+OUTAGE_SHARE = 0.5  # more than this share of a second's attempts failed: part of an outage
 MONTH_MIN = 30 * 24 * 60  # minutes in the SLA's 30-day month
 SLA_RATE = 0.999
 BUDGET_MIN = MONTH_MIN * (1 - SLA_RATE)  # 43.2 minutes a month
@@ -116,13 +118,13 @@ class Availability:
         }
 
     def outages(self) -> list[dict[str, Any]]:
-        """Runs of seconds in which more than 10 % of the attempts failed: when each began
-        and ended (seconds from the start), and whether connection failures dominated."""
+        """Runs of seconds in which most attempts failed: when each began and ended (seconds
+        from the start), and whether connection failures dominated."""
         out: list[dict[str, Any]] = []
         cur: dict[str, Any] | None = None
         for s in sorted(self.seconds):
             attempts, replies, conns = self.seconds[s]
-            bad = replies + conns > FAULT_SHARE * attempts
+            bad = replies + conns > OUTAGE_SHARE * attempts
             if bad and cur is not None and s == cur["end_s"]:
                 cur["end_s"] = s + 1
                 cur["attempts"] += attempts

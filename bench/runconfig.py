@@ -9,6 +9,7 @@ from typing import Protocol
 from bench.mailboxes import mailbox_users
 from bench.scenario import Scenario
 from bench.smtpopts import SessionOptions
+from fakemta.faults import Outage, StageFault
 from fakemta.server import FakeMtaConfig
 
 
@@ -53,6 +54,13 @@ def fakemta_config(
         tls=sc.system.tls != "off",
         auth_users=(credentials,) if credentials else (),
         auth_required=credentials is not None,
+        faults=tuple(
+            StageFault(f.stage, f.kind, f.probability, f.code, f.duration, f.users)
+            for f in fm.faults
+        ),
+        outages=tuple(Outage(o.at, o.duration, o.kind) for o in fm.outages),
+        max_rate=fm.max_rate,
+        queue_limit=fm.queue_limit,
     )
 
 

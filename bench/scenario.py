@@ -7,6 +7,7 @@ Errors are :class:`ScenarioError` naming the file, the dotted field path and why
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,6 +69,47 @@ class SystemConfig(_Model):
     auth: AuthConfig | None = None
 
 
+FAULT_STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
+USER_STAGES = ("rcpt", "data", "dot")  # where a fault can be aimed at a share of users
+
+
+class FaultConfig(_Model):
+    """One injected fault: at *stage*, with *probability*, of *kind*."""
+
+    stage: Literal[FAULT_STAGES]  # type: ignore[valid-type]
+    kind: Literal["4xx", "5xx", "421", "disconnect", "stall", "delay", "accept_drop"]
+    probability: float = Field(ge=0, le=1)
+    code: int | None = Field(default=None, ge=400, le=599)
+    duration: DelayDist | None = None  # stall: how long; delay: the distribution
+    users: float = Field(default=1.0, gt=0, le=1)  # the share of users it is aimed at
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultConfig:
+        if self.kind in ("stall", "delay") and self.duration is None:
+            raise ValueError(f'kind "{self.kind}" needs duration (e.g. "const(5s)")')
+        if self.code is not None and self.kind not in ("4xx", "5xx"):
+            raise ValueError(f'code is for kinds "4xx" and "5xx", not "{self.kind}"')
+        if self.code is not None and str(self.code)[0] != self.kind[0]:
+            raise ValueError(f"code {self.code} is not a {self.kind} reply")
+        if self.kind == "accept_drop" and self.stage != "dot":
+            raise ValueError('kind "accept_drop" (250, then lost) is for stage "dot" only')
+        if self.users < 1 and self.stage not in USER_STAGES:
+            raise ValueError(
+                f"users: a fault at {self.stage} comes before any recipient is known; "
+                f"aim at a share of users only at {', '.join(USER_STAGES)}"
+            )
+        return self
+
+
+class OutageConfig(_Model):
+    """A scheduled outage of the fake MTA, from *at* after the start, lasting *for*."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    at: Duration
+    duration: Duration = Field(alias="for", gt=0)
+    kind: Literal["refuse", "421", "stall", "blackhole"] = "refuse"
+
+
 class FakeMtaSettings(_Model):
     processing_delay: DelayDist = Field(default_factory=lambda: parse_delay("uniform(5ms, 50ms)"))
     delivery_delay: DelayDist = Field(default_factory=lambda: parse_delay("uniform(5ms, 50ms)"))
@@ -75,6 +117,28 @@ class FakeMtaSettings(_Model):
     listen: Address = ("127.0.0.1", 0)
     inbound: Address = ("127.0.0.1", 0)
     hostname: Hostname = "mta.local.test"
+    max_rate: float | None = Field(default=None, gt=0)  # messages/s it can process
+    queue_limit: int | None = Field(default=None, ge=1)  # 452 when this many are queued
+    faults: tuple[FaultConfig, ...] = ()
+    outages: tuple[OutageConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> FakeMtaSettings:
+        total: dict[str, float] = {}
+        for f in self.faults:
+            if f.kind != "delay":  # one draw per stage picks at most one outcome fault
+                total[f.stage] = total.get(f.stage, 0.0) + f.probability
+        for stage, p in total.items():
+            if p > 1 + 1e-9:
+                raise ValueError(
+                    f"fakemta.faults: the probabilities of the faults at {stage} add up to "
+                    f"{p:g} > 1 (only kind 'delay' may overlap the others)"
+                )
+        spans = sorted(self.outages, key=lambda o: o.at)
+        for a, b in itertools.pairwise(spans):
+            if b.at < a.at + a.duration:
+                raise ValueError("fakemta.outages: two outages overlap")
+        return self
 
 
 class MailboxConfig(_Model):

@@ -103,3 +103,69 @@ availability_window = "1s"
     assert not checks["availability.no_fault_rate"]["pass"]
     assert not checks["availability.connectivity_rate"]["pass"]
     assert run.returncode == 1  # a failed check, not a failed run
+
+
+def _run(tmp_path: Path, path: Path, *sets: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / "out"
+    args = [*MAILSLA, "run", str(path), "--no-live", "--out", str(out)]
+    for s in sets:
+        args += ["--set", s]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=180, cwd=ROOT, check=False)
+    return p.returncode, result(out)
+
+
+def test_outage_scenario_scaled_down(tmp_path: Path) -> None:
+    """scenarios/outage.toml with its times divided by six: 30 s, an outage at 10 s for 5 s,
+    10-second windows."""
+    code, doc = _run(
+        tmp_path,
+        ROOT / "scenarios" / "outage.toml",
+        'load.duration="30s"',
+        'load.drain="5s"',
+        'sla.availability_window="10s"',
+        'fakemta.outages=[{at="10s", for="5s", kind="refuse"}]',
+    )
+    assert code == 1
+    a = doc["availability"]
+    assert a["windows"] == 3 and 1 <= a["fault_windows"] <= 2, a
+    assert a["connectivity_fault_windows"] == a["fault_windows"]
+    (o,) = a["outages"]
+    assert 9 <= o["begin_s"] <= 11 and 14 <= o["end_s"] <= 16 and o["kind"] == "connection", o
+    failed = {c["name"] for c in doc["sla"]["checks"] if not c["pass"]}
+    assert failed == {"availability.no_fault_rate", "availability.connectivity_rate"}
+    assert {f["stage"] for f in doc["outcomes"]["failed"]} == {"connect"}
+    assert doc["fakemta"]["outages"], doc["fakemta"]
+    assert_accounted(doc)
+
+
+def _within(observed: int, n: int, p: float) -> None:
+    """*observed* of *n* is within 4 standard deviations of a binomial(n, p)."""
+    sd = (n * p * (1 - p)) ** 0.5
+    assert abs(observed - n * p) <= 4 * sd + 1, (observed, n, p)
+
+
+def test_flaky_scenario_shares_match_the_probabilities(tmp_path: Path) -> None:
+    code, doc = _run(tmp_path, ROOT / "scenarios" / "flaky.toml", 'load.duration="10s"')
+    assert code == 1  # faults on purpose: the availability checks fail
+    assert_accounted(doc)
+    rej: dict[str, int] = {}
+    for r in doc["outcomes"]["rejected"]:
+        rej[f"{r['stage']}.{r['code']}"] = rej.get(f"{r['stage']}.{r['code']}", 0) + r["count"]
+    fail: dict[str, int] = {}
+    for f in doc["outcomes"]["failed"]:
+        fail[f"{f['stage']}.{f['error']}"] = fail.get(f"{f['stage']}.{f['error']}", 0) + f["count"]
+    assert set(rej) <= {"banner.421", "mail.451", "rcpt.550", "dot.451"}, rej
+    assert set(fail) <= {"rcpt.disconnected"}, fail
+    connects = doc["metrics"]["stage.connect"]["count"]
+    _within(rej.get("banner.421", 0), connects, 0.05)
+    # Each later stage: the share of the messages that reached it.
+    at_mail = doc["counts"]["sent"] - rej.get("banner.421", 0)
+    _within(rej["mail.451"], at_mail, 0.02)
+    at_rcpt = at_mail - rej["mail.451"]
+    _within(rej["rcpt.550"], at_rcpt, 0.02)
+    _within(fail["rcpt.disconnected"], at_rcpt, 0.01)
+    at_dot = at_rcpt - rej["rcpt.550"] - fail["rcpt.disconnected"]
+    _within(rej["dot.451"], at_dot, 0.03)
+    assert doc["counts"]["accepted"] == at_dot - rej["dot.451"]
+    injected = doc["fakemta"]["faults_injected"]
+    assert injected.get("dot.delay", 0) > 0, injected
