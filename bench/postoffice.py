@@ -101,27 +101,26 @@ class PostOffice:
         logging.getLogger("mail.log").setLevel(logging.ERROR)
         loop = asyncio.get_running_loop()
 
-        factory: Callable[[], Any]
-        if self.server == "fast":
-            factory = protocol_factory(
+        fast = protocol_factory(
+            self.handler,
+            hostname=self.hostname,
+            timeout=self.timeout,
+            data_size_limit=self.data_size_limit,
+        )
+
+        def factory() -> Any:
+            if self.server == "fast":
+                return fast()
+            return SMTPServerProtocol(
                 self.handler,
                 hostname=self.hostname,
+                ident="mailsla post office",
+                enable_SMTPUTF8=False,
+                decode_data=False,
                 timeout=self.timeout,
                 data_size_limit=self.data_size_limit,
+                loop=loop,
             )
-        else:
-
-            def factory() -> Any:
-                return SMTPServerProtocol(
-                    self.handler,
-                    hostname=self.hostname,
-                    ident="mailsla post office",
-                    enable_SMTPUTF8=False,
-                    decode_data=False,
-                    timeout=self.timeout,
-                    data_size_limit=self.data_size_limit,
-                    loop=loop,
-                )
 
         self._server = await loop.create_server(
             factory, self.host, self.port, reuse_port=self.reuse_port or None

@@ -24,6 +24,9 @@ from pydantic import (
 from bench.fields import Address, DelayDist, Duration, Hostname, Size, ThresholdT
 from bench.sla import PROFILES
 from fakemta.delays import parse_delay
+from fakemta.faults import KINDS as FAULT_KINDS
+from fakemta.faults import STAGES as FAULT_STAGES
+from fakemta.faults import USER_STAGES
 
 
 class ScenarioError(Exception):
@@ -69,15 +72,11 @@ class SystemConfig(_Model):
     auth: AuthConfig | None = None
 
 
-FAULT_STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
-USER_STAGES = ("rcpt", "data", "dot")  # where a fault can be aimed at a share of users
-
-
 class FaultConfig(_Model):
     """One injected fault: at *stage*, with *probability*, of *kind*."""
 
     stage: Literal[FAULT_STAGES]  # type: ignore[valid-type]
-    kind: Literal["4xx", "5xx", "421", "disconnect", "stall", "delay", "accept_drop"]
+    kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
     probability: float = Field(ge=0, le=1)
     code: int | None = Field(default=None, ge=400, le=599)
     duration: DelayDist | None = None  # stall: how long; delay: the distribution

@@ -62,9 +62,16 @@ class Arrivals:
 
 
 @pytest.fixture
-async def postoffice() -> AsyncIterator[tuple[PostOffice, Arrivals]]:
+def postoffice_server() -> str:
+    """Which server the post office runs: "fast" (mailsla's) or "aiosmtpd" (whose handler
+    hooks a test can replace to spy or inject replies)."""
+    return "fast"
+
+
+@pytest.fixture
+async def postoffice(postoffice_server: str) -> AsyncIterator[tuple[PostOffice, Arrivals]]:
     arrivals = Arrivals()
-    po = PostOffice("remote.test", arrivals.sink)
+    po = PostOffice("remote.test", arrivals.sink, server=postoffice_server)  # type: ignore[arg-type]
     await po.start()
     yield po, arrivals
     await po.stop()

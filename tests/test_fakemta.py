@@ -76,6 +76,7 @@ async def test_delay_does_not_occupy_a_delivery_worker(
     await client.quit()
 
 
+@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # its DATA hook is replaced below
 @pytest.mark.parametrize("mta_delay", ["const(0ms)"])
 async def test_deferred_mail_is_retried(
     postoffice: tuple[PostOffice, Arrivals], fakemta: FakeMta

@@ -179,6 +179,7 @@ async def test_same_mailbox_twice_gets_one_copy(local_mta: FakeMta) -> None:
     assert len(list(box(local_mta, "user0").iterdir())) == 1
 
 
+@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # its RCPT hook is replaced below
 async def test_mixed_recipients_relay_remote_and_deliver_local(
     local_mta: FakeMta, postoffice: tuple[PostOffice, Arrivals]
 ) -> None:
