@@ -120,6 +120,38 @@ def _addr(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, 
     help="A user who may AUTH PLAIN/LOGIN (repeatable; only after STARTTLS with --tls).",
 )
 @click.option("--auth-required", is_flag=True, help="Refuse MAIL before AUTH (530).")
+@click.option(
+    "--fault",
+    "fault_specs",
+    multiple=True,
+    metavar="STAGE:KIND:PROB[:ARG]",
+    help="Inject a fault (repeatable): STAGE connect, banner, ehlo, starttls, auth, rset, noop, "
+    "vrfy, quit, mail, rcpt, data, body, dot; KIND 4xx, 5xx, 421, disconnect, stall, delay, "
+    "accept_drop (dot only); ARG the reply code (4xx/5xx) or a delay distribution "
+    "(stall/delay). Examples: rcpt:4xx:0.1:450, dot:stall:0.01:const(5s).",
+)
+@click.option(
+    "--outage",
+    "outage_specs",
+    multiple=True,
+    metavar="AT:DURATION:KIND",
+    help="An outage (repeatable) from AT after start for DURATION; KIND refuse, 421, stall or "
+    "blackhole. Example: 30s:10s:refuse.",
+)
+@click.option(
+    "--max-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="N",
+    help="Relay at most N messages per second (the queue absorbs the rest).",
+)
+@click.option(
+    "--queue-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Hold at most N messages; then 452 4.3.1 after the end of DATA.",
+)
 def fakemta(
     listen: tuple[str, int],
     relay_to: tuple[str, int],
@@ -139,8 +171,13 @@ def fakemta(
     tls_required: bool,
     auth: tuple[str, ...],
     auth_required: bool,
+    fault_specs: tuple[str, ...],
+    outage_specs: tuple[str, ...],
+    max_rate: float | None,
+    queue_limit: int | None,
 ) -> None:
     """Run the embedded fake mail system on its own, until Ctrl-C."""
+    from fakemta.faults import check_faults, check_outages, parse_fault, parse_outage
     from fakemta.process import serve
     from fakemta.server import FakeMtaConfig, ReadyInfo, StartError
 
@@ -171,6 +208,16 @@ def fakemta(
         users.append((user, password))
     if auth_required and not users:
         abort("--auth-required needs at least one --auth USER:PASSWORD", EXIT_USAGE)
+    try:
+        faults = tuple(parse_fault(spec) for spec in fault_specs)
+        check_faults(faults)
+    except ValueError as exc:
+        abort(f"--fault: {exc}", EXIT_USAGE)
+    try:
+        outages = tuple(parse_outage(spec) for spec in outage_specs)
+        check_outages(outages)
+    except ValueError as exc:
+        abort(f"--outage: {exc}", EXIT_USAGE)
     config = FakeMtaConfig(
         relay_host=relay_to[0],
         relay_port=relay_to[1],
@@ -193,6 +240,10 @@ def fakemta(
         tls_required=tls_required,
         auth_users=tuple(users),
         auth_required=auth_required,
+        faults=faults,
+        outages=outages,
+        max_rate=max_rate,
+        queue_limit=queue_limit,
     )
 
     def ready(info: ReadyInfo) -> None:
@@ -216,6 +267,14 @@ def fakemta(
                 f"fakemta: AUTH PLAIN LOGIN, {len(users)} user(s)"
                 + (", required" if auth_required else "")
             )
+        if faults:
+            click.echo(f"fakemta: faults {', '.join(map(str, faults))} (seed {seed})")
+        if outages:
+            click.echo(f"fakemta: outages {', '.join(map(str, outages))}")
+        if max_rate is not None or queue_limit is not None:
+            rate = f"at most {max_rate:g} msgs/s" if max_rate is not None else "no rate cap"
+            limit = f"queue limit {queue_limit}" if queue_limit is not None else "no queue limit"
+            click.echo(f"fakemta: relaying {rate}, {limit}")
         click.echo(
             json.dumps(
                 {
@@ -223,6 +282,10 @@ def fakemta(
                     "relay_to": f"{relay_to[0]}:{relay_to[1]}",
                     "inbound": inbound_addr,
                     "cert_file": cert,
+                    "faults": [str(f) for f in faults],
+                    "outages": [o.as_dict() for o in outages],
+                    "max_rate": max_rate,
+                    "queue_limit": queue_limit,
                 }
             )
         )

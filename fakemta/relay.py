@@ -3,6 +3,9 @@
 A held message is only a timer (``loop.call_later``), so long delays at high rates occupy no
 delivery worker and the configured distribution is what the destination sees. Delivery workers
 keep persistent SMTP connections to the destination and retry deferred mail with backoff.
+With ``max_rate``, a message that is ready goes out at the next free slot (one every
+``1 / max_rate`` seconds): the hold becomes max(drawn delay, time until the rate allows it), and
+the backlog waits as timers too.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class RelayStats:
     deferred: int = 0
     bounced: int = 0
     holding: int = 0
+    rate_limited: int = 0  # messages the max_rate held beyond their drawn delay
     errors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -51,6 +55,7 @@ class RelayStats:
             "deferred": self.deferred,
             "bounced": self.bounced,
             "in_queue": self.holding,
+            "rate_limited": self.rate_limited,
             "errors": dict(self.errors),
         }
 
@@ -69,6 +74,7 @@ class Relay:
         max_attempts: int = 5,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        max_rate: float | None = None,
     ) -> None:
         self.host, self.port, self.hostname = host, port, hostname
         self.workers, self.timeout = workers, timeout
@@ -78,6 +84,10 @@ class Relay:
         self._tasks: list[asyncio.Task[None]] = []
         self._ids = itertools.count(1)
         self._stopping = False
+        if max_rate is not None and not max_rate > 0:
+            raise ValueError(f"max_rate {max_rate!r}: must be > 0 messages per second")
+        self._interval = 1.0 / max_rate if max_rate is not None else 0.0
+        self._next_slot = 0.0
 
     def next_qid(self) -> str:
         return f"{next(self._ids):X}"
@@ -90,10 +100,24 @@ class Relay:
         self.stats.queued += 1
         self.stats.holding += 1
         loop = asyncio.get_running_loop()
+        release = self._gate if self._interval else self._ready.put_nowait
         if delay <= 0:
-            self._ready.put_nowait(msg)
+            release(msg)
         else:
-            loop.call_later(delay, self._ready.put_nowait, msg)
+            loop.call_later(delay, release, msg)
+
+    def _gate(self, msg: QueuedMessage) -> None:
+        """*msg* is ready: hand it to the workers now, or at the next slot max_rate allows."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = self._next_slot
+        self._next_slot = max(now, slot) + self._interval
+        if slot <= now:
+            self._ready.put_nowait(msg)
+            return
+        if msg.attempts == 0:
+            self.stats.rate_limited += 1
+        loop.call_at(slot, self._ready.put_nowait, msg)
 
     async def stop(self) -> None:
         # aiosmtplib can swallow a cancellation that lands mid-command: the flag ends the
@@ -118,7 +142,8 @@ class Relay:
             return
         self.stats.deferred += 1
         backoff = min(self.retry_base * 2 ** (msg.attempts - 1), self.retry_max)
-        asyncio.get_running_loop().call_later(backoff, self._ready.put_nowait, msg)
+        release = self._gate if self._interval else self._ready.put_nowait
+        asyncio.get_running_loop().call_later(backoff, release, msg)
 
     async def _connect(self) -> SMTP:
         client = SMTP(

@@ -7,11 +7,17 @@ second "inbound" port for mail from other post offices, which relays nothing) is
 their Maildirs after the delivery delay (:mod:`fakemta.maildir`). STARTTLS and AUTH are
 optional (:mod:`fakemta.tls`). Everything binds 127.0.0.1 with an explicit hostname (no
 ``getfqdn()`` lookups).
+
+It can misbehave on purpose (:mod:`fakemta.faults`, :mod:`fakemta.faultsmtp`): stage faults and
+outages on both ports, a service-rate cap on the relay (``max_rate``) and a queue limit: with
+``queue_limit`` messages held, the reply after the end of DATA is :data:`QUEUE_FULL` (at the
+dot, where the check and the queueing are one step, so the limit holds exactly).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import warnings
@@ -24,6 +30,16 @@ from aiosmtpd.smtp import Envelope, Session
 from fakemta.delays import Delay
 from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
 from fakemta.fastsmtp import PipeliningEhlo
+from fakemta.faults import (
+    QUEUE_FULL,
+    FaultPlan,
+    FaultStats,
+    Outage,
+    StageFault,
+    check_faults,
+    check_outages,
+)
+from fakemta.faultsmtp import FaultRuntime, FaultySMTP
 from fakemta.maildir import LocalDelivery, LocalJob, Maildirs
 from fakemta.relay import QueuedMessage, Relay
 from fakemta.tls import ServerTls, UserTable
@@ -60,6 +76,11 @@ class FakeMtaConfig:
     # AUTH PLAIN/LOGIN on the submission port (only after STARTTLS when tls is on)
     auth_users: tuple[tuple[str, str], ...] = ()
     auth_required: bool = False
+    # misbehaving on purpose (fakemta.faults); both ports
+    faults: tuple[StageFault, ...] = ()
+    outages: tuple[Outage, ...] = ()
+    max_rate: float | None = None  # relayed messages per second at most; the queue absorbs more
+    queue_limit: int | None = None  # messages held at most; then 452 after the end of DATA
 
 
 class ReadyInfo(TypedDict):
@@ -74,6 +95,8 @@ class StartError(Exception):
     """The fake MTA could not start; the message says what (listen address, TLS certificate,
     mailboxes)."""
 
+
+log = logging.getLogger("fakemta.server")
 
 USER_UNKNOWN = "550 5.1.1 <{}>: Recipient address rejected: User unknown in virtual mailbox table"
 
@@ -90,6 +113,7 @@ class InboundHandler(PipeliningEhlo):
         *,
         relaying: bool = True,
         hide_auth: bool = False,
+        stats: FaultStats | None = None,
     ) -> None:
         self.domains = frozenset(d.lower() for d in config.relay_domains if relaying)
         self.delay = config.processing_delay
@@ -101,6 +125,8 @@ class InboundHandler(PipeliningEhlo):
         self.local_delay = config.delivery_delay
         self.local_rng = random.Random(f"{config.seed}-local-{relaying}")
         self.hide_auth = hide_auth
+        self.queue_limit = config.queue_limit
+        self.stats = stats if stats is not None else FaultStats()
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -137,6 +163,9 @@ class InboundHandler(PipeliningEhlo):
     async def handle_DATA(
         self, server: SMTPServerProtocol, session: Session, envelope: Envelope
     ) -> str:
+        if self.queue_limit is not None and self._held() >= self.queue_limit:
+            self.stats.queue_full += 1
+            return QUEUE_FULL
         content = envelope.original_content or b""
         qid = self.relay.next_qid()
         local = getattr(envelope, "local_rcpts", None)
@@ -145,6 +174,10 @@ class InboundHandler(PipeliningEhlo):
         msg = QueuedMessage(qid, envelope.mail_from or "", list(envelope.rcpt_tos), content)
         self.relay.submit(msg, self.delay.sample(self.rng))
         return f"250 2.0.0 Ok: queued as {qid}"
+
+    def _held(self) -> int:
+        held = self.relay.stats.holding
+        return held + self.local.stats.holding if self.local is not None else held
 
     def _data_local(
         self, envelope: Envelope, qid: str, content: bytes, local: list[tuple[str, str]]
@@ -169,6 +202,14 @@ class FakeMta:
 
     def __init__(self, config: FakeMtaConfig) -> None:
         self.config = config
+        check_faults(config.faults)
+        check_outages(config.outages)
+        if config.queue_limit is not None and config.queue_limit < 1:
+            raise ValueError(f"queue_limit {config.queue_limit}: must be at least 1")
+        self.fault_stats = FaultStats()
+        self.faults: FaultRuntime | None = None
+        if config.faults or config.outages:
+            self.faults = FaultRuntime(FaultPlan(config.faults, config.seed), self.fault_stats)
         self.relay = Relay(
             config.relay_host,
             config.relay_port,
@@ -176,6 +217,7 @@ class FakeMta:
             workers=config.delivery_workers,
             timeout=config.timeout,
             max_attempts=config.max_attempts,
+            max_rate=config.max_rate,
         )
         self.local: LocalDelivery | None = None
         if config.mailbox_root is not None:
@@ -190,9 +232,15 @@ class FakeMta:
             self.local = LocalDelivery(maildirs)
         self.auth = UserTable(config.auth_users) if config.auth_users else None
         self.handler = InboundHandler(
-            config, self.relay, self.local, hide_auth=self.auth is None and config.tls
+            config,
+            self.relay,
+            self.local,
+            hide_auth=self.auth is None and config.tls,
+            stats=self.fault_stats,
         )
         self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[tuple[Callable[[], Any], str, int, str]] = []
+        self._reopening: asyncio.Task[None] | None = None
         self._tls: ServerTls | None = None
         self.port = 0
         self.inbound_port: int | None = None
@@ -208,6 +256,8 @@ class FakeMta:
             await self._close()
             raise
         self.relay.start()
+        if self.faults is not None:
+            self.faults.schedule(self.config.outages, self._refuse)
         return self.port
 
     async def _start(self) -> None:
@@ -230,7 +280,10 @@ class FakeMta:
             }
 
         def protocol(handler: InboundHandler, **extra: Any) -> Any:
-            return SMTPServerProtocol(
+            if self.faults is not None:
+                extra["runtime"] = self.faults
+            make = SMTPServerProtocol if self.faults is None else FaultySMTP
+            return make(
                 handler,
                 hostname=cfg.hostname,
                 ident="fakemta",
@@ -258,6 +311,7 @@ class FakeMta:
                 ) from exc
             # an MX: local mail only, opportunistic STARTTLS, no AUTH
             inbound = InboundHandler(cfg, self.relay, self.local, relaying=False, hide_auth=cfg.tls)
+            inbound.stats = self.fault_stats
             self.inbound_port = await self._listen(
                 lambda: protocol(inbound), cfg.inbound_host, cfg.inbound_port, " (inbound)"
             )
@@ -271,15 +325,48 @@ class FakeMta:
                 f"cannot listen on {host}:{port}{what}: {exc.strerror or exc}"
             ) from exc
         self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
+        port = int(server.sockets[0].getsockname()[1])
+        self._listeners.append((factory, host, port, what))
+        return port
+
+    def _refuse(self, refusing: bool) -> None:
+        """A "refuse" outage: close the listeners, or (at its end) listen again."""
+        if refusing:
+            for server in self._servers:
+                server.close()
+            self._servers = []
+        else:
+            self._reopening = asyncio.ensure_future(self._reopen())
+
+    async def _reopen(self) -> None:
+        """Listen again on the same ports (a few tries: the port may be busy for a moment)."""
+        loop = asyncio.get_running_loop()
+        for factory, host, port, what in self._listeners:
+            for attempt in range(50):
+                try:
+                    self._servers.append(await loop.create_server(factory, host, port))
+                    break
+                except OSError as exc:
+                    if attempt == 49:
+                        log.error("cannot listen again on %s:%d%s: %s", host, port, what, exc)
+                    await asyncio.sleep(0.1)
 
     def info(self) -> ReadyInfo:
         return {"port": self.port, "inbound_port": self.inbound_port, "cert_file": self.cert_file}
 
     async def _close(self) -> None:
+        if self.faults is not None:
+            self.faults.cancel()
+        if self._reopening is not None:
+            self._reopening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopening
+            self._reopening = None
         for server in self._servers:
             server.close()
         self._servers = []
+        if self.faults is not None:
+            self.faults.drop_all(abort=True)
         if self.local is not None:
             await self.local.stop()
         if self._tls is not None:
@@ -288,10 +375,12 @@ class FakeMta:
 
     async def stop(self) -> dict[str, object]:
         """Stop accepting, relaying and delivering; returns the queue's counts (with local
-        delivery, also its counts; with AUTH, the failed logins)."""
+        delivery, also its counts; with AUTH, the failed logins), and what faults, outages and
+        limits did."""
         await self._close()
         await self.relay.stop()
         stats = self.relay.stats.as_dict()
+        stats.update(self.fault_stats.as_dict())
         if self.local is not None:
             stats.update(self.local.stats.as_dict())
         if self.auth is not None:
