@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -63,6 +64,8 @@ OK = _r("250 2.0.0 OK")
 MAIL_OK = _r("250 2.1.0 Ok")
 RCPT_OK = _r("250 2.1.5 Ok")
 DELIVERED = _r("250 2.0.0 Ok: delivered")
+DEFERRED = _r("451 4.3.0 post office: deferred on purpose, try again later")
+REFUSED = _r("554 5.3.0 post office: refused on purpose")
 GO_AHEAD = _r("354 End data with <CR><LF>.<CR><LF>")
 BYE = _r("221 2.0.0 Bye")
 BAD_SYNTAX = _r("500 5.5.2 Error: bad syntax")
@@ -79,12 +82,37 @@ TOO_MUCH = _r("552 5.3.4 Error: Too much mail data")
 SIZE_EXCEEDED = _r("552 5.3.4 Error: message size exceeds fixed maximum message size")
 
 
+class Refusals:
+    """The post office misbehaving on purpose, so the system's retries can be measured: at
+    the end of DATA a message is deferred (451: the relay should retry) with probability
+    *defer*, or refused (554: it should bounce) with probability *refuse*; seeded. Refused
+    and deferred messages are not received (the sink is not called)."""
+
+    def __init__(self, defer: float = 0.0, refuse: float = 0.0, seed: int = 1) -> None:
+        self.defer, self.refuse = defer, defer + refuse
+        self.rng = random.Random(f"postoffice-{seed}")
+        self.deferred = self.refused = 0
+
+    def reply(self) -> bytes | None:
+        """The refusal for this message, or None to accept it."""
+        r = self.rng.random()
+        if r < self.defer:
+            self.deferred += 1
+            return DEFERRED
+        if r < self.refuse:
+            self.refused += 1
+            return REFUSED
+        return None
+
+
 class Office(Protocol):
-    """What connections share: the accepted domain (lower case), the sink, the count."""
+    """What connections share: the accepted domain (lower case), the sink, the count, and
+    optional :class:`Refusals`."""
 
     domain: str
     sink: ArrivalSink
     received: int
+    refusals: Refusals | None
 
 
 class _Shared:
@@ -235,6 +263,10 @@ class PostOfficeProtocol(asyncio.Protocol):
         if raw_size > self._s.limit:
             return TOO_MUCH
         office = self._s.office
+        if office.refusals is not None:
+            refused = office.refusals.reply()
+            if refused is not None:
+                return refused
         office.received += 1
         try:
             office.sink(parse_identity(content), self._mail_ns, now)

@@ -154,7 +154,16 @@ class PostOfficeFleet:
         loop = asyncio.get_running_loop()
         port = po.listen[1]
         for k in range(po.workers):
-            job = PostJob(po.domain, po.listen[0], port, po.hostname, self.run_id)
+            job = PostJob(
+                po.domain,
+                po.listen[0],
+                port,
+                po.hostname,
+                self.run_id,
+                po.defer,
+                po.refuse,
+                self.sc.seed * 1000 + k,  # each worker its own sequence
+            )
             ready: asyncio.Future[Any] = loop.create_future()
             w = Worker(postoffice_main, job, f"postoffice-{k}", partial(self._on_message, ready))
             self.workers.append(w)

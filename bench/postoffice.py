@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import Envelope, Session
 
-from bench.fastpost import DATA_SIZE_DEFAULT, protocol_factory
+from bench.fastpost import DATA_SIZE_DEFAULT, Refusals, protocol_factory
 from bench.message import Identity, parse_identity
 from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
 from fakemta.fastsmtp import PipeliningEhlo
@@ -30,10 +30,11 @@ ArrivalSink = Callable[[Identity | None, int, int], None]
 class PostOfficeHandler(PipeliningEhlo):
     """aiosmtpd hooks: accept mail for *domain*, timestamp MAIL FROM and end of DATA."""
 
-    def __init__(self, domain: str, sink: ArrivalSink) -> None:
+    def __init__(self, domain: str, sink: ArrivalSink, refusals: Refusals | None = None) -> None:
         self.domain = domain.lower()
         self.sink = sink
         self.received = 0
+        self.refusals = refusals
 
     async def handle_MAIL(
         self,
@@ -66,6 +67,10 @@ class PostOfficeHandler(PipeliningEhlo):
     ) -> str:
         received_ns = time.monotonic_ns()
         mail_ns = getattr(envelope, "mail_ns", received_ns)
+        if self.refusals is not None:
+            refused = self.refusals.reply()
+            if refused is not None:
+                return refused.decode().rstrip("\r\n")
         self.received += 1
         self.sink(parse_identity(envelope.original_content or b""), mail_ns, received_ns)
         return "250 2.0.0 Ok: delivered"
@@ -89,8 +94,9 @@ class PostOffice:
         server: Literal["fast", "aiosmtpd"] = "fast",
         timeout: float = 300.0,
         data_size_limit: int = DATA_SIZE_DEFAULT,
+        refusals: Refusals | None = None,
     ) -> None:
-        self.handler = PostOfficeHandler(domain, sink)
+        self.handler = PostOfficeHandler(domain, sink, refusals)
         self.host, self.port, self.hostname = host, port, hostname
         self.reuse_port = reuse_port
         self.server = server

@@ -22,6 +22,7 @@ from hdrh.histogram import HdrHistogram
 from bench import schedule
 from bench.availability import Availability
 from bench.correlate import Correlator
+from bench.fastpost import Refusals
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
 from bench.generator import Generator, make_session
 from bench.lanes import (
@@ -97,6 +98,7 @@ class Runner:
         )
         self.mailboxes: Mailboxes | None = None
         self.availability: Availability | None = None
+        self._refusals: Refusals | None = None
         self.phase = "starting"
         self.status = "completed"
         self.reason: str | None = None
@@ -162,13 +164,16 @@ class Runner:
             po = PostOfficeFleet(self.corr, sc, self.run_id)
             po.on_arrivals = self._check_drained
         else:
+            pc = sc.postoffice
             po = PostOffice(
-                sc.postoffice.domain,
+                pc.domain,
                 self._on_arrival,
-                host=sc.postoffice.listen[0],
-                port=sc.postoffice.listen[1],
-                hostname=sc.postoffice.hostname,
+                host=pc.listen[0],
+                port=pc.listen[1],
+                hostname=pc.hostname,
+                refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
             )
+            self._refusals = po.handler.refusals
         mta: ChildFakeMta | None = None
         ticker: asyncio.Task[None] | None = None
         try:
@@ -415,6 +420,11 @@ class Runner:
         }
         if avail is not None:
             doc["availability"] = avail
+        if self._refusals is not None:
+            doc["postoffice"] = {
+                "deferred": self._refusals.deferred,
+                "refused": self._refusals.refused,
+            }
         if self.mailboxes is not None:
             doc["receive"] = self.mailboxes.info()
         if self.traceback:

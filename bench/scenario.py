@@ -157,6 +157,14 @@ class PostOfficeConfig(_Model):
     domain: Hostname = "remote.test"
     hostname: Hostname = "postoffice.remote.test"
     workers: int = Field(default=1, ge=1, le=64)
+    defer: float = Field(default=0.0, ge=0, le=1)  # share of messages answered 451 at the dot
+    refuse: float = Field(default=0.0, ge=0, le=1)  # share answered 554 (the system bounces)
+
+    @model_validator(mode="after")
+    def _check(self) -> PostOfficeConfig:
+        if self.defer + self.refuse > 1:
+            raise ValueError("postoffice.defer + postoffice.refuse cannot exceed 1")
+        return self
 
 
 class Step(_Model):

@@ -263,8 +263,8 @@ class PipelinedProtocol(asyncio.Protocol):
 
     def _fail_all(self, error: str) -> None:
         for m, kind in self.expect:
-            if m is not None:
-                self._finish(m, Outcome("failed", STAGE_NAMES[kind], error=error))
+            if m is not None:  # a refusal already read (e.g. 421 at MAIL) is what happened
+                self._finish(m, m.bad or Outcome("failed", STAGE_NAMES[kind], error=error))
         for m in self.waiting:
             self._finish(m, Outcome("failed", "mail", error=error))
         self.expect.clear()

@@ -26,6 +26,7 @@ import uvloop
 
 from bench import schedule
 from bench.availability import Availability
+from bench.fastpost import Refusals
 from bench.generator import Generator, make_session
 from bench.message import Identity, MessageFactory
 from bench.postoffice import PostOffice
@@ -165,6 +166,9 @@ class PostJob:
     port: int
     hostname: str
     run_id: str
+    defer: float = 0.0
+    refuse: float = 0.0
+    seed: int = 1
 
 
 async def _postoffice(job: PostJob, conn: Connection) -> None:
@@ -180,8 +184,15 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
         mails.append(mail_ns)
         recvs.append(received_ns)
 
+    refusals = Refusals(job.defer, job.refuse, job.seed) if job.defer or job.refuse else None
     po = PostOffice(
-        job.domain, sink, host=job.host, port=job.port, hostname=job.hostname, reuse_port=True
+        job.domain,
+        sink,
+        host=job.host,
+        port=job.port,
+        hostname=job.hostname,
+        reuse_port=True,
+        refusals=refusals,
     )
     try:
         port = await po.start()

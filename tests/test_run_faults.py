@@ -169,3 +169,32 @@ def test_flaky_scenario_shares_match_the_probabilities(tmp_path: Path) -> None:
     assert doc["counts"]["accepted"] == at_dot - rej["dot.451"]
     injected = doc["fakemta"]["faults_injected"]
     assert injected.get("dot.delay", 0) > 0, injected
+
+
+def test_post_office_defers_and_refuses(tmp_path: Path) -> None:
+    """The destination defers some mail (the system retries it: a longer send delay) and
+    refuses some (the system bounces it: lost, counted)."""
+    text = """
+name = "po"
+seed = 4
+[fakemta]
+processing_delay = "const(1ms)"
+[postoffice]
+defer = 0.3
+refuse = 0.1
+[load]
+rate = 100
+duration = "2s"
+drain = "15s"
+sessions = 4
+"""
+    code, doc = _run(tmp_path, scenario(tmp_path, text))
+    assert code == 1  # refused mail is undelivered: over the 1-hour ceiling
+    po, mta, c = doc["postoffice"], doc["fakemta"], doc["counts"]
+    assert po["deferred"] > 20 and po["refused"] > 5, po
+    assert mta["bounced"] == po["refused"] == c["undelivered"], (mta, po, c)
+    assert mta["deferred"] == po["deferred"]
+    assert c["delivered"] + c["undelivered"] == c["accepted"] == 200
+    # A deferred message waits for the relay's retry (0.5 s and up).
+    assert doc["metrics"]["send_delay"]["max_s"] >= 0.5
+    assert_accounted(doc)
