@@ -79,15 +79,42 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
 )
 @click.option("--no-live", is_flag=True, help="No live view (also off when stdout is no TTY).")
 @click.option("--json", "as_json", is_flag=True, help="Print result.json to stdout at the end.")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="Compare with this result.json (or run folder): a regression fails the run.",
+)
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="METRIC.STAT=VALUE",
+    help="With --baseline: allowed worsening, e.g. send_delay.p99=30% or =5ms.",
+)
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
+)
 def run(
-    scenario: str, overrides: tuple[str, ...], out: Path | None, no_live: bool, as_json: bool
+    scenario: str,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    no_live: bool,
+    as_json: bool,
+    baseline: Path | None,
+    tolerances: tuple[str, ...],
+    junit: Path | None,
 ) -> None:
     """Run a scenario, show it live, write result.json and exit with the verdict."""
+    from bench.cli_gate import finish, prepare
     from bench.live import LineView, LiveView
     from bench.report import print_report
     from bench.runner import Runner
 
     sc = _load(scenario, overrides)
+    try:
+        gate_opts = prepare(baseline, tolerances, junit)
+    except ValueError as exc:
+        abort(str(exc), EXIT_USAGE)
     try:
         credentials = sc.credentials(os.environ)
         imap_password = sc.imap_password(os.environ)
@@ -122,15 +149,28 @@ def run(
     from bench.results import RunResult
 
     assert isinstance(result, RunResult)
+    report_line = _html_report(result.path.parent)
     if as_json:
         click.echo(json.dumps(result.doc, indent=2))
     else:
         print_report(console, result)
+    Console(stderr=True, highlight=False).print(report_line, soft_wrap=True)
     if result.status != "completed":
         Console(stderr=True, highlight=False).print(
             f"[bold yellow]mailsla:[/] run {result.status}: {result.reason}", soft_wrap=True
         )
-    sys.exit(result.exit_code)
+    sys.exit(finish(console, result, gate_opts, as_json=as_json))
+
+
+def _html_report(run_dir: Path) -> str:
+    """Write report.html beside result.json; the line to print. The page is an extra: a
+    failure to draw it is reported, and costs the run neither its results nor its verdict."""
+    from bench.html_report import write_report
+
+    try:
+        return f"report: {write_report(run_dir)}"
+    except Exception as exc:  # any failure of an extra, reported in one line
+        return f"[bold yellow]mailsla:[/] report.html not written: {type(exc).__name__}: {exc}"
 
 
 @main.command()
@@ -172,10 +212,14 @@ def selftest(rounds: int, quick: bool, memory_messages: int | None, out: Path | 
 
 
 def _register() -> None:
+    from bench.cli_gate import compare_cmd
+    from bench.cli_report import report
     from bench.cli_servers import fakemta, postfix
 
     main.add_command(fakemta)
     main.add_command(postfix)
+    main.add_command(compare_cmd)
+    main.add_command(report)
 
 
 _register()

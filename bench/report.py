@@ -28,20 +28,25 @@ def fmt_rate(v: float | None) -> str:
     return "–" if v is None else f"{v * 100:.3f} %"
 
 
-def _observed(check: dict[str, Any]) -> str:
-    v = check["observed"]
+def fmt_check_value(name: str, v: float | None, *, limit: bool = False) -> str:
+    """A check's observed value or limit, in its stat's unit: a rate in per cent, a count as a
+    number (also ``send_delay.count[10s]``), else a duration (limits as a scenario writes them).
+    """
     if v is None:
         return "no data"
-    if check["name"].endswith("_rate"):
+    if name.endswith("_rate"):
         return fmt_rate(v)
-    return f"{v:.0f}" if check["name"].endswith(".count") else fmt_s(v)
+    if name.partition("[")[0].endswith(".count"):
+        return f"{v:.0f}"
+    return format_duration(v) if limit else fmt_s(v)
+
+
+def _observed(check: dict[str, Any]) -> str:
+    return fmt_check_value(check["name"], check["observed"])
 
 
 def _limit(check: dict[str, Any]) -> str:
-    v = check["limit"]
-    if check["name"].endswith("_rate"):
-        return fmt_rate(v)
-    return f"{v:.0f}" if check["name"].endswith(".count") else format_duration(v)
+    return fmt_check_value(check["name"], check["limit"], limit=True)
 
 
 COUNT_ROWS = (

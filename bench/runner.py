@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import time
 import traceback
 from datetime import UTC, datetime
@@ -20,11 +19,12 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench import schedule
+from bench.abort import AbortGate, Trip, mark_aborted
 from bench.availability import Availability
 from bench.correlate import Correlator
 from bench.fastpost import Refusals
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
-from bench.generator import Generator, make_session
+from bench.lanerun import drive_lane
 from bench.lanes import (
     Lane,
     directions_doc,
@@ -34,8 +34,8 @@ from bench.lanes import (
     total_counts,
 )
 from bench.mailboxes import Mailboxes
-from bench.message import Identity, MessageFactory
-from bench.metrics import window_stats
+from bench.message import Identity
+from bench.metrics import new_histogram, window_stats
 from bench.postoffice import PostOffice
 from bench.results import (
     IDENTITY,
@@ -46,12 +46,12 @@ from bench.results import (
     versions,
     write_json_atomic,
 )
-from bench.runconfig import fakemta_config, inbound_options, session_options
+from bench.runconfig import fakemta_config, session_options
 from bench.scenario import Scenario
 from bench.sla import evaluate
 from bench.smtpopts import SessionOptions
-from bench.stages import StageTimes
 from bench.system import ChildFakeMta, SystemStartError
+from bench.timeseries import series_for
 
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"
@@ -118,24 +118,46 @@ class Runner:
         self.traceback: str | None = None
         self._expected = schedule.expected_count(scenario.load)
         self._duration = schedule.total_duration(scenario.load)
+        self._gate = AbortGate(scenario.sla.thresholds)
+        self._trip: Trip | None = None  # the abort_on_fail threshold that stopped the run
+        self._series = series_for(scenario, self.out_dir, self.run_id)
+        if self._series is not None:
+            for lane in self.lanes:
+                lane.corr.metrics.track_intervals()
 
     # -- control -------------------------------------------------------------------------
     def interrupt(self) -> None:
-        """First call: stop sending and skip the drain. Second: abandon sends in progress."""
+        """First call: stop sending and skip the drain. Second: abandon sends in progress.
+        After an abort_on_fail threshold stopped the run, the first call abandons them."""
         self._interrupts += 1
-        self.status = "interrupted"
-        self.reason = self.reason or "interrupted (SIGINT)"
+        if self._trip is None:
+            self.status = "interrupted"
+            self.reason = self.reason or "interrupted (SIGINT)"
+        self._halt(now=self._interrupts > 1 or self._trip is not None)
+
+    def _halt(self, *, now: bool) -> None:
         self._stop.set()
         for lane in self.lanes:
             gen = lane.generator
             if gen is None:
                 continue
-            if self._interrupts == 1:
+            if now:
+                gen.cancel()
+            else:
                 gen.stop()
                 # Sends in progress get a short grace, not a whole SMTP timeout.
                 asyncio.get_running_loop().call_later(INTERRUPT_GRACE_S, gen.cancel)
-            else:
-                gen.cancel()
+
+    def _check_abort(self) -> None:
+        """Stop the run (status "aborted") when an abort_on_fail threshold fails."""
+        if self._series is None or self._stop.is_set() or self.status != "completed":
+            return
+        elapsed = self._series.elapsed(time.monotonic())
+        trip = self._gate.check(elapsed, merged_metrics(self.lanes), self._series.last_window)
+        if trip is not None:
+            self._trip = trip
+            self.status, self.reason = "aborted", trip.reason
+            self._halt(now=False)
 
     def _on_arrival(self, ident: Identity | None, mail_ns: int, received_ns: int) -> None:
         if ident is None:
@@ -201,6 +223,8 @@ class Runner:
                 await self.mailboxes.start()
             opts = session_options(sc, ca_file, self.credentials)
             self._announce()
+            if self._series is not None:
+                self._series.start(time.monotonic(), time.time())
             ticker = asyncio.ensure_future(self._tick())
             self.availability = Availability(time.monotonic_ns(), sc.sla.availability_window)
             for lane in self.lanes:
@@ -261,63 +285,17 @@ class Runner:
         )
 
     async def _send(self, lane: Lane, opts: SessionOptions) -> None:
-        sc, load = self.sc, self.sc.load
-        if lane.direction == "receive":
-            opts = inbound_options(opts)
-            domain = sc.mailbox.domain
-        else:
-            domain = sc.postoffice.domain
-        if load.workers > 1:  # send lane only (the scenario refuses workers with inbound)
-            fleet = GeneratorFleet(lane.corr, sc, self.run_id, lane.host, lane.port, opts)
-            lane.generator = fleet
-            try:
-                await fleet.start()
-            except FleetError as exc:
-                raise SystemStartError(str(exc)) from None
+        def sending() -> None:
             self._t0 = time.monotonic()
             self.phase = "sending"
-            await fleet.run()
-            self._aborted(fleet.abort_reason)
-            return
-        m = sc.message
-        factory = MessageFactory(
-            self.run_id,
-            size=m.size,
-            sender=m.sender,
-            domain=domain,
-            users=m.users,
-            recipients=m.recipients,
-        )
-        stages = StageTimes(lane.corr.metrics)
-        start_ns, start_wall = time.monotonic_ns(), time.time_ns()
-        duration_ns = round(schedule.total_duration(load) * NS)
-        plan = None
-        closed_ids = None
-        if load.model != "closed":
-            offsets = enumerate(schedule.planned_offsets(load, sc.seed))
-            plan = schedule.lane(offsets, lane.direction, load.direction, load.receive_share)
-        elif len(self.lanes) > 1:  # closed: the lanes take alternate ids
-            closed_ids = itertools.count(self.lanes.index(lane), len(self.lanes))
-        host, port = lane.host, lane.port
-        lane.generator = gen = Generator(
-            correlator=lane.corr,
-            factory=factory,
-            session_factory=lambda: make_session(load.client, host, port, opts, stages),
-            sessions=lane.sessions,
-            depth=load.depth,
-            schedule=plan,
-            start_ns=start_ns,
-            start_wall_ns=start_wall,
-            end_ns=start_ns + duration_ns,
-            think_time_ns=round(load.think_time * NS),
-            max_messages=load.max_messages,
-            closed_ids=closed_ids,
-            availability=self.availability,
-        )
-        self._t0 = time.monotonic()
-        self.phase = "sending"
-        await gen.run()
-        self._aborted(gen.abort_reason)
+
+        try:
+            reason = await drive_lane(
+                lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending
+            )
+        except FleetError as exc:
+            raise SystemStartError(str(exc)) from None
+        self._aborted(reason)
 
     def _aborted(self, reason: str | None) -> None:
         if reason and self.status == "completed":
@@ -344,14 +322,25 @@ class Runner:
             w.cancel()
 
     async def _tick(self) -> None:
-        lane = self.lanes[0]
+        """Once a second (on the second, skipping missed ones): the live view's window, the
+        time series' interval histograms and counts, the abort_on_fail thresholds."""
+        lane, series = self.lanes[0], self._series
+        due = time.monotonic()
         while True:
-            await asyncio.sleep(1.0)
-            self._window.append(lane.corr.metrics[lane.corr.delay_metric].take_interval())
+            due += max(1, int(time.monotonic() - due) + 1)
+            await asyncio.sleep(due - time.monotonic())
+            delay, now = lane.corr.delay_metric, time.monotonic()
+            if series is None:
+                self._window.append(lane.corr.metrics[delay].take_interval())
+            else:
+                piece = series.take(merged_metrics(self.lanes)).get(delay)
+                self._window.append(piece if piece is not None else new_histogram())
             snap = self.snapshot()
             if self.observer is not None:
                 self.observer.update(snap)
             self._last_accepted = snap.counts["accepted"]
+            if series is not None and series.tick(now, snap.counts) and self._gate:
+                self._check_abort()
 
     def snapshot(self) -> Snapshot:
         counts = total_counts(self.lanes).as_dict()
@@ -381,12 +370,22 @@ class Runner:
         )
 
     # -- the verdict ---------------------------------------------------------------------
+    def _finish_series(self) -> None:
+        """Write the last interval, close metrics.hlog, write timeseries.csv."""
+        if self._series is not None:
+            counts, metrics = self.snapshot().counts, merged_metrics(self.lanes)
+            error = self._series.finish(time.monotonic(), time.time(), counts, metrics)
+            if error and self.status == "completed":
+                self.status, self.reason = "error", error
+
     def _conclude(self) -> RunResult:
         sc = self.sc
+        self._finish_series()
         counts = total_counts(self.lanes)
         metrics = merged_metrics(self.lanes)
         undelivered = {lane.direction: lane.corr.counts.undelivered for lane in self.lanes}
         avail = self.availability.summary(lost=counts.undelivered) if self.availability else None
+        series = self._series
         verdict = evaluate(
             sc.sla.profile,
             sc.sla.thresholds,
@@ -394,7 +393,10 @@ class Runner:
             undelivered,
             sc.directions,
             availability=avail,
+            windows=series.windows_for(sc.sla.thresholds) if series is not None else None,
         )
+        if self._trip is not None:
+            verdict = mark_aborted(verdict, sc.sla.thresholds, self._trip)
         holds = all(lane.corr.counts.identity_holds for lane in self.lanes)
         doc: dict[str, Any] = {
             "schema": SCHEMA,
@@ -429,9 +431,14 @@ class Runner:
             doc["receive"] = self.mailboxes.info()
         if self.traceback:
             doc["run"]["traceback"] = self.traceback
+        if self._trip is not None:
+            doc["run"]["aborted_by"] = self._trip.threshold.text
         if self.fakemta_stats is not None:
             doc["fakemta"] = self.fakemta_stats
         path = self.out_dir / "result.json"
         write_json_atomic(path, doc)
-        code = 3 if self.status != "completed" else 0 if verdict.passed else 1
+        # A run stopped by an abort_on_fail threshold is judged (1), not lost (3).
+        tripped = self.status == "aborted" and self._trip is not None
+        judged = self.status == "completed" or tripped
+        code = (0 if verdict.passed else 1) if judged else 3
         return RunResult(doc, path, verdict, self.status, self.reason, code)

@@ -1,7 +1,9 @@
 """SLA verdicts: the ``exmail`` profile and user thresholds, turned into checks. Pure.
 
 A threshold reads ``metric.stat OP value``: ``send_delay.p99 < 500ms``, ``submit_latency.mean
-<= 1s``, ``send_delay.count >= 1000``. Parse errors quote the user's text.
+<= 1s``, ``send_delay.count >= 1000``. With a window, ``metric.stat[1m] OP value``, it must hold
+in every window of that length (tumbling, aligned to the run's start), judged from interval
+histograms the caller hands in. Parse errors quote the user's text.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bench.units import parse_duration
+from bench.units import format_duration, parse_duration
 
 TIME_METRICS = (
     "submit_latency",
@@ -36,9 +38,12 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 
 _THRESHOLD = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\.(?P<stat>count|mean|min|max|p[0-9]+(?:\.[0-9]+)?)"
-    r"\s*(?P<op><=|>=|<|>)\s*(?P<value>\S.*?)\s*$"
+    r"(?:\[(?P<window>[^\]]*)\])?\s*(?P<op><=|>=|<|>)\s*(?P<value>\S.*?)\s*$"
 )
-_FORM = "write metric.stat OP value, e.g. send_delay.p99 < 500ms"
+_FORM = (
+    "write metric.stat OP value, e.g. send_delay.p99 < 500ms, "
+    "or metric.stat[window] OP value, e.g. send_delay.p99[1m] < 500ms"
+)
 
 
 class ThresholdError(ValueError):
@@ -47,17 +52,24 @@ class ThresholdError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
-    """One parsed threshold. ``limit`` is in seconds, or a plain number for ``count``."""
+    """One parsed threshold. ``limit`` is in seconds, or a plain number for ``count``;
+    ``window_s``: it must hold in every window of this length (None: over the whole run);
+    ``abort_on_fail``: the run stops when it fails, checked from ``grace_s`` after the start."""
 
     metric: str
     stat: str
     op: str
     limit: float
     text: str
+    window_s: float | None = None
+    abort_on_fail: bool = False
+    grace_s: float = 0.0
 
     @property
     def name(self) -> str:
-        return f"{self.metric}.{self.stat}"
+        if self.window_s is None:
+            return f"{self.metric}.{self.stat}"
+        return f"{self.metric}.{self.stat}[{format_duration(self.window_s)}]"
 
     def holds(self, observed: float) -> bool:
         return OPS[self.op](observed, self.limit)
@@ -71,6 +83,14 @@ def parse_threshold(text: str) -> Threshold:
     if not m:
         raise ThresholdError(f"{text!r} is not a threshold ({_FORM})")
     metric, stat, op, value = m["metric"], m["stat"], m["op"], m["value"]
+    window_s = None
+    if m["window"] is not None:
+        try:
+            window_s = parse_duration(m["window"].strip())
+        except ValueError as exc:
+            raise ThresholdError(f"{text!r}: window: {exc}") from None
+        if window_s <= 0:
+            raise ThresholdError(f"{text!r}: window {m['window']!r} must be longer than 0")
     if metric not in KNOWN_METRICS:
         raise ThresholdError(
             f"{text!r}: unknown metric {metric!r} (known: {', '.join(KNOWN_METRICS)})"
@@ -89,7 +109,7 @@ def parse_threshold(text: str) -> Threshold:
             limit = parse_duration(value)
         except ValueError as exc:
             raise ThresholdError(f"{text!r}: {exc}") from None
-    return Threshold(metric, stat, op, limit, text.strip())
+    return Threshold(metric, stat, op, limit, text.strip(), window_s)
 
 
 class StatSource(Protocol):
@@ -158,6 +178,40 @@ def _check(
     return Check(f"{metric}.{stat}", op, limit, observed, OPS[op](observed, limit), source)
 
 
+Window = tuple[float, Mapping[str, StatSource]]  # (start in seconds from the run's start, metrics)
+
+
+def check_windows(t: Threshold, windows: Sequence[Window], source: str = "threshold") -> Check:
+    """*t* in every window (start_s, metrics) of length ``t.window_s``: the observed value is
+    the worst window's (the highest for ``<``/``<=``, the lowest for ``>``/``>=``). Windows
+    where the statistic has no value (nothing recorded) are skipped; none at all is no data."""
+    width = t.window_s or 0.0
+    seen: list[tuple[float, float]] = []
+    for start, metrics in windows:
+        src = metrics.get(t.metric)
+        v = src.stat(t.stat) if src is not None else None
+        if v is not None and not math.isnan(v):
+            seen.append((v, start))
+    if not seen:
+        return Check(t.name, t.op, t.limit, None, False, source, "no data")
+    low = t.op in (">", ">=")
+    worst, start = min(seen) if low else max(seen, key=lambda vs: (vs[0], -vs[1]))
+    failed = sum(1 for v, _ in seen if not t.holds(v))
+    note = f"worst window {start:g}s–{start + width:g}s, {failed} of {len(seen)} windows failed"
+    return Check(t.name, t.op, t.limit, worst, failed == 0, source, note)
+
+
+def check_threshold(
+    t: Threshold,
+    metrics: Mapping[str, StatSource],
+    windows: Mapping[float, Sequence[Window]] | None = None,
+) -> Check:
+    """One threshold's check: over the whole run, or over its windows (by window length)."""
+    if t.window_s is None:
+        return _check(metrics, t.metric, t.stat, t.op, t.limit, "threshold")
+    return check_windows(t, (windows or {}).get(t.window_s, ()))
+
+
 def evaluate(
     profile: str,
     thresholds: tuple[Threshold, ...],
@@ -165,8 +219,10 @@ def evaluate(
     undelivered: int | Mapping[str, int],
     directions: tuple[str, ...] = ("send",),
     availability: Mapping[str, float | None] | None = None,
+    windows: Mapping[float, Sequence[Window]] | None = None,
 ) -> Verdict:
-    """Checks of the profile, then of each threshold, against the run's metrics.
+    """Checks of the profile, then of each threshold, against the run's metrics (windowed
+    thresholds against *windows*, keyed by window length in seconds).
 
     Mail still undelivered at the end of the drain counts as over the 1-hour ceiling: the max
     check fails and says how many.
@@ -201,5 +257,5 @@ def evaluate(
                     ok = observed >= EXMAIL_RATE
                     checks.append(Check(name, ">=", EXMAIL_RATE, observed, ok, "exmail"))
     for t in thresholds:
-        checks.append(_check(metrics, t.metric, t.stat, t.op, t.limit, "threshold"))
+        checks.append(check_threshold(t, metrics, windows))
     return Verdict(tuple(checks))
