@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from bench.daemons import free_port, wait_for_greeting
 
 NOBODY = 65534
 
@@ -87,7 +87,7 @@ class ThrowawayDovecot:
     def __init__(self, mail_root: Path, *, port: int = 0, password: str = "mailsla") -> None:
         self.mail_root = Path(mail_root).absolute()
         self.password = password
-        self.port = port or _free_port()
+        self.port = port or free_port()
         st = self.mail_root.stat() if self.mail_root.exists() else None
         self.uid = st.st_uid if st is not None and st.st_uid != 0 else NOBODY
         self.gid = st.st_gid if st is not None and st.st_uid != 0 else NOBODY
@@ -117,21 +117,9 @@ class ThrowawayDovecot:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(64).startswith(b"* OK"):
-                        return self.port
-            except OSError:
-                time.sleep(0.05)
-        out = (
-            self.proc.stdout.read().decode(errors="replace")
-            if self.proc.poll() is not None and self.proc.stdout
-            else ""
-        )
+        out = wait_for_greeting(self.proc, self.port, b"* OK", timeout, 0.05)
+        if out is None:
+            return self.port
         log = self.log[-3000:]
         self.stop()
         raise DovecotError(f"dovecot did not start:\n{out}\n{log}".rstrip())
@@ -158,9 +146,3 @@ class ThrowawayDovecot:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -253,15 +253,7 @@ class ImapWatcher:
                 if uid not in heads:
                     st.vanished += 1  # expunged by someone else since the search
                     continue
-                ident = parse_identity(heads[uid])
-                st.seen += 1
-                if ident is None:
-                    st.foreign += 1
-                try:
-                    self._sink(ident, now)
-                except Exception:
-                    st.errors += 1
-                    log.exception("visible-message sink failed")
+                st.report(self._sink, parse_identity(heads[uid]), now)
             s.next_uid = batch[-1] + 1
             done = [u for u in batch if u in heads]
             if self.dispose == "delete" and done:

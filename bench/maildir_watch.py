@@ -56,6 +56,18 @@ class WatchStats:
     errors: int = 0  # unreadable, not disposable, sink failures, lost connections
     rescans: int = 0  # full scans after an inotify queue overflow
 
+    def report(self, sink: VisibleSink, ident: Identity | None, now: int) -> None:
+        """Count one message that became visible and hand it on (a failing sink is counted,
+        not raised: the watcher must keep watching)."""
+        self.seen += 1
+        if ident is None:
+            self.foreign += 1
+        try:
+            sink(ident, now)
+        except Exception:
+            self.errors += 1
+            log.exception("visible-message sink failed")
+
 
 def make_maildir(path: Path, owner: tuple[int, int] | None = None, mode: int = 0o777) -> None:
     """Create the Maildir *path* (tmp/, new/, cur/ and missing parents).
@@ -296,16 +308,7 @@ class MaildirWatcher:
             log.error("reading %s: %s", path, e)
             return
         seen.add(name)
-        ident = parse_identity(head)
-        st = self.stats
-        st.seen += 1
-        if ident is None:
-            st.foreign += 1
-        try:
-            self._sink(ident, now)
-        except Exception:
-            st.errors += 1
-            log.exception("visible-message sink failed")
+        self.stats.report(self._sink, parse_identity(head), now)
         if self._dispose != "keep":
             self._dispose_of(i, name, path)
 

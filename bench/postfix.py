@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from bench.daemons import free_port, wait_for_greeting
 
 MASTER_PROTO = Path("/etc/postfix/master.cf.proto")
 
@@ -96,7 +96,7 @@ class ThrowawayPostfix:
     ) -> None:
         self.users = users  # local mailboxes user0 .. user<users-1>; others get 550
         self.relay_to, self.relay_domain, self.local_domain = relay_to, relay_domain, local_domain
-        self.port = port or _free_port()
+        self.port = port or free_port()
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         self.base = base or Path(tempfile.mkdtemp(prefix="mailsla-postfix-"))
@@ -149,21 +149,9 @@ class ThrowawayPostfix:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(64).startswith(b"220"):
-                        return self.port
-            except OSError:
-                time.sleep(0.1)
-        out = (
-            self.proc.stdout.read().decode(errors="replace")
-            if self.proc.poll() is not None and self.proc.stdout
-            else ""
-        )
+        out = wait_for_greeting(self.proc, self.port, b"220", timeout, 0.1)
+        if out is None:
+            return self.port
         log = self.log[-3000:]
         self.stop()
         raise PostfixError(f"postfix did not start:\n{out}\n{log}")
@@ -189,9 +177,3 @@ class ThrowawayPostfix:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
