@@ -384,3 +384,14 @@ def test_run_with_a_baseline_gates_and_writes_junit(tmp_path: Path) -> None:
     assert "send_delay" in p.stderr and "REGRESSED" in p.stdout
     p = mailsla("compare", str(a), str(a / "result.json"))
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_scenario_pass_the_default_tolerances(tmp_path: Path) -> None:
+    """Run-to-run noise on this shared machine must not fail the gate."""
+    s = str(scenario(tmp_path, QUICK.replace('duration = "2s"', 'duration = "4s"')))
+    for name in ("A", "B"):
+        p = mailsla("run", s, "--no-live", "--out", str(tmp_path / name))
+        assert p.returncode == 0, p.stderr
+    p = mailsla("compare", str(tmp_path / "A"), str(tmp_path / "B"))
+    assert p.returncode == 0, p.stdout + p.stderr
