@@ -19,12 +19,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from bench.message import Identity, parse_identity
+from bench.postreplies import (
+    _EXTENDED,
+    _SUPPORTED,
+    _SYNTAX,
+    _SYNTAX_ERROR,
+    BAD_SYNTAX,
+    BYE,
+    DELIVERED,
+    GO_AHEAD,
+    GOODBYE,
+    MAIL_OK,
+    MALFORMED,
+    NEED_HELO,
+    NEED_MAIL,
+    NEED_RCPT,
+    NESTED,
+    NOT_ASCII,
+    OK,
+    RCPT_OK,
+    SIZE_EXCEEDED,
+    TOO_LONG,
+    TOO_MUCH,
+    UNKNOWN,
+    Refusals,
+    _r,
+)
 from fakemta.fastsmtp import FastSMTP
 
 ArrivalSink = Callable[[Identity | None, int, int], None]
@@ -38,71 +63,6 @@ BOGUS_LIMIT = 5  # the 5th unknown command closes the connection, as in aiosmtpd
 
 _now = time.monotonic_ns
 _getaddr: Callable[[Any, str], tuple[str | None, str | None]] = FastSMTP._getaddr
-# fmt: off
-_SYNTAX = {  # HELP texts, as aiosmtpd's @syntax (STARTTLS is hidden without TLS)
-    "AUTH": "AUTH <mechanism>", "DATA": "DATA", "EHLO": "EHLO hostname", "HELO": "HELO hostname",
-    "HELP": "HELP [command]", "MAIL": "MAIL FROM: <address>", "NOOP": "NOOP [ignored]",
-    "QUIT": "QUIT", "RCPT": "RCPT TO: <address>", "RSET": "RSET", "VRFY": "VRFY <address>",
-}
-# fmt: on
-_EXTENDED = " [SP <mail-parameters>]"
-_SUPPORTED = "Supported commands: " + " ".join(sorted(_SYNTAX))
-
-
-def _r(text: str) -> bytes:
-    return text.encode("ascii") + b"\r\n"
-
-
-_SYNTAX_ERROR = {  # (verb, after EHLO): the 501 reply
-    (verb, ext): _r(f"501 5.5.4 Syntax: {_SYNTAX[verb]}" + (_EXTENDED if ext else ""))
-    for verb in ("MAIL", "RCPT")
-    for ext in (False, True)
-}
-
-
-OK = _r("250 2.0.0 OK")
-MAIL_OK = _r("250 2.1.0 Ok")
-RCPT_OK = _r("250 2.1.5 Ok")
-DELIVERED = _r("250 2.0.0 Ok: delivered")
-DEFERRED = _r("451 4.3.0 post office: deferred on purpose, try again later")
-REFUSED = _r("554 5.3.0 post office: refused on purpose")
-GO_AHEAD = _r("354 End data with <CR><LF>.<CR><LF>")
-BYE = _r("221 2.0.0 Bye")
-BAD_SYNTAX = _r("500 5.5.2 Error: bad syntax")
-NOT_ASCII = _r("500 5.5.2 Error: strict ASCII mode")
-TOO_LONG = _r("500 5.5.2 Error: command line too long")
-UNKNOWN = _r("500 5.5.2 Error: command not recognized")
-GOODBYE = _r("502 5.5.1 Too many unrecognized commands, goodbye.")
-NEED_HELO = _r("503 5.5.1 Error: send HELO first")
-NEED_MAIL = _r("503 5.5.1 Error: need MAIL command")
-NEED_RCPT = _r("503 5.5.1 Error: need RCPT command")
-NESTED = _r("503 5.5.1 Error: nested MAIL command")
-MALFORMED = _r("553 5.1.3 Error: malformed address")
-TOO_MUCH = _r("552 5.3.4 Error: Too much mail data")
-SIZE_EXCEEDED = _r("552 5.3.4 Error: message size exceeds fixed maximum message size")
-
-
-class Refusals:
-    """The post office misbehaving on purpose, so the system's retries can be measured: at
-    the end of DATA a message is deferred (451: the relay should retry) with probability
-    *defer*, or refused (554: it should bounce) with probability *refuse*; seeded. Refused
-    and deferred messages are not received (the sink is not called)."""
-
-    def __init__(self, defer: float = 0.0, refuse: float = 0.0, seed: int = 1) -> None:
-        self.defer, self.refuse = defer, defer + refuse
-        self.rng = random.Random(f"postoffice-{seed}")
-        self.deferred = self.refused = 0
-
-    def reply(self) -> bytes | None:
-        """The refusal for this message, or None to accept it."""
-        r = self.rng.random()
-        if r < self.defer:
-            self.deferred += 1
-            return DEFERRED
-        if r < self.refuse:
-            self.refused += 1
-            return REFUSED
-        return None
 
 
 class Office(Protocol):

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import Envelope, Session
 
-from bench.fastpost import DATA_SIZE_DEFAULT, Refusals, protocol_factory
+from bench.fastpost import DATA_SIZE_DEFAULT, protocol_factory
 from bench.message import Identity, parse_identity
+from bench.postreplies import Refusals
 from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
 from fakemta.fastsmtp import PipeliningEhlo
 

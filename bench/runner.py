@@ -22,7 +22,6 @@ from bench import schedule
 from bench.abort import AbortGate, Trip, mark_aborted
 from bench.availability import Availability
 from bench.correlate import Correlator
-from bench.fastpost import Refusals
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
 from bench.lanerun import drive_lane
 from bench.lanes import (
@@ -37,6 +36,7 @@ from bench.mailboxes import Mailboxes
 from bench.message import Identity
 from bench.metrics import new_histogram, window_stats
 from bench.postoffice import PostOffice
+from bench.postreplies import Refusals
 from bench.results import (
     IDENTITY,
     SCHEMA,

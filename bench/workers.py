@@ -26,10 +26,10 @@ import uvloop
 
 from bench import schedule
 from bench.availability import Availability
-from bench.fastpost import Refusals
 from bench.generator import Generator, make_session
 from bench.message import Identity, MessageFactory
 from bench.postoffice import PostOffice
+from bench.postreplies import Refusals
 from bench.recorder import GenRecorder
 from bench.scenario import Scenario
 from bench.sender import Session
