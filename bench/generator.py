@@ -116,10 +116,6 @@ class Generator:
         for t in self._tasks:
             t.cancel()
 
-    @property
-    def connected_sessions(self) -> int:
-        return sum(1 for s in self._sessions if s.connected)
-
     # -- workers -------------------------------------------------------------------------
     async def _sleep_until(self, when_ns: int) -> None:
         """Wait until *when_ns* (or :meth:`stop`). The loop's timers have millisecond

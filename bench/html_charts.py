@@ -16,7 +16,8 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench.report import fmt_s
-from bench.sla import EXMAIL_MAX_S, EXMAIL_MEAN_S, STAGES, TIME_METRICS
+from bench.sla import EXMAIL_MAX_S, EXMAIL_MEAN_S, TIME_METRICS
+from bench.stages import STAGES
 from bench.svgplot import (
     SECONDS_MARKS,
     Axis,

@@ -16,7 +16,7 @@ import time
 from bench.sender import Outcome, error_name
 from bench.smtpclient import STAGE_NAMES, Message, PipelinedProtocol, parse_ehlo
 from bench.smtpopts import SessionOptions, auth_plain, b64line, tls_error
-from bench.stages import StageTimes
+from bench.stages import StageTimes, timed
 
 
 class _StageFailed(Exception):
@@ -52,10 +52,7 @@ class PipelinedSession:
 
     # -- opening -------------------------------------------------------------------------
     def _timed(self, stage: str, since: int) -> int:
-        now = time.monotonic_ns()
-        if self.stages is not None:
-            self.stages.record(stage, now - since)
-        return now
+        return timed(self.stages, stage, since)
 
     async def _open(self) -> Outcome | None:
         loop = asyncio.get_running_loop()

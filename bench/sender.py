@@ -28,7 +28,7 @@ from aiosmtplib import (
 )
 
 from bench.smtpopts import SessionOptions, tls_error
-from bench.stages import StageTimes
+from bench.stages import StageTimes, timed
 
 
 class Session(Protocol):
@@ -96,10 +96,7 @@ class SmtpSession:
         return self.client is not None and self.client.is_connected
 
     def _timed(self, stage: str, since: int) -> int:
-        now = time.monotonic_ns()
-        if self.stages is not None:
-            self.stages.record(stage, now - since)
-        return now
+        return timed(self.stages, stage, since)
 
     async def _open(self) -> Outcome | None:
         self.stage = "connect"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bench.stages import STAGES
 from bench.units import format_duration, parse_duration
 
 TIME_METRICS = (
@@ -25,7 +26,6 @@ TIME_METRICS = (
     "delivery_delay",
     "receive_delay",
 )
-STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
 _LANE_METRICS = (*TIME_METRICS[:3], *(f"stage.{s}" for s in STAGES))
 KNOWN_METRICS = (*TIME_METRICS, *_LANE_METRICS[3:], *(f"inbound.{m}" for m in _LANE_METRICS))
 

@@ -147,7 +147,7 @@ class PipelinedProtocol(asyncio.Protocol):
         st = self.stages
         if st is not None and kind != ABORT:
             now = self.now
-            (st.mail, st.rcpt, st.data, st.dot)[kind].record(now - m.t_last)
+            st.message[kind].record(now - m.t_last)
             m.t_last = now
         if kind in (MAIL, RCPT):
             if code not in (250, 251) and m.bad is None:

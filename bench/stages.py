@@ -9,6 +9,8 @@ client would.
 
 from __future__ import annotations
 
+import time
+
 from bench.metrics import Metric, MetricSet
 
 STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
@@ -18,18 +20,21 @@ CONNECTION_STAGES = STAGES[:5]
 class StageTimes:
     """The nine ``stage.*`` metrics of a metric set, for the sessions to record into."""
 
-    __slots__ = ("by_name", "connect", "data", "dot", "mail", "rcpt")
+    __slots__ = ("by_name", "message")
 
     def __init__(self, metrics: MetricSet) -> None:
         self.by_name: dict[str, Metric] = {s: metrics["stage." + s] for s in STAGES}
-        by = self.by_name
-        self.connect = by["connect"]
-        self.mail, self.rcpt, self.data, self.dot = by["mail"], by["rcpt"], by["data"], by["dot"]
+        # mail, rcpt, data, dot: indexed by the pipelined client's reply kinds (per reply)
+        self.message = tuple(self.by_name[s] for s in ("mail", "rcpt", "data", "dot"))
 
     def record(self, stage: str, ns: int) -> None:
         self.by_name[stage].record(ns)
 
 
-def stage_metric_names(metrics: MetricSet) -> list[str]:
-    """Names of the stage metrics that recorded anything (for results and merging)."""
-    return [n for n, m in metrics.items() if n.startswith("stage.") and m.count]
+def timed(stages: StageTimes | None, stage: str, since_ns: int) -> int:
+    """Record *stage* as lasting from *since_ns* to now (when timing at all); returns now, the
+    start of the next stage."""
+    now = time.monotonic_ns()
+    if stages is not None:
+        stages.by_name[stage].record(now - since_ns)
+    return now
