@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,10 +37,30 @@ def scenario(tmp_path: Path, text: str = QUICK) -> Path:
     return p
 
 
-def mailsla(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def mailsla(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*MAILSLA, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
+        [*MAILSLA, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
+
+
+def run_scenario(
+    tmp_path: Path, source: str | Path, *sets: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``mailsla run`` of a scenario (TOML text, or a file) with ``--set``s; results in
+    ``tmp_path/out``."""
+    path = source if isinstance(source, Path) else scenario(tmp_path, source)
+    out = tmp_path / "out"
+    overrides = [arg for s in sets for arg in ("--set", s)]
+    p = mailsla("run", str(path), "--no-live", "--out", str(out), *overrides, timeout=180, env=env)
+    return p, out
 
 
 def result(out: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.test_run import MAILSLA, ROOT, assert_accounted, result, scenario
+from tests.test_run import MAILSLA, ROOT, assert_accounted, result, run_scenario, scenario
 
 pytestmark = pytest.mark.slow
 
@@ -106,11 +106,7 @@ availability_window = "1s"
 
 
 def _run(tmp_path: Path, path: Path, *sets: str) -> tuple[int, dict[str, Any]]:
-    out = tmp_path / "out"
-    args = [*MAILSLA, "run", str(path), "--no-live", "--out", str(out)]
-    for s in sets:
-        args += ["--set", s]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=180, cwd=ROOT, check=False)
+    p, out = run_scenario(tmp_path, path, *sets)
     return p.returncode, result(out)
 
 

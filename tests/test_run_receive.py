@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_binary
-from tests.test_run import assert_accounted, mailsla, result, scenario
+from tests.test_run import assert_accounted, mailsla, result, run_scenario, scenario
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,8 @@ users = 10
 """
 
 
-def _run(tmp_path: Path, text: str, *args: str) -> tuple[int, dict[str, object], str]:
-    out = tmp_path / "out"
-    p = mailsla("run", str(scenario(tmp_path, text)), "--no-live", "--out", str(out), *args)
+def _run(tmp_path: Path, text: str, *sets: str) -> tuple[int, dict[str, object], str]:
+    p, out = run_scenario(tmp_path, text, *sets)
     return p.returncode, result(out), p.stderr
 
 
@@ -70,7 +69,7 @@ def test_both_directions_share_one_schedule(tmp_path: Path) -> None:
 def test_undelivered_inbound_mail_fails_the_receive_ceiling(tmp_path: Path) -> None:
     # Delivery takes longer than the drain: the mail is undelivered and counts as over 1 h.
     text = RECEIVE.replace("const(300ms)", "const(20s)").replace('drain = "5s"', 'drain = "1s"')
-    code, doc, err = _run(tmp_path, text, "--set", 'load.duration="1s"')
+    code, doc, err = _run(tmp_path, text, 'load.duration="1s"')
     assert code == 1, err
     assert doc["counts"]["undelivered"] == 100  # type: ignore[index]
     failed = {c["name"]: c for c in doc["sla"]["checks"] if not c["pass"]}  # type: ignore[index]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.test_run import MAILSLA, QUICK, ROOT, assert_accounted, result, scenario
+from tests.test_run import MAILSLA, QUICK, ROOT, assert_accounted, result, run_scenario
 
 pytestmark = pytest.mark.slow
 SECRET = "pw-Xq7Zr"
@@ -24,17 +23,7 @@ SECRET = "pw-Xq7Zr"
 def run(
     tmp_path: Path, text: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    out = tmp_path / "out"
-    p = subprocess.run(
-        [*MAILSLA, "run", str(scenario(tmp_path, text)), "--no-live", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    return p, out
+    return run_scenario(tmp_path, text, env=env)
 
 
 def test_starttls_and_auth_against_the_embedded_fakemta(tmp_path: Path) -> None:
