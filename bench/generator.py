@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from bench.availability import Availability, failure_kind
+from bench.chain import Chain
 from bench.message import MessageFactory
 from bench.pipesession import PipelinedSession
 from bench.sender import Outcome, Session, SmtpSession
@@ -84,6 +85,8 @@ class Generator:
         self._sleepers: set[asyncio.Future[None]] = set()
         self._sessions: list[Session] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.chains: set[Chain] = set()  # the fast path's chains now running
+        self._chaining = think_time_ns == 0
 
     # -- control -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -109,6 +112,8 @@ class Generator:
         for fut in self._sleepers:
             if not fut.done():
                 fut.set_result(None)
+        for chain in list(self.chains):
+            chain.stop()
 
     def cancel(self) -> None:
         """Abandon sends in progress: each is recorded as failed ("interrupted")."""
@@ -166,7 +171,34 @@ class Generator:
             if self.think_time_ns:
                 await self._sleep_until(time.monotonic_ns() + self.think_time_ns)
 
+    def take_next(self) -> tuple[int, int] | None:
+        """The next planned send (seq, planned_ns), counted as planned, for a chain to make;
+        None when there is none or the run is stopping (a send taken then is not sent)."""
+        sched = self._schedule
+        if sched is None:
+            now = time.monotonic_ns()
+            if self.stopping or now >= self.end_ns:
+                return None
+            seq = next(self._seq)
+            if self.max_messages is not None and seq >= self.max_messages:
+                return None
+            self.corr.on_planned()
+            return seq, now
+        item = next(sched, None)
+        if item is None:
+            return None
+        self.corr.on_planned()
+        if self.stopping:
+            self.corr.on_not_sent()
+            return None
+        return item[0], self.start_ns + item[1]
+
     async def _send(self, session: Session, seq: int, planned_ns: int) -> None:
+        if self._chaining and isinstance(session, PipelinedSession) and session.ready:
+            leftover = await Chain(self, session).run(seq, planned_ns)
+            if leftover is None:
+                return
+            seq, planned_ns = leftover
         rcpts = self.factory.recipients_of(seq)
         data = self.factory.build(seq, rcpts, self.start_wall_ns + (planned_ns - self.start_ns))
         start_ns = time.monotonic_ns()
@@ -180,9 +212,9 @@ class Generator:
             raise
         finally:
             self.in_flight -= 1
-        self._record(seq, planned_ns, start_ns, out, session)
+        self.record(seq, planned_ns, start_ns, out, session)
 
-    def _record(
+    def record(
         self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: Session
     ) -> None:
         if self.availability is not None:

@@ -25,6 +25,8 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
+_EMPTY_LO = 1 << 62  # min/max before the first value: any value replaces them
+_EMPTY_HI = -(1 << 62)
 _BLOCK = 4096
 _ZEROS = bytes(_BLOCK)
 
@@ -68,15 +70,16 @@ class Metric:
 
     __slots__ = (
         "_counts",
+        "_hi",
         "_icounts",
+        "_lo",
         "_mask",
+        "_sbc",
         "_shbm",
         "_shc",
         "count",
         "hist",
         "interval",
-        "max_ns",
-        "min_ns",
         "name",
         "negative",
         "over_range",
@@ -92,24 +95,29 @@ class Metric:
         self._mask = self.hist.sub_bucket_mask
         self._shbm = self.hist.sub_bucket_half_count_magnitude
         self._shc = self.hist.sub_bucket_half_count
+        self._sbc = self.hist.sub_bucket_count  # below this many µs, the counts index is µs
         self.count = 0
         self.sum_ns = 0
-        self.min_ns = 0
-        self.max_ns = 0
+        self._lo = _EMPTY_LO  # exact min and max; read as min_ns / max_ns (0 when empty)
+        self._hi = _EMPTY_HI
         self.negative = 0
         self.over_range = 0
 
     def record(self, value_ns: int) -> None:
         """Record one value in nanoseconds."""
-        if self.count == 0:
-            self.min_ns = self.max_ns = value_ns
-        elif value_ns < self.min_ns:
-            self.min_ns = value_ns
-        elif value_ns > self.max_ns:
-            self.max_ns = value_ns
         self.count += 1
         self.sum_ns += value_ns
+        # Comparisons, not min()/max(): a call costs more on the hot path.
+        if value_ns < self._lo:  # noqa: PLR1730
+            self._lo = value_ns
+        if value_ns > self._hi:  # noqa: PLR1730
+            self._hi = value_ns
         us = value_ns // 1000
+        if 0 <= us < self._sbc:  # the first 2 ms: bucket 0, where the index is the value
+            self._counts[us] += 1
+            if self._icounts is not None:
+                self._icounts[us] += 1
+            return
         if us < 0:
             self.negative += 1
             us = 0
@@ -122,6 +130,22 @@ class Metric:
         self._counts[index] += 1
         if self._icounts is not None:
             self._icounts[index] += 1
+
+    @property
+    def min_ns(self) -> int:
+        return self._lo if self.count else 0
+
+    @min_ns.setter
+    def min_ns(self, v: int) -> None:
+        self._lo = v
+
+    @property
+    def max_ns(self) -> int:
+        return self._hi if self.count else 0
+
+    @max_ns.setter
+    def max_ns(self, v: int) -> None:
+        self._hi = v
 
     def track_interval(self) -> None:
         """Keep an interval histogram from now on (values since the last take)."""
@@ -253,7 +277,9 @@ class EncodedMetric:
 
     def decode(self) -> Metric:
         m = Metric(self.name)
-        m.count, m.sum_ns, m.min_ns, m.max_ns = self.count, self.sum_ns, self.min_ns, self.max_ns
+        m.count, m.sum_ns = self.count, self.sum_ns
+        if self.count:
+            m.min_ns, m.max_ns = self.min_ns, self.max_ns
         m.negative, m.over_range = self.negative, self.over_range
         if self.hdr:
             m.hist = HdrHistogram.decode(self.hdr)

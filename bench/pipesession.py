@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections.abc import Callable
 
 from bench.sender import Outcome, error_name
 from bench.smtpclient import STAGE_NAMES, Message, PipelinedProtocol, parse_ehlo
@@ -49,6 +50,11 @@ class PipelinedSession:
     @property
     def connected(self) -> bool:
         return self.proto is not None and self.proto.transport is not None
+
+    @property
+    def ready(self) -> bool:
+        """Open and usable: :meth:`submit_now` will take a message."""
+        return self.proto is not None and self.proto.usable
 
     # -- opening -------------------------------------------------------------------------
     def _timed(self, stage: str, since: int) -> int:
@@ -182,17 +188,36 @@ class PipelinedSession:
         cmds = [b"MAIL FROM:<" + mail_from.encode() + b">\r\n"]
         cmds += [b"RCPT TO:<" + r.encode() + b">\r\n" for r in rcpts]
         cmds.append(b"DATA\r\n")
-        m = Message(cmds, data + b".\r\n", proto.loop.create_future(), rcpts=len(rcpts))
+        fut: asyncio.Future[Outcome] = proto.loop.create_future()
+        m = Message(cmds, data + b".\r\n", fut, rcpts=len(rcpts))
         proto.submit(m)
         self._on_conn += 1
         cap = self.opts.max_per_connection
         if cap and self._on_conn >= cap:
             self._retire()
         try:
-            return await m.fut
+            return await fut
         except asyncio.CancelledError:
             self.stage = STAGE_NAMES[m.stage]
             raise
+
+    def submit_now(
+        self, cmds: list[bytes], body: bytes, rcpts: int, done: Callable[[Message, Outcome], None]
+    ) -> Message | None:
+        """The generator's fast path: queue a message (*cmds* as made by
+        :meth:`bench.message.MessageFactory.envelope`, *body* dot-terminated) on the open
+        connection without a coroutine; *done* gets its outcome, called from the protocol's
+        callbacks. Returns None, taking nothing, when the session is not :attr:`ready`."""
+        proto = self.proto
+        if proto is None or not proto.usable:
+            return None
+        m = Message(cmds, body, None, rcpts, done)
+        proto.submit(m)
+        self._on_conn += 1
+        cap = self.opts.max_per_connection
+        if cap and self._on_conn >= cap:
+            self._retire()
+        return m
 
     def _retire(self) -> None:
         """This connection takes no more messages: QUIT it once idle; the next send opens

@@ -50,7 +50,7 @@ class Session(Protocol):
     async def quit(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What became of one message: accepted (with the time of the 250), rejected or failed."""
 
