@@ -17,6 +17,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from bench.pacer import Wakeup
 from bench.sender import Outcome
 from bench.smtpclient import STAGE_NAMES, Message
 
@@ -39,7 +40,7 @@ class Chain:
         self.fut: asyncio.Future[Planned | None] = self.loop.create_future()
         self.seq = self.planned_ns = self.start_ns = 0
         self.m: Message | None = None  # the message in flight
-        self.timer: asyncio.TimerHandle | None = None  # waiting to send (seq, planned_ns)
+        self.timer: Wakeup | None = None  # waiting to send (seq, planned_ns)
 
     async def run(self, seq: int, planned_ns: int) -> Planned | None:
         """Send *seq* (due now; the session must be ready) and what follows it. Returns a
@@ -88,7 +89,7 @@ class Chain:
         self.seq, self.planned_ns, self.start_ns = seq, planned_ns, start
         gen.corr.on_sent(seq, planned_ns, start)
         gen.in_flight += 1
-        # Callers check session.ready first; nothing between can close it.
+        # Callers check session.connected first; nothing between can close it.
         self.m = self.session.submit_now(cmds, body, len(cmds) - 2, self._done)
 
     def _done(self, m: Message, out: Outcome) -> None:
@@ -101,7 +102,7 @@ class Chain:
         gen.record(self.seq, self.planned_ns, self.start_ns, out, self.session)
         if cancelled or self.fut.done():  # cancelled, or recording it stopped the run
             return
-        if not self.session.ready:
+        if not self.session.connected:
             self._end(None)
             return
         nxt = gen.take_next()
@@ -113,9 +114,10 @@ class Chain:
     def _due(self, seq: int, planned_ns: int) -> None:
         delay = planned_ns - time.monotonic_ns()
         if delay > 0:
-            # Loop timers have millisecond granularity and may fire early: _fire checks.
+            # The pacer wakes to the nanosecond (its fallback, loop timers, may fire early:
+            # _fire checks).
             self.seq, self.planned_ns = seq, planned_ns
-            self.timer = self.loop.call_later(delay / 1e9, self._fire)
+            self.timer = self.gen.pacer.call_at(planned_ns, self._fire)
         else:
             self._send(seq, planned_ns)
 
@@ -129,7 +131,7 @@ class Chain:
             self._end(None)
         elif time.monotonic_ns() < planned_ns:
             self._due(seq, planned_ns)
-        elif not self.session.ready:
+        elif not self.session.connected:
             self._end((seq, planned_ns))
         else:
             self._send(seq, planned_ns)

@@ -13,11 +13,13 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Protocol
 
 from bench.availability import Availability, failure_kind
 from bench.chain import Chain
 from bench.message import MessageFactory
+from bench.pacer import Pacer, resolve
 from bench.pipesession import PipelinedSession
 from bench.sender import Outcome, Session, SmtpSession
 from bench.smtpopts import SessionOptions
@@ -87,12 +89,14 @@ class Generator:
         self._tasks: list[asyncio.Task[None]] = []
         self.chains: set[Chain] = set()  # the fast path's chains now running
         self._chaining = think_time_ns == 0
+        self.pacer: Pacer  # made by run(), in the running loop
 
     # -- control -------------------------------------------------------------------------
     async def run(self) -> None:
         """Send until the schedule (or the duration) ends, or :meth:`stop` is called."""
         self._schedule = self.schedule
         self._sessions = [self.session_factory() for _ in range(self.n_sessions)]
+        self.pacer = Pacer(asyncio.get_running_loop())
         worker = self._open_worker if self._schedule is not None else self._closed_worker
         # depth workers share each session: their messages are pipelined on it in order.
         self._tasks = [
@@ -103,6 +107,7 @@ class Generator:
         finally:
             self._count_unplanned_rest()
             await asyncio.gather(*(s.quit() for s in self._sessions), return_exceptions=True)
+            self.pacer.close()
 
     def stop(self, reason: str | None = None) -> None:
         """Take no more planned sends; sends in progress finish (see :meth:`cancel`)."""
@@ -123,21 +128,19 @@ class Generator:
 
     # -- workers -------------------------------------------------------------------------
     async def _sleep_until(self, when_ns: int) -> None:
-        """Wait until *when_ns* (or :meth:`stop`). The loop's timers have millisecond
-        granularity and may fire early, so wait again for any remainder: a send must never
-        start before its planned time."""
+        """Wait until *when_ns* (or :meth:`stop`); a send must never start before its planned
+        time, so an early wake-up waits again for the remainder."""
         loop = asyncio.get_running_loop()
         while not self.stopping:
-            delay = (when_ns - time.monotonic_ns()) / 1e9
-            if delay <= 0:
+            if time.monotonic_ns() >= when_ns:
                 return
             fut: asyncio.Future[None] = loop.create_future()
-            handle = loop.call_later(delay, _resolve, fut)
+            wakeup = self.pacer.call_at(when_ns, partial(resolve, fut))
             self._sleepers.add(fut)
             try:
                 await fut
             finally:
-                handle.cancel()
+                wakeup.cancel()
                 self._sleepers.discard(fut)
 
     async def _open_worker(self, session: Session) -> None:
@@ -194,7 +197,7 @@ class Generator:
         return item[0], self.start_ns + item[1]
 
     async def _send(self, session: Session, seq: int, planned_ns: int) -> None:
-        if self._chaining and isinstance(session, PipelinedSession) and session.ready:
+        if self._chaining and isinstance(session, PipelinedSession) and session.connected:
             leftover = await Chain(self, session).run(seq, planned_ns)
             if leftover is None:
                 return
@@ -243,8 +246,3 @@ class Generator:
         rest = sum(1 for _ in self._schedule)
         self.corr.on_planned(rest)
         self.corr.on_not_sent(rest)
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)

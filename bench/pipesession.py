@@ -49,11 +49,6 @@ class PipelinedSession:
 
     @property
     def connected(self) -> bool:
-        return self.proto is not None and self.proto.transport is not None
-
-    @property
-    def ready(self) -> bool:
-        """Open and usable: :meth:`submit_now` will take a message."""
         return self.proto is not None and self.proto.usable
 
     # -- opening -------------------------------------------------------------------------
@@ -171,7 +166,7 @@ class PipelinedSession:
     async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> Outcome:
         """Send one message; *data* must end with CRLF and need no dot-stuffing."""
         proto = self.proto
-        while proto is None or proto.transport is None:
+        while proto is None or not proto.usable:
             # One connection attempt serves every caller waiting for it (and when a capped
             # connection is full before this caller's turn, it waits for the next one).
             if self._opening is None:
@@ -207,7 +202,7 @@ class PipelinedSession:
         """The generator's fast path: queue a message (*cmds* as made by
         :meth:`bench.message.MessageFactory.envelope`, *body* dot-terminated) on the open
         connection without a coroutine; *done* gets its outcome, called from the protocol's
-        callbacks. Returns None, taking nothing, when the session is not :attr:`ready`."""
+        callbacks. Returns None, taking nothing, when the session is not :attr:`connected`."""
         proto = self.proto
         if proto is None or not proto.usable:
             return None

@@ -190,10 +190,11 @@ class PipelinedProtocol(asyncio.Protocol):
             if not fut.done():
                 fut.set_result((code, text))
             return
+        if code == 421:  # the server is going away: nothing more is sent here
+            self.error = "disconnected"
+            self.closing = True
         try:
-            if not self.expect:
-                if code == 421:  # the server is going away (idle timeout, shutdown)
-                    self.error = "disconnected"
+            if not self.expect:  # (an idle timeout, a shutdown)
                 return
             m, kind = self.expect.popleft()
             if m is not None:
@@ -202,7 +203,6 @@ class PipelinedProtocol(asyncio.Protocol):
             if self.lines:
                 self.lines = []
         if code == 421:
-            self.error = "disconnected"
             self.abort()
         elif not self.expect and not self.waiting and self.idle and not self.idle.done():
             self.idle.set_result(None)
@@ -229,9 +229,10 @@ class PipelinedProtocol(asyncio.Protocol):
                     self.out.append(b".\r\n")
                     self.expect.append((m, ABORT))
             else:
-                self._finish(m, m.bad or Outcome("rejected", "data", code, self._text(last)))
+                # RSET first: *done* callbacks may submit (and so write) the next message.
                 self.out.append(b"RSET\r\n")
                 self.expect.append((None, RSET))
+                self._finish(m, m.bad or Outcome("rejected", "data", code, self._text(last)))
             self._pump()
         elif kind == ABORT:
             self._finish(m, m.bad or Outcome("rejected", "dot", code, self._text(last)))
@@ -242,6 +243,8 @@ class PipelinedProtocol(asyncio.Protocol):
                 self._send_next_cmd(m)
 
     def _finish(self, m: Message, outcome: Outcome) -> None:
+        """Hand *m* its outcome. A *done* callback runs at once and may submit the next
+        message, so callers write whatever must precede it first."""
         done = m.done
         if done is not None:
             m.done = None
