@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.correlate import Correlator
 from bench.recorder import unpack
-from bench.scenario import Scenario
+from bench.scenario import Scenario, procs
 from bench.smtpopts import SessionOptions
 from bench.workers import GenJob, PostJob, Worker, generator_main, postoffice_main
 
@@ -36,7 +36,7 @@ class GeneratorFleet:
     ) -> None:
         self.opts = opts
         self.corr, self.sc, self.run_id, self.host, self.port = corr, sc, run_id, host, port
-        self.n = sc.load.workers
+        self.n = procs(sc.load.workers)
         self.workers: list[Worker] = []
         self._ready: list[asyncio.Future[None]] = []
         self._live: dict[int, dict[str, int]] = {}
@@ -153,7 +153,7 @@ class PostOfficeFleet:
         po = self.sc.postoffice
         loop = asyncio.get_running_loop()
         port = po.listen[1]
-        for k in range(po.workers):
+        for k in range(procs(po.workers)):
             job = PostJob(
                 po.domain,
                 po.listen[0],

@@ -14,7 +14,7 @@ from bench.generator import Generator, make_session
 from bench.lanes import Lane
 from bench.message import MessageFactory
 from bench.runconfig import inbound_options
-from bench.scenario import Scenario
+from bench.scenario import Scenario, procs
 from bench.smtpopts import SessionOptions
 from bench.stages import StageTimes
 
@@ -39,7 +39,7 @@ async def drive_lane(
         domain = sc.mailbox.domain
     else:
         domain = sc.postoffice.domain
-    if load.workers > 1:  # send lane only (the scenario refuses workers with inbound)
+    if procs(load.workers) > 1:  # send lane only (the scenario refuses workers with inbound)
         fleet = GeneratorFleet(lane.corr, sc, run_id, lane.host, lane.port, opts)
         lane.generator = fleet
         await fleet.start()

@@ -1,13 +1,16 @@
 """What a run hands the system and its sessions: the fake MTA's configuration and the SMTP
-session options, derived from the scenario. Pure."""
+session options, derived from the scenario; the worker processes it asks for. Pure but
+:func:`usable_cores`."""
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import os
 from typing import Protocol
 
 from bench.mailboxes import mailbox_users
-from bench.scenario import Scenario
+from bench.scenario import PARENT_METRICS, Scenario
 from bench.smtpopts import SessionOptions
 from fakemta.faults import Outage, StageFault
 from fakemta.server import FakeMtaConfig
@@ -93,3 +96,54 @@ def inbound_options(opts: SessionOptions) -> SessionOptions:
         auth_user=None,
         auth_password=None,
     )
+
+
+def resolve_workers(sc: Scenario, cores: int) -> Scenario:
+    """*sc* with ``workers = "auto"`` made a number, for a machine of *cores* cores. Pure.
+
+    mailsla takes the whole machine when the system under test is elsewhere, and half of it
+    when the system runs here too (the embedded fake MTA, or an address on loopback): a
+    generator that takes the system's CPU measures itself. The generator gets that share;
+    the post office, which only receives, half of it. Inbound traffic, and live thresholds
+    on generator metrics, need the generator in one process, so "auto" gives 1 there. On a
+    2-core machine with a local system this is one process each, which the selftest found
+    fastest (README, Performance).
+    """
+    share = cores if not _local(sc) else cores // 2
+    load, po = sc.load, sc.postoffice
+    gen = load.workers
+    if gen == "auto":
+        live_gen = any(
+            (t.window_s is not None or t.abort_on_fail) and t.metric not in PARENT_METRICS
+            for t in sc.sla.thresholds
+        )
+        gen = 1 if "receive" in sc.directions or live_gen else max(1, share)
+    post = po.workers
+    if post == "auto":
+        post = max(1, share // 2)
+    return sc.model_copy(
+        update={
+            "load": load.model_copy(update={"workers": gen}),
+            "postoffice": po.model_copy(update={"workers": post}),
+        }
+    )
+
+
+def _local(sc: Scenario) -> bool:
+    if sc.system.kind == "fakemta" or sc.system.submit is None:
+        return True
+    host = sc.system.submit[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: assume elsewhere
+        return False
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

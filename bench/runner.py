@@ -46,8 +46,8 @@ from bench.results import (
     versions,
     write_json_atomic,
 )
-from bench.runconfig import fakemta_config, session_options
-from bench.scenario import Scenario
+from bench.runconfig import fakemta_config, resolve_workers, session_options, usable_cores
+from bench.scenario import Scenario, procs
 from bench.sla import evaluate
 from bench.smtpopts import SessionOptions
 from bench.system import ChildFakeMta, SystemStartError
@@ -76,7 +76,9 @@ class Runner:
         credentials: tuple[str, str] | None = None,
         imap_password: str | None = None,
     ) -> None:
-        self.sc = scenario
+        # "auto" worker counts become numbers for this machine (recorded in the result)
+        cores = usable_cores()
+        self.sc = scenario = resolve_workers(scenario, cores)
         self.credentials = credentials
         self.imap_password = imap_password
         self.started = datetime.now(UTC)
@@ -113,6 +115,8 @@ class Runner:
             "kind": scenario.system.kind,
             "tls": scenario.system.tls,
             "auth": scenario.system.auth.mechanism if scenario.system.auth else None,
+            "cores": cores,
+            "workers": {"load": scenario.load.workers, "postoffice": scenario.postoffice.workers},
         }
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
@@ -182,7 +186,7 @@ class Runner:
     async def run(self) -> RunResult:
         sc = self.sc
         po: PostOffice | PostOfficeFleet
-        if sc.postoffice.workers > 1:
+        if procs(sc.postoffice.workers) > 1:
             po = PostOfficeFleet(self.corr, sc, self.run_id)
             po.on_arrivals = self._check_drained
         else:

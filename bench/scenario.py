@@ -37,6 +37,7 @@ from bench.sections import (  # the section models, re-exported for callers
     _Model,
     _where,
     _why,
+    procs,
 )
 from bench.units import format_duration
 
@@ -64,6 +65,7 @@ __all__ = [
     "from_dict",
     "load",
     "parse_override",
+    "procs",
 ]
 
 # Metrics the runner records itself, per interval, even with generator worker processes.
@@ -111,7 +113,7 @@ class Scenario(_Model):
         receiving = "receive" in self.directions
         if receiving:
             mb = self.mailbox
-            if self.load.workers > 1:
+            if isinstance(self.load.workers, int) and self.load.workers > 1:
                 raise ValueError(
                     'load.workers: inbound traffic (load.direction = "receive" or "both") runs '
                     "in one generator process; set load.workers = 1"
@@ -168,7 +170,8 @@ class Scenario(_Model):
                         f"({format_duration(interval)})"
                     )
             live = t.window_s is not None or t.abort_on_fail
-            if live and self.load.workers > 1 and t.metric not in PARENT_METRICS:
+            many = isinstance(self.load.workers, int) and self.load.workers > 1
+            if live and many and t.metric not in PARENT_METRICS:
                 raise ValueError(
                     f"{where}: with load.workers > 1 the generator's metrics reach the runner "
                     f"only at the end; a window or abort_on_fail needs one of "

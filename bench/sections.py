@@ -136,11 +136,29 @@ class MailboxConfig(_Model):
     dispose: Literal["keep", "move", "delete"] = "keep"
 
 
+# Worker processes: a number, or "auto" (resolved when the run starts: see
+# bench.runconfig.resolve_workers).
+def _workers(v: object) -> object:
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+        return v
+    raise ValueError(f'a number of processes from 1 to 64, or "auto" (got {v!r})')
+
+
+Workers = Annotated[int | Literal["auto"], BeforeValidator(_workers)]
+
+
+def procs(workers: Workers) -> int:
+    """The process count of a resolved ``workers`` field."""
+    if workers == "auto":
+        raise ValueError('workers = "auto" is resolved when the run starts, not before')
+    return workers
+
+
 class PostOfficeConfig(_Model):
     listen: Address = ("127.0.0.1", 0)
     domain: Hostname = "remote.test"
     hostname: Hostname = "postoffice.remote.test"
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: Workers = "auto"
     defer: float = Field(default=0.0, ge=0, le=1)  # share of messages answered 451 at the dot
     refuse: float = Field(default=0.0, ge=0, le=1)  # share answered 554 (the system bounces)
 
@@ -164,7 +182,7 @@ class LoadConfig(_Model):
     sessions: int = Field(default=10, ge=1, le=10_000)
     depth: int = Field(default=1, ge=1, le=64)
     client: Literal["pipelined", "aiosmtplib"] = "pipelined"
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: Workers = "auto"
     think_time: Duration = 0.0
     steps: tuple[Step, ...] = ()
     timeout: Duration = 30.0

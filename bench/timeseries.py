@@ -29,7 +29,7 @@ from bench.hlog import (
     windows,
 )
 from bench.metrics import Metric, new_histogram
-from bench.scenario import PARENT_METRICS, Scenario
+from bench.scenario import PARENT_METRICS, Scenario, procs
 from bench.sla import Threshold
 from bench.units import format_duration
 
@@ -49,7 +49,7 @@ def series_for(sc: Scenario, out_dir: Path, run_id: str) -> TimeSeries | None:
         return None
     comments = [f"mailsla run {run_id}; interval {format_duration(res.interval)}"]
     only = None
-    if sc.load.workers > 1:
+    if procs(sc.load.workers) > 1:
         only = PARENT_METRICS
         comments.append(
             f"load.workers = {sc.load.workers}: generator worker processes report their "

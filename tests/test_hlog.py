@@ -21,6 +21,7 @@ from bench.hlog import (
     java_date,
 )
 from bench.metrics import HIGHEST_US, MetricSet, counts_span, new_histogram
+from bench.runconfig import resolve_workers
 from bench.scenario import PARENT_METRICS, from_dict
 from bench.timeseries import CSV_FILE, HLOG_FILE, TimeSeries, csv_header, series_for
 
@@ -222,7 +223,7 @@ def test_a_run_that_never_started_gets_the_headers(tmp_path: Path) -> None:
 
 def test_worker_processes_log_only_the_parents_metrics(tmp_path: Path) -> None:
     sc = from_dict({"name": "w", "load": {"workers": 2}}, "t")
-    series = series_for(sc, tmp_path, "run1")
+    series = series_for(resolve_workers(sc, 2), tmp_path, "run1")
     assert series is not None and series.only == frozenset(PARENT_METRICS)
     ms = MetricSet()
     ms.track_intervals()
@@ -238,9 +239,11 @@ def test_worker_processes_log_only_the_parents_metrics(tmp_path: Path) -> None:
 
 def test_nothing_collected_without_files_or_live_thresholds(tmp_path: Path) -> None:
     off = {"results": {"hlog": False, "csv": False}}
-    assert series_for(from_dict({"name": "a", **off}, "t"), tmp_path, "r") is None
+    assert (
+        series_for(resolve_workers(from_dict({"name": "a", **off}, "t"), 2), tmp_path, "r") is None
+    )
     windowed = {"name": "b", **off, "sla": {"thresholds": ["send_delay.p99[5s] < 1s"]}}
-    series = series_for(from_dict(windowed, "t"), tmp_path, "r")
+    series = series_for(resolve_workers(from_dict(windowed, "t"), 2), tmp_path, "r")
     assert series is not None and series.keep == {"send_delay"} and not series.hlog
 
 
