@@ -10,6 +10,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,28 @@ async def smtp_source_rate(port: int, sessions: int, n: int) -> float:
     return n / (time.monotonic() - t)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (worker processes, once joined)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 async def generator_rate(port: int, sessions: int, seconds: float, workers: int = 1) -> float:
     """mailsla's generator (pipelined, full recording) into *port*: messages per second."""
+    return (await generator_run(port, sessions, seconds, workers))[0]
+
+
+async def generator_run(
+    port: int, sessions: int, seconds: float, workers: int = 1
+) -> tuple[float, float]:
+    """mailsla's generator into *port*: (messages per second, messages per CPU-second of the
+    runner and its generator processes)."""
     sc = from_dict(
         {
             "name": "selftest-generator",
             "sla": {"profile": "none"},
             "system": {"kind": "smtp", "submit": f"127.0.0.1:{port}"},
-            "postoffice": {"listen": f"127.0.0.1:{free_port()}"},
+            "postoffice": {"listen": f"127.0.0.1:{free_port()}", "workers": 1},
             "load": {
                 "model": "closed",
                 "sessions": sessions,
@@ -86,11 +101,75 @@ async def generator_rate(port: int, sessions: int, seconds: float, workers: int 
         },
         "selftest",
     )
+    cpu = cpu_seconds()
     r = Runner(sc, WORK / "gen", None)
     res = await r.run()
+    cpu = cpu_seconds() - cpu
     if res.status != "completed":
         raise SelftestError(f"generator run {res.status}: {res.reason}")
-    return float(res.doc["counts"]["accepted"]) / seconds
+    accepted = float(res.doc["counts"]["accepted"])
+    return accepted / seconds, accepted / cpu if cpu > 0 else 0.0
+
+
+_ENVELOPE = b"MAIL FROM:<load@sender.test>\r\nRCPT TO:<user@remote.test>\r\nDATA\r\n"
+
+
+class _Bare(asyncio.Protocol):
+    """The least a pipelined client can do: greet, then for each 354 write the body and the
+    next envelope in one write; count the 250s; record nothing."""
+
+    def __init__(self, body: bytes, until: float, done: asyncio.Future[int]) -> None:
+        self.body, self.until, self.done = body, until, done
+        self.replies = self.sent = self.accepted = 0
+        self.buf = b""
+        self.transport: asyncio.WriteTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        lines = (self.buf + data).split(b"\r\n")
+        self.buf = lines.pop()
+        out = []
+        for line in lines:
+            if line[3:4] == b"-":
+                continue
+            self.replies += 1
+            if self.replies == 1:
+                out.append(b"EHLO bare.test\r\n")
+            elif self.replies == 2 or (line[:3] == b"250" and self.sent == 0):
+                out.append(_ENVELOPE)
+                self.sent = 1
+            elif line[:3] == b"354":
+                out.append(self.body)
+                if time.monotonic() < self.until:
+                    out.append(_ENVELOPE)
+                    self.sent += 1
+            elif self.replies > 2 and (self.replies - 2) % 4 == 0:
+                self.accepted += 1
+                if self.accepted == self.sent and self.transport is not None:
+                    self.transport.close()
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(self.accepted)
+
+
+async def bare_client_rate(port: int, sessions: int, seconds: float) -> float:
+    """The ceiling a client meets in smtp-sink here: :class:`_Bare` on *sessions*
+    connections for *seconds*, messages per second."""
+    loop = asyncio.get_running_loop()
+    body = b"Subject: bare\r\n\r\n" + b"x" * (MSG_LEN - 20) + b"\r\n.\r\n"
+    t = time.monotonic()
+    futs: list[asyncio.Future[int]] = []
+    for _ in range(sessions):
+        fut: asyncio.Future[int] = loop.create_future()
+        futs.append(fut)
+        await loop.create_connection(partial(_Bare, body, t + seconds, fut), "127.0.0.1", port)
+    counts = await asyncio.wait_for(asyncio.gather(*futs), seconds + 30)
+    return sum(counts) / (time.monotonic() - t)
 
 
 class Sink:

@@ -12,13 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.results import versions, write_json_atomic
-from bench.selftest import Figure
+from bench.selftest_figure import Figure
 
 
 def _num(v: float | None, unit: str) -> str:
     if v is None:
         return "–"
-    return f"{v:,.0f}" if unit == "msgs/s" else f"{v:.2f}"
+    return f"{v:,.0f}" if unit.startswith("msgs/") else f"{v:.2f}"
 
 
 def print_table(console: Console, figs: list[Figure]) -> None:
