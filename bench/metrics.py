@@ -10,6 +10,7 @@ figures, never from buckets. Histograms cross process boundaries encoded, and me
 from __future__ import annotations
 
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,16 @@ REPORT_PERCENTILES = ("50", "90", "99", "99.9")
 
 
 def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+    return acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS))
+
+
+def acyclic(h: HdrHistogram) -> HdrHistogram:
+    """*h* without its reference cycle (histogram -> encoder -> histogram), so that it is
+    freed the moment it is dropped. With the cycle, each interval's histograms (~100 KiB of
+    counts apiece) wait for a full garbage collection, and a long run's resident memory grows
+    by megabytes a second until one comes (seen: 60 -> 88 MB over a million messages)."""
+    h.encoder.histogram = weakref.proxy(h)
+    return h
 
 
 _EMPTY_LO = 1 << 62  # min/max before the first value: any value replaces them
@@ -282,7 +292,7 @@ class EncodedMetric:
             m.min_ns, m.max_ns = self.min_ns, self.max_ns
         m.negative, m.over_range = self.negative, self.over_range
         if self.hdr:
-            m.hist = HdrHistogram.decode(self.hdr)
+            m.hist = acyclic(HdrHistogram.decode(self.hdr))
             m._counts = m.hist.counts
         return m
 

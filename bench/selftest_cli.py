@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -51,7 +52,8 @@ async def run_cli(name: str, toml: str, rss: list[float] | None = None) -> dict[
 
 async def latency_added(rounds: int, say: Progress, secs: float) -> list[Figure]:
     """Zero-delay fake MTA at half its capacity: what mailsla itself adds. The p99s are the
-    medians of *rounds* runs."""
+    medians of *rounds* runs of 5 × *secs* each (long enough that one stall of this shared
+    machine, ~100 ms, moves the p99 of a run no more than its share of the messages)."""
     common = f"""
 [fakemta]
 processing_delay = "const(0ms)"
@@ -82,7 +84,7 @@ drain = "10s"
             f"""name = "selftest-latency"
 [load]
 rate = {rate:.0f}
-duration = "{2 * secs}s"
+duration = "{5 * secs}s"
 drain = "10s"
 sessions = 10
 {common}""",
@@ -112,6 +114,12 @@ sessions = 10
             )
         )
     return out
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int | str = "self") -> float:
