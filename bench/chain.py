@@ -89,10 +89,13 @@ class Chain:
         self.seq, self.planned_ns, self.start_ns = seq, planned_ns, start
         gen.corr.on_sent(seq, planned_ns, start)
         gen.in_flight += 1
-        # Callers check session.connected first; nothing between can close it.
+        # Callers check session.connected first and nothing between can close it; were it
+        # closed all the same, the message still ends in one state and the chain breaks.
         self.m = self.session.submit_now(cmds, body, len(cmds) - 2, self._done)
+        if self.m is None:
+            self._done(None, Outcome("failed", "mail", error="disconnected"))
 
-    def _done(self, m: Message, out: Outcome) -> None:
+    def _done(self, m: Message | None, out: Outcome) -> None:
         self.m = None
         gen = self.gen
         gen.in_flight -= 1

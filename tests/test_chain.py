@@ -13,6 +13,7 @@ from bench import chain as chain_mod
 from bench.generator import Generator, make_session
 from bench.message import MessageFactory
 from bench.pacer import Pacer
+from bench.pipesession import PipelinedSession
 from bench.recorder import GenRecorder
 from bench.smtpopts import SessionOptions
 from tests.smtpscript import STALL, Script, ScriptedServer
@@ -263,3 +264,25 @@ async def test_pacer_sleep_until() -> None:
     assert time.monotonic_ns() >= when
     await pacer.sleep_until(when - MS)  # in the past: returns at once
     pacer.close()
+
+
+async def test_a_session_closed_under_the_chain_still_ends_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = PipelinedSession.submit_now
+    calls = 0
+
+    def flaky(self: PipelinedSession, *args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return None if calls == 5 else real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PipelinedSession, "submit_now", flaky)
+    server = ScriptedServer(Script(ehlo=PIPE_EHLO))
+    port = await server.start()
+    rec = Spy()
+    await generator(port, rec, sessions=1, depth=1, max_messages=40).run()
+    await server.stop()
+    assert rec.balanced() and rec.counts.sent == 40
+    assert rec.outcomes.failed == {("mail", "disconnected"): 1}
+    assert rec.counts.accepted == 39

@@ -23,6 +23,7 @@ from bench.hlog import (
 from bench.metrics import HIGHEST_US, MetricSet, counts_span, new_histogram
 from bench.runconfig import resolve_workers
 from bench.scenario import PARENT_METRICS, from_dict
+from bench.selftest_cli import p99_after
 from bench.timeseries import CSV_FILE, HLOG_FILE, TimeSeries, csv_header, series_for
 
 START = 1_712_345_678.123
@@ -252,3 +253,17 @@ def test_an_unwritable_folder_is_reported_not_raised(tmp_path: Path) -> None:
     blocker.write_text("")
     error = TimeSeries(blocker / "out", 1.0).finish(0.0, START, {}, MetricSet())
     assert error is not None and error.startswith("cannot write ")
+
+
+def test_selftest_p99_after_a_warm_up_reads_only_later_intervals(tmp_path: Path) -> None:
+    lines = []
+    for start, value_us in ((0.0, 50_000), (1.0, 40_000), (2.0, 1_000), (3.0, 2_000)):
+        h = new_histogram()
+        for _ in range(100):
+            h.record_value(value_us)
+        lines.append(interval_line("send_delay", start, 1.0, value_us, h.encode().decode()))
+    log = tmp_path / "metrics.hlog"
+    log.write_text("\n".join(lines) + "\n")
+    assert p99_after(log, "send_delay", 2.0) == pytest.approx(2.0, rel=1e-3)  # ms
+    assert p99_after(log, "send_delay", 0.0) == pytest.approx(50.0, rel=1e-3)
+    assert p99_after(log, "submit_latency", 0.0) is None
