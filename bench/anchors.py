@@ -4,6 +4,7 @@ post office, and mailsla's own generator measured the same way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -82,7 +83,8 @@ async def generator_run(
     port: int, sessions: int, seconds: float, workers: int = 1
 ) -> tuple[float, float]:
     """mailsla's generator into *port*: (messages per second, messages per CPU-second of the
-    runner and its generator processes)."""
+    runner and its generator processes while sending — their start-up, imports included, is
+    left out, as the rate leaves it out)."""
     sc = from_dict(
         {
             "name": "selftest-generator",
@@ -101,14 +103,34 @@ async def generator_run(
         },
         "selftest",
     )
-    cpu = cpu_seconds()
     r = Runner(sc, WORK / "gen", None)
+    at_start = asyncio.ensure_future(_cpu_when_sending(r))
     res = await r.run()
-    cpu = cpu_seconds() - cpu
+    cpu = cpu_seconds() - (await at_start if at_start.done() else cpu_seconds())
     if res.status != "completed":
         raise SelftestError(f"generator run {res.status}: {res.reason}")
     accepted = float(res.doc["counts"]["accepted"])
     return accepted / seconds, accepted / cpu if cpu > 0 else 0.0
+
+
+async def _cpu_when_sending(r: Runner) -> float:
+    """:func:`cpu_seconds` as the run starts sending, its worker processes' CPU so far
+    included (read from /proc: they are not reaped yet)."""
+    # The runner signals nothing here but its phase; a 2 ms poll costs the run nothing.
+    while r.phase != "sending":  # noqa: ASYNC110
+        await asyncio.sleep(0.002)
+    total = cpu_seconds()
+    for lane in r.lanes:
+        for w in getattr(lane.generator, "workers", ()):
+            with contextlib.suppress(OSError, AttributeError, TypeError):
+                total += proc_cpu_s(w.proc.pid)
+    return total
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _ENVELOPE = b"MAIL FROM:<load@sender.test>\r\nRCPT TO:<user@remote.test>\r\nDATA\r\n"

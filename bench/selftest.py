@@ -22,13 +22,14 @@ from bench.anchors import (
     find_anchor,
     generator_rate,
     generator_run,
+    proc_cpu_s,
     smtp_source_rate,
 )
 from bench.correlate import Correlator
 from bench.fleet import PostOfficeFleet
 from bench.postfix import ThrowawayPostfix, find_postfix
 from bench.scenario import from_dict
-from bench.selftest_cli import cpu_s, latency_added, memory
+from bench.selftest_cli import latency_added, memory
 from bench.selftest_figure import Figure, Progress
 from bench.system import ChildFakeMta
 from fakemta.delays import Delay
@@ -143,6 +144,8 @@ async def _post_office(
                 "selftest",
             )
             po_port = await fleet.start()
+            pids = [w.proc.pid for w in fleet.workers if w.proc.pid is not None]
+            started_cpu = sum(proc_cpu_s(pid) for pid in pids)  # start-up left out
             f = Figure(
                 f"post office ({workers} proc.) ÷ smtp-sink, fed by smtp-source, {s} sessions",
                 ">= 0.5",
@@ -156,7 +159,7 @@ async def _post_office(
                 f,
                 say,
             )
-            cpu = sum(cpu_s(w.proc.pid) for w in fleet.workers if w.proc.pid is not None)
+            cpu = sum(proc_cpu_s(pid) for pid in pids) - started_cpu
             await fleet.stop()
             got = corr.counts.foreign
             f.note = f"{got} messages recorded"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -141,12 +140,6 @@ def p99_after(hlog: Path, metric: str, skip_s: float) -> float | None:
                 payloads.append(payload)
     stats = HistStats(merged(payloads))
     return stats.percentile_us(99) / 1e3 if stats.count else None
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a running process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int | str = "self") -> float:
