@@ -103,7 +103,7 @@ class Chain:
         if cancelled and out.kind == "failed":  # the run is being cancelled around it
             out = Outcome("failed", out.stage, error="interrupted")
         gen.record(self.seq, self.planned_ns, self.start_ns, out, self.session)
-        if cancelled or self.fut.done():  # cancelled, or recording it stopped the run
+        if cancelled:
             return
         if not self.session.connected:
             self._end(None)

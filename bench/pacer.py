@@ -19,7 +19,6 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from functools import partial
 
 _CLOCK_MONOTONIC = 1
 _TFD_NONBLOCK = os.O_NONBLOCK
@@ -62,12 +61,11 @@ class Wakeup:
 class Pacer:
     """Calls callbacks at monotonic nanosecond times, never before them."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, timerfd: bool = True) -> None:
         self.loop = loop
         self._heap: list[tuple[int, int, Wakeup]] = []
         self._order = itertools.count()
-        self._armed = 0  # the time the timerfd is set for (0: disarmed)
-        self._libc = _libc()
+        self._libc = _libc() if timerfd else None
         self._fd = -1
         self._spec = _Itimerspec()
         if self._libc is not None:
@@ -93,17 +91,6 @@ class Pacer:
             self._arm(when_ns)
         return w
 
-    async def sleep_until(self, when_ns: int) -> None:
-        """Wait until *when_ns* (cancellable)."""
-        if time.monotonic_ns() >= when_ns:
-            return
-        fut: asyncio.Future[None] = self.loop.create_future()
-        w = self.call_at(when_ns, partial(resolve, fut))
-        try:
-            await fut
-        finally:
-            w.cancel()
-
     def close(self) -> None:
         if self._fd >= 0:
             self.loop.remove_reader(self._fd)
@@ -114,7 +101,6 @@ class Pacer:
         self._heap.clear()
 
     def _arm(self, when_ns: int) -> None:
-        self._armed = when_ns
         if self._fd >= 0:
             assert self._libc is not None
             spec = self._spec
@@ -142,8 +128,6 @@ class Pacer:
             heapq.heappop(heap)
         if heap:
             self._arm(heap[0][0])
-        else:
-            self._armed = 0
 
 
 def resolve(fut: asyncio.Future[None]) -> None:
