@@ -227,3 +227,33 @@ def test_recipients_spread_evenly_over_users(users: int, recipients: int, start:
             counts[int(local.removeprefix("user"))] += 1
     # `users` consecutive messages reach every mailbox exactly `recipients` times.
     assert counts == [recipients] * users
+
+
+@given(
+    seq=st.integers(0, 10**9),
+    recipients=st.integers(1, 5),
+    users=st.integers(1, 50),
+    size=st.integers(0, 5000),
+    run=st.sampled_from(["r1", "20261129T0101Z-a%b", "x%%y%s"]),
+)
+def test_fast_path_bytes_equal_the_general_ones(
+    seq: int, recipients: int, users: int, size: int, run: str
+) -> None:
+    """payload() and envelope() (the generator's hot path) make exactly what build() and
+    recipients_of() make, '%' in names included."""
+    f = MessageFactory(
+        run,
+        size=size,
+        sender="lo%ad@s.test",
+        domain="remote.test",
+        users=users,
+        recipients=recipients,
+    )
+    planned = 1_795_000_000_123_456_789 + seq
+    rcpts = f.recipients_of(seq)
+    assert f.payload(seq, planned) == f.build(seq, rcpts, planned) + b".\r\n"
+    assert f.envelope(seq) == [
+        b"MAIL FROM:<lo%ad@s.test>\r\n",
+        *(b"RCPT TO:<" + r.encode() + b">\r\n" for r in rcpts),
+        b"DATA\r\n",
+    ]
