@@ -129,7 +129,14 @@ def test_outage_scenario_scaled_down(tmp_path: Path) -> None:
     assert 9 <= o["begin_s"] <= 11 and 14 <= o["end_s"] <= 16 and o["kind"] == "connection", o
     failed = {c["name"] for c in doc["sla"]["checks"] if not c["pass"]}
     assert failed == {"availability.no_fault_rate", "availability.connectivity_rate"}
-    assert {f["stage"] for f in doc["outcomes"]["failed"]} == {"connect"}
+    # The crash refuses new connections; a send caught on a connection at the instant it was
+    # dropped (in flight, or written before the reset was read) fails at its own stage: at
+    # most one per session, and only as a reset or disconnect.
+    failures = doc["outcomes"]["failed"]
+    assert "connect" in {f["stage"] for f in failures}, failures
+    caught = [f for f in failures if f["stage"] != "connect"]
+    assert sum(f["count"] for f in caught) <= 10, failures  # load.sessions
+    assert all(f["error"] in ("reset", "disconnected") for f in caught), failures
     assert doc["fakemta"]["outages"], doc["fakemta"]
     assert_accounted(doc)
 
