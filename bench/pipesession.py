@@ -185,11 +185,7 @@ class PipelinedSession:
         cmds.append(b"DATA\r\n")
         fut: asyncio.Future[Outcome] = proto.loop.create_future()
         m = Message(cmds, data + b".\r\n", fut, rcpts=len(rcpts))
-        proto.submit(m)
-        self._on_conn += 1
-        cap = self.opts.max_per_connection
-        if cap and self._on_conn >= cap:
-            self._retire()
+        self._submit(proto, m)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -207,12 +203,16 @@ class PipelinedSession:
         if proto is None or not proto.usable:
             return None
         m = Message(cmds, body, None, rcpts, done)
+        self._submit(proto, m)
+        return m
+
+    def _submit(self, proto: PipelinedProtocol, m: Message) -> None:
+        """Queue *m* on *proto*; a connection that has taken its share is retired."""
         proto.submit(m)
         self._on_conn += 1
         cap = self.opts.max_per_connection
         if cap and self._on_conn >= cap:
             self._retire()
-        return m
 
     def _retire(self) -> None:
         """This connection takes no more messages: QUIT it once idle; the next send opens

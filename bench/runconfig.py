@@ -113,10 +113,7 @@ def resolve_workers(sc: Scenario, cores: int) -> Scenario:
     load, po = sc.load, sc.postoffice
     gen = load.workers
     if gen == "auto":
-        live_gen = any(
-            (t.window_s is not None or t.abort_on_fail) and t.metric not in PARENT_METRICS
-            for t in sc.sla.thresholds
-        )
+        live_gen = any(t.live and t.metric not in PARENT_METRICS for t in sc.sla.thresholds)
         gen = 1 if "receive" in sc.directions or live_gen else max(1, share)
     post = po.workers
     if post == "auto":

@@ -169,9 +169,8 @@ class Scenario(_Model):
                         f"{where}: the window must be a whole number of results.interval "
                         f"({format_duration(interval)})"
                     )
-            live = t.window_s is not None or t.abort_on_fail
             many = isinstance(self.load.workers, int) and self.load.workers > 1
-            if live and many and t.metric not in PARENT_METRICS:
+            if t.live and many and t.metric not in PARENT_METRICS:
                 raise ValueError(
                     f"{where}: with load.workers > 1 the generator's metrics reach the runner "
                     f"only at the end; a window or abort_on_fail needs one of "

@@ -66,6 +66,11 @@ class Threshold:
     grace_s: float = 0.0
 
     @property
+    def live(self) -> bool:
+        """Checked while the run goes (a window, or abort_on_fail), not only at its end."""
+        return self.window_s is not None or self.abort_on_fail
+
+    @property
     def name(self) -> str:
         if self.window_s is None:
             return f"{self.metric}.{self.stat}"

@@ -136,7 +136,6 @@ class PipelinedProtocol(asyncio.Protocol):
         expect = self.expect
         now = self.now
         msg_st = self.stages.message if self.stages is not None else None
-        out = self.out
         i = 0
         for line in lines:
             head = line[:4]
@@ -153,15 +152,7 @@ class PipelinedProtocol(asyncio.Protocol):
             if kind == DOT:
                 self._finish(m, Outcome("accepted", "dot", 250, accepted_ns=now))
             elif kind == DATA:
-                self.data_pending = False
-                m.stage = DOT
-                if m.bad is None:
-                    out.append(m.body)
-                    expect.append((m, DOT))
-                else:  # a recipient was refused but the server took DATA: end it empty
-                    out.append(b".\r\n")
-                    expect.append((m, ABORT))
-                self._pump()
+                self._data_taken(m)
             elif not self.pipelining:  # MAIL or RCPT taken: the next command
                 self._send_next_cmd(m)
         if i:
@@ -219,21 +210,15 @@ class PipelinedProtocol(asyncio.Protocol):
             else:
                 self._finish(m, Outcome("rejected", "dot", code, self._text(last)))
         elif kind == DATA:
-            self.data_pending = False
             if code == 354:
-                m.stage = DOT
-                if m.bad is None:
-                    self.out.append(m.body)
-                    self.expect.append((m, DOT))
-                else:  # a recipient was refused but the server took DATA: end it empty
-                    self.out.append(b".\r\n")
-                    self.expect.append((m, ABORT))
+                self._data_taken(m)
             else:
+                self.data_pending = False
                 # RSET first: *done* callbacks may submit (and so write) the next message.
                 self.out.append(b"RSET\r\n")
                 self.expect.append((None, RSET))
                 self._finish(m, m.bad or Outcome("rejected", "data", code, self._text(last)))
-            self._pump()
+                self._pump()
         elif kind == ABORT:
             self._finish(m, m.bad or Outcome("rejected", "dot", code, self._text(last)))
         else:  # MAIL, RCPT
@@ -241,6 +226,19 @@ class PipelinedProtocol(asyncio.Protocol):
                 m.bad = Outcome("rejected", STAGE_NAMES[kind], code, self._text(last))
             if not self.pipelining:
                 self._send_next_cmd(m)
+
+    def _data_taken(self, m: Message) -> None:
+        """354 to *m*'s DATA: its body goes out (or, when a recipient was refused, an empty
+        one that ends it), then whatever envelope waited for this 354."""
+        self.data_pending = False
+        m.stage = DOT
+        if m.bad is None:
+            self.out.append(m.body)
+            self.expect.append((m, DOT))
+        else:  # a recipient was refused but the server took DATA: end it empty
+            self.out.append(b".\r\n")
+            self.expect.append((m, ABORT))
+        self._pump()
 
     def _finish(self, m: Message, outcome: Outcome) -> None:
         """Hand *m* its outcome. A *done* callback runs at once and may submit the next
