@@ -247,14 +247,19 @@ def latency_chart(name: str, ts: TimeSeries, bands: Sequence[Band]) -> str:
         for i, s in enumerate(LATENCY_STATS)
         if f"{name}.{s}_s" in ts.columns
     ]
-    ys = [v for s in series for _, v in s.points if v is not None and v > 0]
-    lo, hi = min(ys, default=1e-3), max(ys, default=1.0)
-    y = (
-        log_axis(lo, hi, short_s, "latency", SECONDS_MARKS)
-        if hi > 100 * lo
-        else linear_axis(0.0, hi * 1.05, short_s, "latency")
-    )
-    title = f"{name} over time" if ys else f"{name} over time (no values)"
+    known = [v for s in series for _, v in s.points if v is not None]
+    ys = [v for v in known if v > 0]
+    lo, hi = min(ys, default=0.0), max(ys, default=1e-3)
+    if ys and hi > 100 * lo:
+        y = log_axis(lo, hi, short_s, "latency", SECONDS_MARKS)
+        # a value of 0 (a pipelined reply read with the one before it) sits on the axis
+        series = [
+            Series(s.name, [(t, v if v is None or v > 0 else y.lo) for t, v in s.points], s.color)
+            for s in series
+        ]
+    else:
+        y = linear_axis(0.0, hi * 1.05, short_s, "latency")
+    title = f"{name} over time" if known else f"{name} over time (no values)"
     return line_chart(f"latency-{name}", title, _time_axis(ts.t), y, series, bands=bands)
 
 

@@ -23,6 +23,8 @@ from bench.abort import AbortGate, Trip, mark_aborted
 from bench.availability import Availability
 from bench.correlate import Correlator
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
+from bench.heap import freeze_startup
+from bench.hlog import Interval
 from bench.lanerun import drive_lane
 from bench.lanes import (
     Lane,
@@ -227,6 +229,7 @@ class Runner:
                 await self.mailboxes.start()
             opts = session_options(sc, ca_file, self.credentials)
             self._announce()
+            freeze_startup()
             if self._series is not None:
                 self._series.start(time.monotonic(), time.time())
             ticker = asyncio.ensure_future(self._tick())
@@ -336,15 +339,22 @@ class Runner:
             delay, now = lane.corr.delay_metric, time.monotonic()
             if series is None:
                 self._window.append(lane.corr.metrics[delay].take_interval())
-            else:
-                piece = series.take(merged_metrics(self.lanes)).get(delay)
+            else:  # a metric at a time, letting due sends go between them
+                pieces: dict[str, HdrHistogram] = {}
+                for _ in series.take_steps(merged_metrics(self.lanes), pieces):
+                    await asyncio.sleep(0)
+                piece = pieces.get(delay)
                 self._window.append(piece if piece is not None else new_histogram())
             snap = self.snapshot()
             if self.observer is not None:
                 self.observer.update(snap)
             self._last_accepted = snap.counts["accepted"]
-            if series is not None and series.tick(now, snap.counts) and self._gate:
-                self._check_abort()
+            if series is not None:
+                closed: list[Interval] = []
+                for _ in series.tick_steps(now, snap.counts, closed):
+                    await asyncio.sleep(0)
+                if closed and self._gate:
+                    self._check_abort()
 
     def snapshot(self) -> Snapshot:
         counts = total_counts(self.lanes).as_dict()

@@ -27,6 +27,7 @@ import uvloop
 from bench import schedule
 from bench.availability import Availability
 from bench.generator import Generator, make_session
+from bench.heap import freeze_startup
 from bench.message import Identity, MessageFactory
 from bench.postoffice import PostOffice
 from bench.postreplies import Refusals
@@ -145,6 +146,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
             send_batch()
 
     task = asyncio.ensure_future(flusher())
+    freeze_startup()
     try:
         await gen.run()
     finally:
@@ -199,6 +201,7 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
     except OSError as exc:
         conn.send(("error", f"{exc.strerror or exc}"))
         return
+    freeze_startup()
     conn.send(("ready", port))
     stop = asyncio.Event()
     _control(conn, lambda msg: stop.set())

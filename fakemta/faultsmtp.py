@@ -155,7 +155,8 @@ class FaultySMTP(FastSMTP):
         if transport is not None:
             if abort:
                 transport.abort()
-            else:
+            else:  # replies held for a pipelined group go first, as a real server's do
+                self._flush_held()
                 transport.close()
 
     async def _hang_up(self, reply: str | None) -> NoReturn:

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 
 import uvloop
 
+from bench.heap import freeze_startup
 from fakemta.server import FakeMta, FakeMtaConfig, ReadyInfo, StartError
 
 
@@ -28,6 +29,7 @@ async def _child_main(config: FakeMtaConfig, conn: Connection) -> None:
     except (StartError, ValueError) as exc:
         conn.send(("error", f"fakemta {exc}"))
         return
+    freeze_startup()
     conn.send(("ready", mta.info()))
     # The parent owns SIGINT; the child stops when told (or when the pipe closes). The pipe is
     # read by a thread: loop.add_reader would make its one descriptor non-blocking for sends too.
@@ -57,6 +59,7 @@ async def serve(config: FakeMtaConfig, on_ready: Callable[[ReadyInfo], None]) ->
     """Run in the foreground until SIGINT or SIGTERM; returns the queue's counts."""
     mta = FakeMta(config)
     await mta.start()
+    freeze_startup()
     on_ready(mta.info())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

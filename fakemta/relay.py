@@ -6,6 +6,13 @@ keep persistent SMTP connections to the destination and retry deferred mail with
 With ``max_rate``, a message that is ready goes out at the next free slot (one every
 ``1 / max_rate`` seconds): the hold becomes max(drawn delay, time until the rate allows it), and
 the backlog waits as timers too.
+
+A message with one recipient (the common case) goes out on mailsla's pipelined client
+(:class:`bench.pipesession.PipelinedSession`): envelope and DATA in one write, the body in
+another, no address re-parsing. Profiling the fake MTA at 2,600 msgs/s showed aiosmtplib's
+relay taking 42 % of its process: four round trips, four writes and an address parse per
+message. A message with several recipients keeps aiosmtplib, whose per-recipient results let
+the accepted recipients have it when others are refused.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 from dataclasses import dataclass, field
 
 from aiosmtplib import (
@@ -21,6 +29,10 @@ from aiosmtplib import (
     SMTPRecipientsRefused,
     SMTPResponseException,
 )
+
+from bench.pipesession import PipelinedSession
+from bench.sender import Outcome
+from bench.smtpopts import SessionOptions
 
 log = logging.getLogger("fakemta.relay")
 
@@ -88,6 +100,7 @@ class Relay:
             raise ValueError(f"max_rate {max_rate!r}: must be > 0 messages per second")
         self._interval = 1.0 / max_rate if max_rate is not None else 0.0
         self._next_slot = 0.0
+        self._opts = SessionOptions(ehlo=hostname, timeout=timeout)
 
     def next_qid(self) -> str:
         return f"{next(self._ids):X}"
@@ -157,30 +170,53 @@ class Relay:
         return client
 
     async def _worker(self) -> None:
-        client: SMTP | None = None
+        session: PipelinedSession | None = None  # messages with one recipient
+        client: SMTP | None = None  # aiosmtplib, for messages with several
         try:
             while not self._stopping:
                 msg = await self._ready.get()
-                try:
-                    if client is None or not client.is_connected:
-                        client = await self._connect()
-                    await client.sendmail(msg.mail_from, msg.rcpts, msg.content)
-                except SMTPRecipientsRefused as exc:
-                    code = exc.recipients[0].code if exc.recipients else 550
-                    self._settle_refused(msg, code, "rcpt")
-                except SMTPResponseException as exc:
-                    self._settle_refused(msg, exc.code, type(exc).__name__)
-                except (TimeoutError, SMTPException, OSError) as exc:
-                    if client is not None:
-                        client.close()
-                    client = None
-                    self._defer(msg, type(exc).__name__)
+                if len(msg.rcpts) == 1:
+                    if session is None:
+                        session = PipelinedSession(self.host, self.port, self._opts)
+                    outcome = await session.send(msg.mail_from, msg.rcpts, wire(msg.content))
+                    self._settle(msg, outcome)
                 else:
-                    self.stats.relayed += 1
-                    self.stats.holding -= 1
+                    client = await self._send_each(client, msg)
         finally:
+            if session is not None:
+                session.close()
             if client is not None:
                 client.close()
+
+    def _settle(self, msg: QueuedMessage, outcome: Outcome) -> None:
+        if outcome.kind == "accepted":
+            self.stats.relayed += 1
+            self.stats.holding -= 1
+        elif outcome.kind == "rejected":
+            self._settle_refused(msg, outcome.code, outcome.stage)
+        else:  # the session reconnects on the next send
+            self._defer(msg, f"{outcome.stage} {outcome.error}")
+
+    async def _send_each(self, client: SMTP | None, msg: QueuedMessage) -> SMTP | None:
+        """*msg* (several recipients) on aiosmtplib; returns the connection to keep."""
+        try:
+            if client is None or not client.is_connected:
+                client = await self._connect()
+            await client.sendmail(msg.mail_from, msg.rcpts, msg.content)
+        except SMTPRecipientsRefused as exc:
+            code = exc.recipients[0].code if exc.recipients else 550
+            self._settle_refused(msg, code, "rcpt")
+        except SMTPResponseException as exc:
+            self._settle_refused(msg, exc.code, type(exc).__name__)
+        except (TimeoutError, SMTPException, OSError) as exc:
+            if client is not None:
+                client.close()
+            client = None
+            self._defer(msg, type(exc).__name__)
+        else:
+            self.stats.relayed += 1
+            self.stats.holding -= 1
+        return client
 
     def _settle_refused(self, msg: QueuedMessage, code: int, stage: str) -> None:
         if 400 <= code < 500:
@@ -189,3 +225,20 @@ class Relay:
             self._error(f"{stage} {code}")
             self.stats.bounced += 1
             self.stats.holding -= 1
+
+
+def wire(content: bytes) -> bytes:
+    """*content* as it goes after DATA, without the final dot: CRLF line endings (bare CR or
+    LF made CRLF, as aiosmtplib does), ending in CRLF, leading dots doubled (RFC 5321
+    4.5.2)."""
+    lf = content.count(b"\n")
+    if lf != content.count(b"\r\n") or content.count(b"\r") != lf:
+        content = _ENDINGS.sub(b"\r\n", content)
+    if not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    if content.startswith(b"."):
+        content = b"." + content
+    return content.replace(b"\r\n.", b"\r\n..")
+
+
+_ENDINGS = re.compile(rb"\r\n|\n|\r")

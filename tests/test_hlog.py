@@ -267,3 +267,25 @@ def test_selftest_p99_after_a_warm_up_reads_only_later_intervals(tmp_path: Path)
     assert p99_after(log, "send_delay", 2.0) == pytest.approx(2.0, rel=1e-3)  # ms
     assert p99_after(log, "send_delay", 0.0) == pytest.approx(50.0, rel=1e-3)
     assert p99_after(log, "submit_latency", 0.0) is None
+
+
+def test_steps_yield_per_metric_and_a_close_cut_short_loses_nothing(tmp_path: Path) -> None:
+    """The runner lets sends run between steps and may be cancelled at any of them: each
+    step leaves the series whole, and an interval is closed only at the last step."""
+    ms = MetricSet()
+    ms.track_intervals()
+    series = TimeSeries(tmp_path, 1.0)
+    series.start(0.0, START)
+    for name in ("a", "b", "c"):
+        ms[name].record(3_000_000)
+    pieces: dict[str, HdrHistogram] = {}
+    assert sum(1 for _ in series.take_steps(ms, pieces)) == 3 and set(pieces) == {"a", "b", "c"}
+    closing = series.tick_steps(1.0, {"sent": 3}, closed := [])
+    next(closing)  # one metric encoded, then the run is stopped
+    closing.close()
+    assert closed == [] and series.intervals == []
+    ms["a"].record(4_000_000)
+    series.finish(1.5, START + 1.5, {"sent": 4}, ms)
+    logged = read_log(tmp_path / HLOG_FILE)
+    assert {h.get_tag(): h.get_total_count() for h in logged} == {"a": 2, "b": 1, "c": 1}
+    assert [iv.counts for iv in series.intervals] == [{"sent": 4}]
