@@ -80,9 +80,11 @@ class _Shared:
 
     __slots__ = ("ehlo", "greeting", "helo", "limit", "office", "timed_out", "timeout")
 
-    def __init__(self, office: Office, hostname: str, timeout: float, limit: int) -> None:
+    def __init__(
+        self, office: Office, hostname: str, timeout: float, limit: int, banner: str
+    ) -> None:
         self.office, self.timeout, self.limit = office, timeout, limit
-        self.greeting = _r(f"220 {hostname} ESMTP mailsla post office")
+        self.greeting = _r(f"220 {hostname} {banner}")
         self.helo = _r(f"250 {hostname}")
         self.timed_out = _r(f"421 4.4.2 {hostname} Error: timeout exceeded")
         ehlo = (hostname, f"SIZE {limit}", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES")
@@ -216,12 +218,17 @@ class PostOfficeProtocol(asyncio.Protocol):
         return len(data) - rest
 
     def _deliver(self, content: bytes, raw_size: int, now: int) -> bytes:
-        """End of DATA: hand the message to the sink (if not too big); reset the envelope."""
+        """End of DATA: :meth:`_accept` the message (if not too big); reset the envelope."""
+        mail_from = self._mail_from or ""
         self._in_data = self._too_much = False
         self._body = None
         self._mail_from, self._rcpts = None, 0
         if raw_size > self._s.limit:
             return TOO_MUCH
+        return self._accept(mail_from, content, now)
+
+    def _accept(self, mail_from: str, content: bytes, now: int) -> bytes:
+        """The reply to a whole message: here, handed to the office's sink."""
         office = self._s.office
         if office.refusals is not None:
             refused = office.refusals.reply()
@@ -390,6 +397,10 @@ class PostOfficeProtocol(asyncio.Protocol):
             return _SYNTAX_ERROR["RCPT", True]
         if options:
             return _r("555 5.5.4 RCPT TO parameters not recognized or not implemented")
+        return self._recipient(address)
+
+    def _recipient(self, address: str) -> bytes:
+        """The reply to a well-formed RCPT: here, only the office's domain is taken."""
         if address.rpartition("@")[2].lower() != self._s.office.domain:
             return _r(f"550 5.1.2 <{address}>: not a domain of this post office")
         self._rcpts += 1
@@ -412,7 +423,8 @@ def protocol_factory(
     timeout: float = 300.0,
     data_size_limit: int = DATA_SIZE_DEFAULT,
     protocol: type[PostOfficeProtocol] = PostOfficeProtocol,
+    banner: str = "ESMTP mailsla post office",
 ) -> Callable[[], PostOfficeProtocol]:
     """A ``create_server`` factory; *office* is shared by all connections."""
-    shared = _Shared(office, hostname, timeout, data_size_limit)
+    shared = _Shared(office, hostname, timeout, data_size_limit, banner)
     return lambda: protocol(shared)

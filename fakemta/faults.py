@@ -34,6 +34,7 @@ DEFAULT_CODE = {"4xx": 451, "5xx": 554}
 
 OUTAGE_421 = "421 4.3.2 fakemta: outage, try again later"
 QUEUE_FULL = "452 4.3.1 Insufficient system storage"
+RELAY_DENIED = "550 5.7.1 <{}>: Relay access denied"
 
 
 def fault_reply(stage: str, code: int) -> str:

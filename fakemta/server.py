@@ -1,4 +1,9 @@
-"""The stand-in mail system: an aiosmtpd relay in front of :class:`fakemta.relay.Relay`.
+"""The stand-in mail system: an SMTP server in front of :class:`fakemta.relay.Relay`.
+
+Its submission port speaks aiosmtpd (:mod:`fakemta.fastsmtp`) when STARTTLS, AUTH, local
+delivery or faults are on, and otherwise mailsla's post office protocol, queueing
+(:mod:`fakemta.fastqueue`: the same replies; 2.4× the messages a second it accepts, measured
+closed-loop through the whole path on 2 cores).
 
 It accepts mail for its relay domains on its submission port, answers 250 once the message is
 queued, and relays it after the configured processing delay. With a mailbox root it is also the
@@ -32,6 +37,7 @@ from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
 from fakemta.fastsmtp import PipeliningEhlo
 from fakemta.faults import (
     QUEUE_FULL,
+    RELAY_DENIED,
     FaultPlan,
     FaultStats,
     Outage,
@@ -148,7 +154,7 @@ class InboundHandler(PipeliningEhlo):
         domain = domain.lower()
         if domain not in self.domains:
             if self.local is None or domain != self.local_domain:
-                return f"550 5.7.1 <{address}>: Relay access denied"
+                return RELAY_DENIED.format(address)
             user = self.users.get(local.lower())
             if user is None:
                 self.local.stats.unknown_user += 1
@@ -163,21 +169,36 @@ class InboundHandler(PipeliningEhlo):
     async def handle_DATA(
         self, server: SMTPServerProtocol, session: Session, envelope: Envelope
     ) -> str:
-        if self.queue_limit is not None and self._held() >= self.queue_limit:
-            self.stats.queue_full += 1
-            return QUEUE_FULL
         content = envelope.original_content or b""
-        qid = self.relay.next_qid()
         local = getattr(envelope, "local_rcpts", None)
-        if local is not None:
-            return self._data_local(envelope, qid, content, local)
-        msg = QueuedMessage(qid, envelope.mail_from or "", list(envelope.rcpt_tos), content)
-        self.relay.submit(msg, self.delay.sample(self.rng))
+        if local is None:
+            return self.queue(envelope.mail_from or "", list(envelope.rcpt_tos), content)
+        if self._full():
+            return QUEUE_FULL
+        return self._data_local(envelope, self.relay.next_qid(), content, local)
+
+    def queue(self, mail_from: str, rcpts: list[str], content: bytes) -> str:
+        """Queue a message for relaying (all of *rcpts* in the relay domains; the list is
+        kept); returns the reply to its end of DATA."""
+        if self._full():
+            return QUEUE_FULL
+        qid = self.relay.next_qid()
+        self.relay.submit(
+            QueuedMessage(qid, mail_from, rcpts, content), self.delay.sample(self.rng)
+        )
         return f"250 2.0.0 Ok: queued as {qid}"
 
-    def _held(self) -> int:
+    def _full(self) -> bool:
+        """The queue limit is reached (and counted as such)."""
+        if self.queue_limit is None:
+            return False
         held = self.relay.stats.holding
-        return held + self.local.stats.holding if self.local is not None else held
+        if self.local is not None:
+            held += self.local.stats.holding
+        if held < self.queue_limit:
+            return False
+        self.stats.queue_full += 1
+        return True
 
     def _data_local(
         self, envelope: Envelope, qid: str, content: bytes, local: list[tuple[str, str]]
@@ -294,7 +315,15 @@ class FakeMta:
                 **extra,
             )
 
+        fast = None
+        if tls_context is None and self.auth is None and self.local is None and self.faults is None:
+            from fakemta.fastqueue import queue_factory  # here: bench.fastpost imports fakemta
+
+            fast = queue_factory(self.handler, cfg.hostname)
+
         def submission() -> Any:
+            if fast is not None:  # nothing needs aiosmtpd: fakemta.fastqueue
+                return fast()
             if cfg.auth_required and not cfg.tls:
                 with warnings.catch_warnings():  # "AUTH without TLS": wanted on a test rig
                     warnings.simplefilter("ignore")
