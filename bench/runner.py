@@ -23,7 +23,6 @@ from bench.abort import AbortGate, Trip, mark_aborted
 from bench.availability import Availability
 from bench.correlate import Correlator
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
-from bench.heap import freeze_startup
 from bench.hlog import Interval
 from bench.lanerun import drive_lane
 from bench.lanes import (
@@ -54,6 +53,7 @@ from bench.sla import evaluate
 from bench.smtpopts import SessionOptions
 from bench.system import ChildFakeMta, SystemStartError
 from bench.timeseries import series_for
+from fakemta.heap import freeze_startup
 
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"

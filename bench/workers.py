@@ -27,7 +27,6 @@ import uvloop
 from bench import schedule
 from bench.availability import Availability
 from bench.generator import Generator, make_session
-from bench.heap import freeze_startup
 from bench.message import Identity, MessageFactory
 from bench.postoffice import PostOffice
 from bench.postreplies import Refusals
@@ -36,6 +35,7 @@ from bench.scenario import Scenario
 from bench.sender import Session
 from bench.smtpopts import SessionOptions
 from bench.stages import StageTimes
+from fakemta.heap import freeze_startup
 
 BATCH_S = 0.05
 

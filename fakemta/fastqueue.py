@@ -1,15 +1,15 @@
-"""The fake MTA's plain submission path: mailsla's post office protocol, queueing for the relay.
+"""The fake MTA's plain submission path: :mod:`fakemta.fastserver`'s SMTP, queueing for the relay.
 
 Profiled at 2,600 msgs/s (half the whole path's capacity on 2 cores), aiosmtpd's machinery was
 two thirds of the fake MTA's busy time even with its fast address parser and one write per
 pipelined group (:mod:`fakemta.fastsmtp`): a coroutine step per command, a ``readuntil`` per
 body line, a timer re-armed per command. Its reply time is part of what mailsla measures
-(``service_time``, ``submit_latency``), so the fake MTA takes the post office's protocol
-(:mod:`bench.fastpost`, checked against aiosmtpd command by command in tests/test_fastpost.py)
-when nothing needs aiosmtpd: no STARTTLS, no AUTH, no local delivery, no faults or outages.
-Only two things differ from the post office: a recipient is taken when its domain is relayed
-(:data:`fakemta.faults.RELAY_DENIED` otherwise), and a whole message is queued for the relay
-(:meth:`fakemta.server.InboundHandler.queue`), whose reply is the end of DATA's.
+(``service_time``, ``submit_latency``), so the fake MTA takes the post office's SMTP (checked
+against aiosmtpd command by command in tests/test_fastpost.py) when nothing needs aiosmtpd:
+no STARTTLS, no AUTH, no local delivery, no faults or outages. A recipient is taken when its
+domain is relayed (:data:`fakemta.faults.RELAY_DENIED` otherwise), and a whole message is
+queued for the relay (:meth:`fakemta.server.InboundHandler.queue`, whose reply is the end of
+DATA's). tests/test_fastqueue.py checks it against the fake MTA's aiosmtpd path.
 """
 
 from __future__ import annotations
@@ -17,39 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from bench.fastpost import ArrivalSink, PostOfficeProtocol, _Shared, protocol_factory
-from bench.message import Identity
-from bench.postreplies import RCPT_OK, Refusals, _r
+from fakemta.fastserver import FastServerProtocol, Shared, server_factory
 from fakemta.faults import RELAY_DENIED
+from fakemta.smtpreplies import RCPT_OK, _r
 
 if TYPE_CHECKING:
     from fakemta.server import InboundHandler
 
 
-class _Queue:
-    """The "office" the protocol's connections share: the handler that queues."""
-
-    domain = ""  # recipients are checked against the handler's relay domains instead
-    refusals: Refusals | None = None
-
-    def __init__(self, handler: InboundHandler) -> None:
-        self.handler = handler
-        self.received = 0
-        self.sink: ArrivalSink = _records_nothing
-
-
-def _records_nothing(identity: Identity | None, mail_ns: int, now_ns: int) -> None:
-    raise AssertionError("the fake MTA queues; it records nothing")  # never called
-
-
-class QueueProtocol(PostOfficeProtocol):
+class QueueProtocol(FastServerProtocol):
     """One submission connection to the fake MTA."""
 
     __slots__ = ("_h", "_to")
 
-    def __init__(self, shared: _Shared) -> None:
+    def __init__(self, shared: Shared) -> None:
         super().__init__(shared)
-        self._h = cast(_Queue, shared.office).handler
+        self._h = cast("InboundHandler", shared.owner)
         self._to: list[str] = []
 
     def _recipient(self, address: str) -> bytes:
@@ -66,8 +49,6 @@ class QueueProtocol(PostOfficeProtocol):
         return _r(self._h.queue(mail_from, self._to, content))
 
 
-def queue_factory(handler: InboundHandler, hostname: str) -> Callable[[], PostOfficeProtocol]:
+def queue_factory(handler: InboundHandler, hostname: str) -> Callable[[], QueueProtocol]:
     """A ``create_server`` factory for the submission port."""
-    return protocol_factory(
-        _Queue(handler), hostname=hostname, protocol=QueueProtocol, banner="fakemta"
-    )
+    return server_factory(QueueProtocol, handler, hostname=hostname, banner="fakemta")

@@ -33,6 +33,7 @@ from typing import Any, TypedDict
 from aiosmtpd.smtp import Envelope, Session
 
 from fakemta.delays import Delay
+from fakemta.fastqueue import queue_factory
 from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
 from fakemta.fastsmtp import PipeliningEhlo
 from fakemta.faults import (
@@ -317,8 +318,6 @@ class FakeMta:
 
         fast = None
         if tls_context is None and self.auth is None and self.local is None and self.faults is None:
-            from fakemta.fastqueue import queue_factory  # here: bench.fastpost imports fakemta
-
             fast = queue_factory(self.handler, cfg.hostname)
 
         def submission() -> Any:

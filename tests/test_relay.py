@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fakemta.relay import wire
+from fakemta.relayclient import RelayConnection, Sent
 from fakemta.server import FakeMta, FakeMtaConfig
 from tests.conftest import until
 
@@ -92,3 +93,77 @@ async def test_a_refused_recipient_bounces_on_the_pipelined_path(
     await client.quit()
     await until(lambda: mta.relay.stats.bounced == 1)
     assert mta.relay.stats.errors == {"rcpt 550": 1} and rec.got == []
+
+
+# -- the relay's pipelined client against a scripted server ------------------------------
+class _Scripted(asyncio.Protocol):
+    """Answers each complete chunk it reads with the next scripted reply; logs what it read."""
+
+    def __init__(self, replies: list[bytes], log: list[bytes]) -> None:
+        self.replies, self.log = list(replies), log
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t: Any = transport
+        self.t.write(b"220 scripted\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.log.append(data)
+        reply = self.replies.pop(0) if self.replies else b""
+        if reply == b"CLOSE":
+            self.t.close()
+        elif reply:
+            self.t.write(reply)
+
+
+async def _scripted(replies: list[bytes]) -> tuple[RelayConnection, list[bytes], Any]:
+    log: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Scripted(replies, log), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return RelayConnection("127.0.0.1", port, "mta.test", 5.0), log, server
+
+
+EHLO_PIPELINING = b"250-scripted\r\n250 PIPELINING\r\n"
+
+
+async def test_relay_client_pipelines_the_envelope_and_sends_the_body_once() -> None:
+    conn, log, server = await _scripted(
+        [EHLO_PIPELINING, b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n"]
+    )
+    assert await conn.send("a@x.test", "b@y.test", b"hi\r\n") == Sent(250)
+    assert log == [
+        b"EHLO mta.test\r\n",
+        b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",  # one write
+        b"hi\r\n.\r\n",
+    ]
+    conn.close()
+    server.close()
+
+
+async def test_relay_client_ends_a_data_taken_after_a_refused_rcpt_empty() -> None:
+    """A server that answers 354 although it refused the only recipient: the client sends an
+    empty end of data (never the body), reports the RCPT's refusal, and resets."""
+    conn, log, server = await _scripted(
+        [EHLO_PIPELINING, b"250 ok\r\n450 busy\r\n354 go\r\n", b"554 no recipients\r\n", b"250\r\n"]
+    )
+    assert await conn.send("a@x.test", "b@y.test", b"secret\r\n") == Sent(450, "rcpt")
+    assert log[2:] == [b".\r\n", b"RSET\r\n"] and conn.usable
+    conn.close()
+    server.close()
+
+
+async def test_relay_client_without_pipelining_stops_at_the_first_refusal() -> None:
+    conn, log, server = await _scripted([b"250 plain\r\n", b"550 no sender\r\n", b"250 ok\r\n"])
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(550, "mail")
+    assert log[1:] == [b"MAIL FROM:<a@x.test>\r\n", b"RSET\r\n"]
+    conn.close()
+    server.close()
+
+
+async def test_relay_client_reports_a_dropped_connection_and_reconnects() -> None:
+    conn, _, server = await _scripted([EHLO_PIPELINING, b"CLOSE"])
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="disconnected")
+    assert not conn.usable
+    server.close()
+    await server.wait_closed()
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="refused")

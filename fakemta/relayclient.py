@@ -1,0 +1,181 @@
+"""The relay's SMTP client for one-recipient messages: pipelined (RFC 2920), one connection.
+
+aiosmtplib spends four round trips, four writes and an address parse on a message; profiled at
+2,600 msgs/s it was 42 % of the fake MTA's process. Here, when the server offers PIPELINING,
+MAIL, RCPT and DATA go out in one write and the body in one more, so a message costs two round
+trips and two writes; without it the commands go one at a time. Replies (multi-line too) are
+matched to commands strictly in order. A refused MAIL or RCPT ends the transaction: a DATA
+answered 354 anyway is ended empty, and a RSET follows any refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+
+Reply = tuple[int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What became of one message: ``code`` 250 (taken), another reply code with its
+    ``stage`` (mail, rcpt, data, dot), or 0 with an ``error`` (the connection failed)."""
+
+    code: int
+    stage: str = ""
+    error: str = ""
+
+
+class _Replies(asyncio.Protocol):
+    """Reads replies and hands each to the oldest waiting future."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.lines: list[bytes] = []
+        self.waiting: collections.deque[asyncio.Future[Reply]] = collections.deque()
+        self.error = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (i := self.buf.find(b"\n")) >= 0:
+            line, self.buf = self.buf[: i + 1], self.buf[i + 1 :]
+            if line[3:4] == b"-":
+                self.lines.append(line)
+                continue
+            text = b"".join(self.lines) + line
+            self.lines = []
+            code = int(line[:3]) if line[:3].isdigit() else 0
+            if self.waiting:
+                fut = self.waiting.popleft()
+                if not fut.done():
+                    fut.set_result((code, text))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.error = self.error or ("reset" if isinstance(exc, ConnectionResetError) else "")
+        while self.waiting:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(ConnectionError(self.error or "disconnected"))
+
+    def expect(self) -> asyncio.Future[Reply]:
+        fut: asyncio.Future[Reply] = self.loop.create_future()
+        self.waiting.append(fut)
+        return fut
+
+
+class RelayConnection:
+    """One connection to ``host:port``; :meth:`send` one message at a time."""
+
+    def __init__(self, host: str, port: int, hostname: str, timeout: float) -> None:
+        self.host, self.port, self.hostname, self.timeout = host, port, hostname, timeout
+        self._p: _Replies | None = None
+        self.pipelining = False
+
+    @property
+    def usable(self) -> bool:
+        return self._p is not None and self._p.transport is not None
+
+    def close(self) -> None:
+        if self._p is not None:
+            _abort(self._p)
+        self._p = None
+
+    async def _ask(self, p: _Replies, line: bytes) -> Reply:
+        fut = p.expect()
+        if line and p.transport is not None:
+            p.transport.write(line)
+        async with asyncio.timeout(self.timeout):
+            return await fut
+
+    async def _open(self) -> Sent | None:
+        loop = asyncio.get_running_loop()
+        p = _Replies(loop)
+        greeting = p.expect()  # before the connection exists: the greeting may come at once
+        async with asyncio.timeout(self.timeout):
+            await loop.create_connection(lambda: p, self.host, self.port)
+            code, _ = await greeting
+        if code != 220:
+            _abort(p)
+            return Sent(code, "banner")
+        code, text = await self._ask(p, b"EHLO " + self.hostname.encode() + b"\r\n")
+        if code != 250:
+            _abort(p)
+            return Sent(code, "ehlo")
+        self.pipelining = b"PIPELINING" in text.upper()
+        self._p = p
+        return None
+
+    async def send(self, mail_from: str, rcpt: str, body: bytes) -> Sent:
+        """Send one message; *body* is dot-stuffed and ends with CRLF (no final dot)."""
+        try:
+            if not self.usable:
+                failed = await self._open()
+                if failed is not None:
+                    return failed
+            assert self._p is not None
+            sent = await self._transaction(self._p, mail_from, rcpt, body)
+        except TimeoutError:
+            self.close()
+            return Sent(0, error="timeout")
+        except OSError as exc:
+            self.close()
+            return Sent(0, error=_label(exc))
+        if sent.code == 421:
+            self.close()
+        return sent
+
+    async def _transaction(self, p: _Replies, mail_from: str, rcpt: str, body: bytes) -> Sent:
+        cmds = (
+            b"MAIL FROM:<" + mail_from.encode() + b">\r\n",
+            b"RCPT TO:<" + rcpt.encode() + b">\r\n",
+            b"DATA\r\n",
+        )
+        if self.pipelining:
+            futs = [p.expect() for _ in cmds]
+            assert p.transport is not None
+            p.transport.write(b"".join(cmds))
+            async with asyncio.timeout(self.timeout):
+                replies = [await f for f in futs]
+        else:
+            replies = []
+            for cmd in cmds:
+                replies.append(await self._ask(p, cmd))
+                if replies[-1][0] not in (250, 251):
+                    break
+        refused: Sent | None = None
+        for (code, _), stage in zip(replies[:2], ("mail", "rcpt"), strict=False):
+            if code not in (250, 251):
+                refused = Sent(code, stage)
+                break
+        if len(replies) == 3 and replies[2][0] == 354:
+            code, _ = await self._ask(p, b".\r\n" if refused else body + b".\r\n")
+            if refused is None and code == 250:
+                return Sent(250)
+            refused = refused or Sent(code, "dot")
+        refused = refused or Sent(replies[-1][0], "data")
+        if refused.code != 421:
+            await self._ask(p, b"RSET\r\n")
+        return refused
+
+
+def _abort(p: _Replies) -> None:
+    if p.transport is not None:
+        p.transport.abort()
+
+
+def _label(exc: OSError) -> str:
+    """A short, stable name for a network failure (the relay's error counts use it)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    if type(exc) is ConnectionError:  # raised here: "disconnected" or "reset"
+        return str(exc)
+    return (exc.strerror or type(exc).__name__).lower()
