@@ -8,7 +8,7 @@ body line, a timer re-armed per command. Its reply time is part of what mailsla 
 against aiosmtpd command by command in tests/test_fastpost.py) when nothing needs aiosmtpd:
 no STARTTLS, no AUTH, no local delivery, no faults or outages. A recipient is taken when its
 domain is relayed (:data:`fakemta.faults.RELAY_DENIED` otherwise), and a whole message is
-queued for the relay (:meth:`fakemta.server.InboundHandler.queue`, whose reply is the end of
+queued for the relay (:meth:`fakemta.inbound.InboundHandler.queue`, whose reply is the end of
 DATA's). tests/test_fastqueue.py checks it against the fake MTA's aiosmtpd path.
 """
 
@@ -22,7 +22,7 @@ from fakemta.faults import RELAY_DENIED
 from fakemta.smtpreplies import RCPT_OK, _r
 
 if TYPE_CHECKING:
-    from fakemta.server import InboundHandler
+    from fakemta.inbound import InboundHandler
 
 
 class QueueProtocol(FastServerProtocol):
