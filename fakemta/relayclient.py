@@ -63,6 +63,7 @@ class _Replies(asyncio.Protocol):
             fut = self.waiting.popleft()
             if not fut.done():
                 fut.set_exception(ConnectionError(self.error or "disconnected"))
+                fut.exception()  # an await still raises it; no one awaiting is no warning
 
     def expect(self) -> asyncio.Future[Reply]:
         fut: asyncio.Future[Reply] = self.loop.create_future()
@@ -98,13 +99,17 @@ class RelayConnection:
         loop = asyncio.get_running_loop()
         p = _Replies(loop)
         greeting = p.expect()  # before the connection exists: the greeting may come at once
-        async with asyncio.timeout(self.timeout):
-            await loop.create_connection(lambda: p, self.host, self.port)
-            code, _ = await greeting
-        if code != 220:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await loop.create_connection(lambda: p, self.host, self.port)
+                code, _ = await greeting
+            if code != 220:
+                _abort(p)
+                return Sent(code, "banner")
+            code, text = await self._ask(p, b"EHLO " + self.hostname.encode() + b"\r\n")
+        except BaseException:  # a timeout or a drop half-way: nothing is left open
             _abort(p)
-            return Sent(code, "banner")
-        code, text = await self._ask(p, b"EHLO " + self.hostname.encode() + b"\r\n")
+            raise
         if code != 250:
             _abort(p)
             return Sent(code, "ehlo")

@@ -114,6 +114,9 @@ class _Scripted(asyncio.Protocol):
         elif reply:
             self.t.write(reply)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.log.append(b"<closed>")
+
 
 async def _scripted(replies: list[bytes]) -> tuple[RelayConnection, list[bytes], Any]:
     log: list[bytes] = []
@@ -167,3 +170,12 @@ async def test_relay_client_reports_a_dropped_connection_and_reconnects() -> Non
     server.close()
     await server.wait_closed()
     assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="refused")
+
+
+async def test_relay_client_closes_a_connection_whose_ehlo_never_comes() -> None:
+    conn, log, server = await _scripted([b""])  # greets, then never answers EHLO
+    conn.timeout = 0.2
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="timeout")
+    assert not conn.usable
+    await until(lambda: log == [b"EHLO mta.test\r\n", b"<closed>"])  # nothing left open
+    server.close()
