@@ -17,9 +17,9 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from bench.pacer import Wakeup
 from bench.sender import Outcome
 from bench.smtpclient import STAGE_NAMES, Message
+from fakemta.pacer import Wakeup
 
 if TYPE_CHECKING:
     from bench.generator import Generator

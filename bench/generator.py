@@ -19,11 +19,11 @@ from typing import Protocol
 from bench.availability import Availability, failure_kind
 from bench.chain import Chain
 from bench.message import MessageFactory
-from bench.pacer import Pacer, resolve
 from bench.pipesession import PipelinedSession
 from bench.sender import Outcome, Session, SmtpSession
 from bench.smtpopts import SessionOptions
 from bench.stages import CONNECTION_STAGES, StageTimes
+from fakemta.pacer import Pacer, resolve
 
 
 def make_session(

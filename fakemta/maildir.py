@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from fakemta.pacer import Pacer
+
 log = logging.getLogger("fakemta.maildir")
 
 MDA_THREADS = 2  # fsync-bound: more threads add contention, not deliveries (measured)
@@ -153,6 +155,7 @@ class LocalDelivery:
         self._pool: ThreadPoolExecutor | None = None
         self._stopping = False
         self._kicked = False
+        self._pacer: Pacer | None = None  # held jobs' release, made on first use
 
     def start(self) -> None:
         self.maildirs.create()
@@ -165,8 +168,12 @@ class LocalDelivery:
         self.stats.holding += n
         if delay <= 0:
             self._ready(job)
-        else:
-            asyncio.get_running_loop().call_later(delay, self._ready, job)
+            return
+        if self._pacer is None:  # never before its delay (see fakemta.relay.Relay.submit)
+            self._pacer = Pacer(asyncio.get_running_loop())
+        self._pacer.call_at(
+            time.monotonic_ns() + round(delay * 1e9), functools.partial(self._ready, job)
+        )
 
     def _ready(self, job: LocalJob) -> None:
         if self._stopping:
@@ -209,6 +216,9 @@ class LocalDelivery:
     async def stop(self) -> None:
         """Stop taking held mail; let the batches already writing finish (bounded)."""
         self._stopping = True
+        if self._pacer is not None:
+            self._pacer.close()
+            self._pacer = None
         self._pending.clear()
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=5)

@@ -12,10 +12,10 @@ import pytest
 from bench import chain as chain_mod
 from bench.generator import Generator, make_session
 from bench.message import MessageFactory
-from bench.pacer import Pacer
 from bench.pipesession import PipelinedSession
 from bench.recorder import GenRecorder
 from bench.smtpopts import SessionOptions
+from fakemta.pacer import Pacer
 from tests.smtpscript import STALL, Script, ScriptedServer
 
 PIPE_EHLO = "250-script.test\r\n250-PIPELINING\r\n250 8BITMIME"

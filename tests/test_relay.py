@@ -7,17 +7,19 @@ aiosmtplib; the destination here is plain aiosmtpd, which records what it receiv
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiosmtplib
 import pytest
+import uvloop
 from aiosmtpd.smtp import SMTP
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fakemta.relay import wire
+from fakemta.relay import QueuedMessage, Relay, wire
 from fakemta.relayclient import RelayConnection, Sent
 from fakemta.server import FakeMta, FakeMtaConfig
 from tests.conftest import until
@@ -179,3 +181,30 @@ async def test_relay_client_closes_a_connection_whose_ehlo_never_comes() -> None
     assert not conn.usable
     await until(lambda: log == [b"EHLO mta.test\r\n", b"<closed>"])  # nothing left open
     server.close()
+
+
+def test_a_held_message_is_never_released_before_its_delay() -> None:
+    """On uvloop, as the fake MTA runs, the loop's millisecond timers (on a coarse clock)
+    released holds up to 1 ms early."""
+    released: dict[str, int] = {}
+    submitted: dict[str, int] = {}
+
+    class Recording(asyncio.Queue[QueuedMessage]):
+        def put_nowait(self, item: QueuedMessage) -> None:
+            released[item.qid] = time.monotonic_ns()
+            super().put_nowait(item)
+
+    async def hold() -> None:
+        relay = Relay("127.0.0.1", 9, hostname="mta.test", workers=0)
+        relay._ready = Recording()
+        for i in range(200):
+            submitted[str(i)] = time.monotonic_ns()
+            relay.submit(QueuedMessage(str(i), "a@x.test", ["b@y.test"], b"x\r\n"), 0.005)
+            if i % 20 == 19:
+                await asyncio.sleep(0.0013)  # submissions spread over the loop's milliseconds
+        await until(lambda: len(released) == 200)
+        await relay.stop()
+
+    uvloop.run(hold())
+    early = [k for k in submitted if released[k] - submitted[k] < 5_000_000]
+    assert early == []

@@ -1,4 +1,6 @@
-"""Nanosecond wake-ups for planned sends: a Linux ``timerfd`` in the event loop.
+"""Nanosecond wake-ups: a Linux ``timerfd`` in the event loop. mailsla's generator wakes
+planned sends with it, and the fake MTA releases held messages with it (so a message is never
+relayed before its processing delay is over).
 
 The event loop's own timers (libuv's under uvloop) have millisecond granularity: a send
 planned 3.4 ms ahead goes out 0–1 ms late, and that lateness lands in every latency counted
