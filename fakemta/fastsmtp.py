@@ -12,9 +12,9 @@ were a third of the fake MTA's process. :meth:`FastSMTP.push` holds an ordinary 
 354) while more of a pipelined group is already read and waiting, and sends the held replies
 with the next reply that is not held back (the one answering the group's last command), or as
 soon as the session waits for anything: one write per group instead of one per command (and
-per multi-line reply, such as EHLO's, instead of one per line). The
-bytes and their order are aiosmtpd's; a reply that ends or changes the connection (220 for
-STARTTLS, 221, 421, errors) is never held.
+per multi-line reply, such as EHLO's, instead of one per line). The bytes and their order are
+aiosmtpd's; the last line of a reply that ends or changes the connection (220 for STARTTLS,
+221, 421, errors) is never held.
 """
 
 from __future__ import annotations
