@@ -89,9 +89,9 @@ class RelayConnection:
         self._p = None
 
     async def _ask(self, p: _Replies, line: bytes) -> Reply:
+        if line:
+            _write(p, line)
         fut = p.expect()
-        if line and p.transport is not None:
-            p.transport.write(line)
         async with asyncio.timeout(self.timeout):
             return await fut
 
@@ -143,9 +143,8 @@ class RelayConnection:
             b"DATA\r\n",
         )
         if self.pipelining:
+            _write(p, b"".join(cmds))
             futs = [p.expect() for _ in cmds]
-            assert p.transport is not None
-            p.transport.write(b"".join(cmds))
             async with asyncio.timeout(self.timeout):
                 replies = [await f for f in futs]
         else:
@@ -184,3 +183,10 @@ def _label(exc: OSError) -> str:
     if type(exc) is ConnectionError:  # raised here: "disconnected" or "reset"
         return str(exc)
     return (exc.strerror or type(exc).__name__).lower()
+
+
+def _write(p: _Replies, data: bytes) -> None:
+    """Write, or raise at once when the connection is gone (no reply would ever come)."""
+    if p.transport is None:
+        raise ConnectionError(p.error or "disconnected")
+    p.transport.write(data)

@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fakemta.relay import QueuedMessage, Relay, wire
-from fakemta.relayclient import RelayConnection, Sent
+from fakemta.relayclient import RelayConnection, Sent, _Replies
 from fakemta.server import FakeMta, FakeMtaConfig
 from tests.conftest import until
 
@@ -111,10 +111,11 @@ class _Scripted(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.log.append(data)
         reply = self.replies.pop(0) if self.replies else b""
-        if reply == b"CLOSE":
-            self.t.close()
-        elif reply:
+        reply, close, _ = reply.partition(b"CLOSE")  # "...CLOSE": reply, then hang up
+        if reply:
             self.t.write(reply)
+        if close:
+            self.t.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.log.append(b"<closed>")
@@ -208,3 +209,23 @@ def test_a_held_message_is_never_released_before_its_delay() -> None:
     uvloop.run(hold())
     early = [k for k in submitted if released[k] - submitted[k] < 5_000_000]
     assert early == []
+
+
+async def test_relay_client_does_not_wait_on_a_connection_dropped_after_354() -> None:
+    """The server says 354 and hangs up: the body is not written into the void and waited
+    on for the whole timeout; the send fails at once and the next one reconnects."""
+    conn, _, server = await _scripted([EHLO_PIPELINING, b"250 ok\r\n250 ok\r\n354 go\r\nCLOSE"])
+    conn.timeout = 60.0
+    sent = await asyncio.wait_for(conn.send("a@x.test", "b@y.test", b"x\r\n"), 5)
+    assert sent == Sent(0, error="disconnected") and not conn.usable
+    server.close()
+
+
+async def test_relay_client_asks_nothing_of_a_connection_already_lost() -> None:
+    """When the loss was read before the next command (a 354 and the hang-up in one read), no
+    reply can come: it fails at once instead of after the whole timeout."""
+    conn = RelayConnection("127.0.0.1", 9, "mta.test", 60.0)
+    gone = _Replies(asyncio.get_running_loop())
+    gone.connection_lost(None)
+    with pytest.raises(ConnectionError, match="disconnected"):
+        await asyncio.wait_for(conn._ask(gone, b"body\r\n.\r\n"), 5)
