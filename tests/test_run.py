@@ -277,7 +277,14 @@ listen = "127.0.0.1:{po_port}"
         assert p.returncode == 0, p.stderr
         doc = result(out)
         assert doc["counts"]["delivered"] == 200
-        assert doc["metrics"]["send_delay"]["min_s"] >= 0.019
+        # send_delay starts when this process *reads* the 250, which comes after the fake MTA
+        # began the 20 ms hold; on a loaded machine that read can lag by a millisecond or
+        # more (CI saw a minimum of 18.4 ms), so the minimum is no lower bound on the hold.
+        # The median is; a message relayed unheld would show about 1 ms. (That a hold never
+        # ends early is tested on its own clock, in test_relay, on uvloop.)
+        sd = doc["metrics"]["send_delay"]
+        assert sd["percentiles_s"]["50"] >= 0.019, sd
+        assert sd["min_s"] >= 0.005, sd
         assert doc["run"]["system"]["submit"] == submit
     finally:
         mta.send_signal(signal.SIGINT)
