@@ -1,9 +1,9 @@
 """One run, end to end: start the post office, the system and the mailbox watcher, generate
 load on each lane, drain, judge.
 
-The runner joins the edges (post office, fake MTA process, generators, watcher) to the pure core
-(schedule, correlate, metrics, sla) and always writes result.json, whether the run completed,
-failed or was interrupted.
+The runner joins the edges (post office, fake MTA process, generators, watcher) to the pure
+core (schedule, correlate, metrics, sla); :func:`bench.conclude.conclude` then writes
+result.json, whether the run completed, failed or was interrupted.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench import schedule
-from bench.abort import AbortGate, Trip, mark_aborted
+from bench.abort import AbortGate, Trip
 from bench.availability import Availability
+from bench.conclude import conclude
 from bench.correlate import Correlator
 from bench.fleet import FleetError, GeneratorFleet, PostOfficeFleet
 from bench.hlog import Interval
 from bench.lanerun import drive_lane
 from bench.lanes import (
     Lane,
-    directions_doc,
     merged_metrics,
-    merged_outcomes,
     session_split,
     total_counts,
 )
@@ -39,17 +38,12 @@ from bench.metrics import new_histogram, window_stats
 from bench.postoffice import PostOffice
 from bench.postreplies import Refusals
 from bench.results import (
-    IDENTITY,
-    SCHEMA,
     Observer,
     RunResult,
     Snapshot,
-    versions,
-    write_json_atomic,
 )
 from bench.runconfig import fakemta_config, resolve_workers, session_options, usable_cores
 from bench.scenario import Scenario, procs
-from bench.sla import evaluate
 from bench.smtpopts import SessionOptions
 from bench.system import ChildFakeMta, SystemStartError
 from bench.timeseries import series_for
@@ -102,7 +96,7 @@ class Runner:
         )
         self.mailboxes: Mailboxes | None = None
         self.availability: Availability | None = None
-        self._refusals: Refusals | None = None
+        self.refusals: Refusals | None = None
         self.phase = "starting"
         self.status = "completed"
         self.reason: str | None = None
@@ -125,9 +119,9 @@ class Runner:
         self._expected = schedule.expected_count(scenario.load)
         self._duration = schedule.total_duration(scenario.load)
         self._gate = AbortGate(scenario.sla.thresholds)
-        self._trip: Trip | None = None  # the abort_on_fail threshold that stopped the run
-        self._series = series_for(scenario, self.out_dir, self.run_id)
-        if self._series is not None:
+        self.trip: Trip | None = None  # the abort_on_fail threshold that stopped the run
+        self.series = series_for(scenario, self.out_dir, self.run_id)
+        if self.series is not None:
             for lane in self.lanes:
                 lane.corr.metrics.track_intervals()
 
@@ -136,10 +130,10 @@ class Runner:
         """First call: stop sending and skip the drain. Second: abandon sends in progress.
         After an abort_on_fail threshold stopped the run, the first call abandons them."""
         self._interrupts += 1
-        if self._trip is None:
+        if self.trip is None:
             self.status = "interrupted"
             self.reason = self.reason or "interrupted (SIGINT)"
-        self._halt(now=self._interrupts > 1 or self._trip is not None)
+        self._halt(now=self._interrupts > 1 or self.trip is not None)
 
     def _halt(self, *, now: bool) -> None:
         self._stop.set()
@@ -156,12 +150,12 @@ class Runner:
 
     def _check_abort(self) -> None:
         """Stop the run (status "aborted") when an abort_on_fail threshold fails."""
-        if self._series is None or self._stop.is_set() or self.status != "completed":
+        if self.series is None or self._stop.is_set() or self.status != "completed":
             return
-        elapsed = self._series.elapsed(time.monotonic())
-        trip = self._gate.check(elapsed, merged_metrics(self.lanes), self._series.last_window)
+        elapsed = self.series.elapsed(time.monotonic())
+        trip = self._gate.check(elapsed, merged_metrics(self.lanes), self.series.last_window)
         if trip is not None:
-            self._trip = trip
+            self.trip = trip
             self.status, self.reason = "aborted", trip.reason
             self._halt(now=False)
 
@@ -201,7 +195,7 @@ class Runner:
                 hostname=pc.hostname,
                 refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
             )
-            self._refusals = po.handler.refusals
+            self.refusals = po.handler.refusals
         mta: ChildFakeMta | None = None
         ticker: asyncio.Task[None] | None = None
         try:
@@ -230,8 +224,8 @@ class Runner:
             opts = session_options(sc, ca_file, self.credentials)
             self._announce()
             freeze_startup()
-            if self._series is not None:
-                self._series.start(time.monotonic(), time.time())
+            if self.series is not None:
+                self.series.start(time.monotonic(), time.time())
             ticker = asyncio.ensure_future(self._tick())
             self.availability = Availability(time.monotonic_ns(), sc.sla.availability_window)
             for lane in self.lanes:
@@ -331,7 +325,7 @@ class Runner:
     async def _tick(self) -> None:
         """Once a second (on the second, skipping missed ones): the live view's window, the
         time series' interval histograms and counts, the abort_on_fail thresholds."""
-        lane, series = self.lanes[0], self._series
+        lane, series = self.lanes[0], self.series
         due = time.monotonic()
         while True:
             due += max(1, int(time.monotonic() - due) + 1)
@@ -386,73 +380,12 @@ class Runner:
     # -- the verdict ---------------------------------------------------------------------
     def _finish_series(self) -> None:
         """Write the last interval, close metrics.hlog, write timeseries.csv."""
-        if self._series is not None:
+        if self.series is not None:
             counts, metrics = self.snapshot().counts, merged_metrics(self.lanes)
-            error = self._series.finish(time.monotonic(), time.time(), counts, metrics)
+            error = self.series.finish(time.monotonic(), time.time(), counts, metrics)
             if error and self.status == "completed":
                 self.status, self.reason = "error", error
 
     def _conclude(self) -> RunResult:
-        sc = self.sc
         self._finish_series()
-        counts = total_counts(self.lanes)
-        metrics = merged_metrics(self.lanes)
-        undelivered = {lane.direction: lane.corr.counts.undelivered for lane in self.lanes}
-        avail = self.availability.summary(lost=counts.undelivered) if self.availability else None
-        series = self._series
-        verdict = evaluate(
-            sc.sla.profile,
-            sc.sla.thresholds,
-            metrics,
-            undelivered,
-            sc.directions,
-            availability=avail,
-            windows=series.windows_for(sc.sla.thresholds) if series is not None else None,
-        )
-        if self._trip is not None:
-            verdict = mark_aborted(verdict, sc.sla.thresholds, self._trip)
-        holds = all(lane.corr.counts.identity_holds for lane in self.lanes)
-        doc: dict[str, Any] = {
-            "schema": SCHEMA,
-            "run": {
-                "id": self.run_id,
-                "scenario": sc.as_run(),
-                "scenario_file": self.source,
-                "overrides": list(self.overrides),
-                "seed": sc.seed,
-                "started_at": self.started.isoformat(),
-                "ended_at": datetime.now(UTC).isoformat(),
-                "status": self.status,
-                "reason": self.reason,
-                "system": self.system_info,
-                "versions": versions(),
-            },
-            "counts": counts.as_dict(),
-            "accounting": {"identity": IDENTITY, "holds": holds and counts.identity_holds},
-            "directions": directions_doc(self.lanes),
-            "outcomes": merged_outcomes(self.lanes),
-            "metrics": metrics.summaries(),
-            "sla": verdict.as_dict(),
-        }
-        if avail is not None:
-            doc["availability"] = avail
-        if self._refusals is not None:
-            doc["postoffice"] = {
-                "deferred": self._refusals.deferred,
-                "refused": self._refusals.refused,
-            }
-        if self.mailboxes is not None:
-            doc["receive"] = self.mailboxes.info()
-        if self.traceback:
-            doc["run"]["traceback"] = self.traceback
-        if self._trip is not None:
-            doc["run"]["aborted_by"] = self._trip.threshold.text
-        if self.fakemta_stats is not None:
-            doc["fakemta"] = self.fakemta_stats
-        path = self.out_dir / "result.json"
-        write_json_atomic(path, doc)
-        # A run stopped by an abort_on_fail threshold is judged (1), not lost (3).
-        tripped = self.status == "aborted" and self._trip is not None
-        judged = self.status == "completed" or tripped
-        code = (0 if verdict.passed else 1) if judged else 3
-        return RunResult(doc, path, verdict, self.status, self.reason, code)
+        return conclude(self)
