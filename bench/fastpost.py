@@ -18,10 +18,9 @@ from fakemta.fastserver import (
     DATA_SIZE_DEFAULT,
     LINE_BUFFER_LIMIT,
     FastServerProtocol,
-    Shared,
     server_factory,
 )
-from fakemta.smtpreplies import RCPT_OK, _r
+from fakemta.smtpreplies import RCPT_OK, Shared, reply_line
 
 __all__ = [
     "DATA_SIZE_DEFAULT",
@@ -58,7 +57,7 @@ class PostOfficeProtocol(FastServerProtocol):
 
     def _recipient(self, address: str) -> bytes:
         if address.rpartition("@")[2].lower() != self._office.domain:
-            return _r(f"550 5.1.2 <{address}>: not a domain of this post office")
+            return reply_line(f"550 5.1.2 <{address}>: not a domain of this post office")
         self._rcpts += 1
         return RCPT_OK
 
@@ -73,7 +72,7 @@ class PostOfficeProtocol(FastServerProtocol):
             office.sink(parse_identity(content), self._mail_ns, now)
         except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
             log.exception("post office sink failed")
-            return _r(f"500 5.3.0 Error: ({type(exc).__name__}) sink failed")
+            return reply_line(f"500 5.3.0 Error: ({type(exc).__name__}) sink failed")
         return DELIVERED
 
 

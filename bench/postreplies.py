@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-from fakemta.smtpreplies import _r
+from fakemta.smtpreplies import reply_line
 
-DELIVERED = _r("250 2.0.0 Ok: delivered")
-DEFERRED = _r("451 4.3.0 post office: deferred on purpose, try again later")
-REFUSED = _r("554 5.3.0 post office: refused on purpose")
+DELIVERED = reply_line("250 2.0.0 Ok: delivered")
+DEFERRED = reply_line("451 4.3.0 post office: deferred on purpose, try again later")
+REFUSED = reply_line("554 5.3.0 post office: refused on purpose")
 
 
 class Refusals:

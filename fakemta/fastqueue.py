@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from fakemta.fastserver import FastServerProtocol, Shared, server_factory
+from fakemta.fastserver import FastServerProtocol, server_factory
 from fakemta.faults import RELAY_DENIED
-from fakemta.smtpreplies import RCPT_OK, _r
+from fakemta.smtpreplies import RCPT_OK, Shared, reply_line
 
 if TYPE_CHECKING:
     from fakemta.inbound import InboundHandler
@@ -37,7 +37,7 @@ class QueueProtocol(FastServerProtocol):
 
     def _recipient(self, address: str) -> bytes:
         if address.rpartition("@")[2].lower() not in self._h.domains:
-            return _r(RELAY_DENIED.format(address))
+            return reply_line(RELAY_DENIED.format(address))
         if self._rcpts:
             self._to.append(address)
         else:  # the transaction's first: a new list, the last one went with its message
@@ -46,7 +46,7 @@ class QueueProtocol(FastServerProtocol):
         return RCPT_OK
 
     def _accept(self, mail_from: str, content: bytes, now: int) -> bytes:
-        return _r(self._h.queue(mail_from, self._to, content))
+        return reply_line(self._h.queue(mail_from, self._to, content))
 
 
 def queue_factory(handler: InboundHandler, hostname: str) -> Callable[[], QueueProtocol]:

@@ -30,15 +30,15 @@ from typing import Any, TypeVar, cast
 
 from fakemta.fastsmtp import FastSMTP
 from fakemta.smtpreplies import (
-    _EXTENDED,
-    _SUPPORTED,
-    _SYNTAX,
-    _SYNTAX_ERROR,
+    AUTH_NEEDS_TLS,
     BAD_SYNTAX,
     BYE,
+    CANNOT_VRFY,
+    EXTENDED,
     GO_AHEAD,
     GOODBYE,
     MAIL_OK,
+    MAIL_PARAMS,
     MALFORMED,
     NEED_HELO,
     NEED_MAIL,
@@ -47,10 +47,14 @@ from fakemta.smtpreplies import (
     NOT_ASCII,
     OK,
     SIZE_EXCEEDED,
+    SUPPORTED,
+    SYNTAX,
+    SYNTAX_ERROR,
     TOO_LONG,
     TOO_MUCH,
     UNKNOWN,
-    _r,
+    Shared,
+    reply_line,
 )
 
 DATA_SIZE_DEFAULT = 2**25  # aiosmtpd's default message size limit
@@ -62,22 +66,6 @@ P = TypeVar("P", bound="FastServerProtocol")
 
 _now = time.monotonic_ns
 _getaddr: Callable[[Any, str], tuple[str | None, str | None]] = FastSMTP._getaddr
-
-
-class Shared:
-    """Per-server constants, built once so that a connection costs only its own state."""
-
-    __slots__ = ("ehlo", "greeting", "helo", "limit", "owner", "timed_out", "timeout")
-
-    def __init__(
-        self, owner: object, hostname: str, timeout: float, limit: int, banner: str
-    ) -> None:
-        self.owner, self.timeout, self.limit = owner, timeout, limit  # owner: the subclass's
-        self.greeting = _r(f"220 {hostname} {banner}")
-        self.helo = _r(f"250 {hostname}")
-        self.timed_out = _r(f"421 4.4.2 {hostname} Error: timeout exceeded")
-        ehlo = (hostname, f"SIZE {limit}", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES")
-        self.ehlo = b"".join(_r("250-" + x) for x in ehlo) + _r("250 HELP")
 
 
 class FastServerProtocol(asyncio.Protocol):
@@ -248,17 +236,17 @@ class FastServerProtocol(asyncio.Protocol):
             if not self._rcpts:
                 return NEED_RCPT
             if arg:
-                return _r("501 5.5.4 Syntax: DATA")
+                return reply_line("501 5.5.4 Syntax: DATA")
             self._in_data = True
             return GO_AHEAD
         if command in ("EHLO", "HELO"):
             if not arg:
-                return _r(f"501 5.5.4 Syntax: {command} hostname")
+                return reply_line(f"501 5.5.4 Syntax: {command} hostname")
             self._helo, self._extended = True, command == "EHLO"
             self._mail_from, self._rcpts = None, 0
             return self._s.ehlo if self._extended else self._s.helo
         if command in ("RSET", "QUIT", "STARTTLS") and arg:
-            return _r(f"501 5.5.4 Syntax: {command}")
+            return reply_line(f"501 5.5.4 Syntax: {command}")
         if command == "RSET":
             self._mail_from, self._rcpts = None, 0
             return OK
@@ -272,32 +260,32 @@ class FastServerProtocol(asyncio.Protocol):
     def _rare(self, command: str, arg: str | None) -> bytes:
         if command == "VRFY":
             if not arg:
-                return _r("501 5.5.4 Syntax: VRFY <address>")
+                return reply_line("501 5.5.4 Syntax: VRFY <address>")
             try:
                 address = _getaddr(_NO_LOCAL_LIMIT, arg)[0]
             except Exception as exc:
-                return _r(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
+                return reply_line(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
             if address is None:
-                return _r("502 5.5.4 Could not VRFY " + arg)
-            return _r("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery")
+                return reply_line("502 5.5.4 Could not VRFY " + arg)
+            return CANNOT_VRFY
         if command == "HELP":
             if not arg:
-                return _r("250 2.0.0 " + _SUPPORTED)
-            text = _SYNTAX.get(arg.upper())
+                return reply_line("250 2.0.0 " + SUPPORTED)
+            text = SYNTAX.get(arg.upper())
             if text is None:
-                return _r("501 5.5.4 " + _SUPPORTED)
+                return reply_line("501 5.5.4 " + SUPPORTED)
             extended = self._extended and arg.upper() in ("MAIL", "RCPT")
-            return _r("250 2.0.0 Syntax: " + text + (_EXTENDED if extended else ""))
+            return reply_line("250 2.0.0 Syntax: " + text + (EXTENDED if extended else ""))
         if command == "EXPN":
-            return _r("502 5.5.1 EXPN not implemented")
+            return reply_line("502 5.5.1 EXPN not implemented")
         if command == "STARTTLS":
-            return _r("454 4.7.0 TLS not available")
+            return reply_line("454 4.7.0 TLS not available")
         if command == "AUTH":  # not offered; answered as aiosmtpd answers without TLS
             if not self._helo:
-                return _r("503 5.5.1 Error: send EHLO first")
+                return reply_line("503 5.5.1 Error: send EHLO first")
             if not self._extended:
-                return _r("500 5.5.1 Error: command 'AUTH' not recognized")
-            return _r("538 5.7.11 Encryption required for requested authentication mechanism")
+                return reply_line("500 5.5.1 Error: command 'AUTH' not recognized")
+            return AUTH_NEEDS_TLS
         self._bogus -= 1  # BDAT and CHUNKING are not offered: unknown, as in aiosmtpd
         if self._bogus < 1:
             self._closing = True
@@ -306,14 +294,14 @@ class FastServerProtocol(asyncio.Protocol):
 
     def _envelope_arg(self, arg: str | None, verb: str) -> tuple[str, list[str]] | bytes:
         """The address and upper-cased parameters of MAIL/RCPT, or the error reply."""
-        syntax = _SYNTAX_ERROR[verb, self._extended]
+        syntax = SYNTAX_ERROR[verb, self._extended]
         keyword = "FROM:" if verb == "MAIL" else "TO:"
         if arg is None or arg[: len(keyword)].upper() != keyword:
             return syntax
         try:
             address, rest = _getaddr(_NO_LOCAL_LIMIT, arg[len(keyword) :].strip())
         except Exception as exc:  # aiosmtpd's parser raises on some inputs: it answers 500
-            return _r(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
+            return reply_line(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
         if address is None:
             return MALFORMED
         if not address or (rest and not self._extended):
@@ -342,23 +330,23 @@ class FastServerProtocol(asyncio.Protocol):
             return NESTED
         params = self._params(options) if options else {}
         if params is None:
-            return _SYNTAX_ERROR["MAIL", True]
+            return SYNTAX_ERROR["MAIL", True]
         if params:
             if params.pop("BODY", "7BIT") not in ("7BIT", "8BITMIME"):
-                return _r("501 5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME")
+                return reply_line("501 5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME")
             utf8 = params.pop("SMTPUTF8", False)
             if utf8 is not False:
                 if utf8 is not True:
-                    return _r("501 5.5.4 Error: SMTPUTF8 takes no arguments")
-                return _r("501 5.5.4 Error: SMTPUTF8 disabled")
+                    return reply_line("501 5.5.4 Error: SMTPUTF8 takes no arguments")
+                return reply_line("501 5.5.4 Error: SMTPUTF8 disabled")
             size = params.pop("SIZE", None)
             if size:
                 if isinstance(size, bool) or not size.isdigit():
-                    return _SYNTAX_ERROR["MAIL", True]
+                    return SYNTAX_ERROR["MAIL", True]
                 if int(size) > self._s.limit:
                     return SIZE_EXCEEDED
             if params:
-                return _r("555 5.5.4 MAIL FROM parameters not recognized or not implemented")
+                return MAIL_PARAMS
         self._mail_from, self._mail_ns = address, now
         return MAIL_OK
 
@@ -372,9 +360,9 @@ class FastServerProtocol(asyncio.Protocol):
             return parsed
         address, options = parsed
         if options and self._params(options) is None:
-            return _SYNTAX_ERROR["RCPT", True]
+            return SYNTAX_ERROR["RCPT", True]
         if options:
-            return _r("555 5.5.4 RCPT TO parameters not recognized or not implemented")
+            return reply_line("555 5.5.4 RCPT TO parameters not recognized or not implemented")
         return self._recipient(address)
 
     def _recipient(self, address: str) -> bytes:
