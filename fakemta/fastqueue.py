@@ -14,6 +14,7 @@ DATA's). tests/test_fastqueue.py checks it against the fake MTA's aiosmtpd path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
@@ -23,6 +24,8 @@ from fakemta.smtpreplies import RCPT_OK, Shared, reply_line
 
 if TYPE_CHECKING:
     from fakemta.inbound import InboundHandler
+
+log = logging.getLogger("fakemta.queue")
 
 
 class QueueProtocol(FastServerProtocol):
@@ -46,7 +49,11 @@ class QueueProtocol(FastServerProtocol):
         return RCPT_OK
 
     def _accept(self, mail_from: str, content: bytes, now: int) -> bytes:
-        return reply_line(self._h.queue(mail_from, self._to, content))
+        try:
+            return reply_line(self._h.queue(mail_from, self._to, content))
+        except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
+            log.exception("queueing a message failed")
+            return reply_line(f"500 5.3.0 Error: ({type(exc).__name__}) queueing failed")
 
 
 def queue_factory(handler: InboundHandler, hostname: str) -> Callable[[], QueueProtocol]:

@@ -166,14 +166,14 @@ class LocalDelivery:
         n = len(job.rcpts)
         self.stats.queued += n
         self.stats.holding += n
+        if self._stopping:  # a connection still open at the stop: it stays in the queue
+            return
         if delay <= 0:
             self._ready(job)
             return
         if self._pacer is None:  # never before its delay (see fakemta.relay.Relay.submit)
             self._pacer = Pacer(asyncio.get_running_loop())
-        self._pacer.call_at(
-            time.monotonic_ns() + round(delay * 1e9), functools.partial(self._ready, job)
-        )
+        self._pacer.call_later(delay, functools.partial(self._ready, job))
 
     def _ready(self, job: LocalJob) -> None:
         if self._stopping:

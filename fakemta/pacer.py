@@ -93,6 +93,10 @@ class Pacer:
             self._arm(when_ns)
         return w
 
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> Wakeup:
+        """Call *callback* *delay_s* seconds from now, never sooner."""
+        return self.call_at(time.monotonic_ns() + round(delay_s * NS), callback)
+
     def close(self) -> None:
         if self._fd >= 0:
             self.loop.remove_reader(self._fd)
@@ -124,7 +128,12 @@ class Pacer:
         while heap and heap[0][0] <= now:
             w = heapq.heappop(heap)[2]
             if not w.cancelled:
-                w.callback()
+                try:
+                    w.callback()
+                except Exception as exc:  # one failing callback must not strand the others
+                    self.loop.call_exception_handler(
+                        {"message": "Pacer callback failed", "exception": exc}
+                    )
             now = time.monotonic_ns()
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)

@@ -22,7 +22,6 @@ import asyncio
 import itertools
 import logging
 import re
-import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -116,13 +115,15 @@ class Relay:
         messages up to 1 ms early: a const(20ms) hold showed a send_delay of 18.99 ms.)"""
         self.stats.queued += 1
         self.stats.holding += 1
+        if self._stopping:  # a connection still open at the stop: it stays in the queue
+            return
         release = self._gate if self._interval else self._ready.put_nowait
         if delay <= 0:
             release(msg)
             return
         if self._pacer is None:
             self._pacer = Pacer(asyncio.get_running_loop())
-        self._pacer.call_at(time.monotonic_ns() + round(delay * 1e9), partial(release, msg))
+        self._pacer.call_later(delay, partial(release, msg))
 
     def _gate(self, msg: QueuedMessage) -> None:
         """*msg* is ready: hand it to the workers now, or at the next slot max_rate allows."""
@@ -138,12 +139,12 @@ class Relay:
         loop.call_at(slot, self._ready.put_nowait, msg)
 
     async def stop(self) -> None:
-        if self._pacer is not None:
-            self._pacer.close()  # what is still held stays counted as in the queue
-            self._pacer = None
         # aiosmtplib can swallow a cancellation that lands mid-command: the flag ends the
         # worker's loop whatever happens to the CancelledError, and the wait is bounded.
         self._stopping = True
+        if self._pacer is not None:
+            self._pacer.close()  # what is still held stays counted as in the queue
+            self._pacer = None
         for t in self._tasks:
             t.cancel()
         if self._tasks:

@@ -4,8 +4,10 @@ aiosmtplib spends four round trips, four writes and an address parse on a messag
 2,600 msgs/s it was 42 % of the fake MTA's process. Here, when the server offers PIPELINING,
 MAIL, RCPT and DATA go out in one write and the body in one more, so a message costs two round
 trips and two writes; without it the commands go one at a time. Replies (multi-line too) are
-matched to commands strictly in order. A refused MAIL or RCPT ends the transaction: a DATA
-answered 354 anyway is ended empty, and a RSET follows any refusal.
+matched to commands strictly in order; a line that is no reply ends the connection
+("protocol"). A refused MAIL or RCPT ends the transaction: a DATA answered 354 anyway is ended
+empty, and a RSET follows any refusal (if the RSET fails, the connection is closed and the
+refusal still stands). A server that refuses EHLO is greeted with HELO.
 """
 
 from __future__ import annotations
@@ -45,12 +47,18 @@ class _Replies(asyncio.Protocol):
         self.buf += data
         while (i := self.buf.find(b"\n")) >= 0:
             line, self.buf = self.buf[: i + 1], self.buf[i + 1 :]
+            if not line[:3].isdigit():
+                # Not a reply: matching what follows to the commands would be guesswork
+                # (a stray line would shift every later reply onto the wrong command).
+                self.error = "protocol"
+                _abort(self)
+                return
             if line[3:4] == b"-":
                 self.lines.append(line)
                 continue
             text = b"".join(self.lines) + line
             self.lines = []
-            code = int(line[:3]) if line[:3].isdigit() else 0
+            code = int(line[:3])
             if self.waiting:
                 fut = self.waiting.popleft()
                 if not fut.done():
@@ -107,6 +115,9 @@ class RelayConnection:
                 _abort(p)
                 return Sent(code, "banner")
             code, text = await self._ask(p, b"EHLO " + self.hostname.encode() + b"\r\n")
+            if code not in {250, 421}:  # an old server: HELO, and no extensions
+                code, _ = await self._ask(p, b"HELO " + self.hostname.encode() + b"\r\n")
+                text = b""
         except BaseException:  # a timeout or a drop half-way: nothing is left open
             _abort(p)
             raise
@@ -165,7 +176,15 @@ class RelayConnection:
             refused = refused or Sent(code, "dot")
         refused = refused or Sent(replies[-1][0], "data")
         if refused.code != 421:
-            await self._ask(p, b"RSET\r\n")
+            # The refusal is the outcome whatever becomes of the RSET: a server may hang up
+            # after a 5xx, and the message must then bounce (or be deferred) on its code, not
+            # be retried as if the connection had failed.
+            try:
+                code, _ = await self._ask(p, b"RSET\r\n")
+            except (TimeoutError, OSError):
+                code = 0
+            if code != 250:
+                self.close()
         return refused
 
 

@@ -142,3 +142,25 @@ async def test_queued_messages_reach_the_destination_whole(
         ("a@x.test", ["u@remote.test", "v@remote.test"], body),
         ("a@x.test", ["w@remote.test"], body),
     ]
+
+
+async def test_a_failing_queue_is_a_500_and_the_connection_goes_on(
+    start: tuple[Callable[..., Any], _Recorder],
+) -> None:
+    """As aiosmtpd answers a failing handler: the message gets a 500, the connection and the
+    replies read with it survive."""
+    make, _ = start
+    mta: FakeMta = await make()
+
+    def broken(*_: object) -> str:
+        raise RuntimeError("disk on fire")
+
+    mta.handler.queue = broken  # type: ignore[method-assign]
+    reader, writer = await asyncio.open_connection("127.0.0.1", mta.port)
+    await _reply(reader)
+    writer.write(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<u@remote.test>\r\nDATA\r\n")
+    assert [(await _reply(reader))[:3] for _ in range(4)] == [b"250", b"250", b"250", b"354"]
+    writer.write(b"Subject: s\r\n\r\nx\r\n.\r\nNOOP\r\n")
+    assert await _reply(reader) == b"500 5.3.0 Error: (RuntimeError) queueing failed\r\n"
+    assert (await _reply(reader))[:3] == b"250"  # the NOOP read with it
+    writer.close()

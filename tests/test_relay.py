@@ -19,6 +19,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from fakemta.pacer import Pacer
 from fakemta.relay import QueuedMessage, Relay, wire
 from fakemta.relayclient import RelayConnection, Sent, _Replies
 from fakemta.server import FakeMta, FakeMtaConfig
@@ -229,3 +230,66 @@ async def test_relay_client_asks_nothing_of_a_connection_already_lost() -> None:
     gone.connection_lost(None)
     with pytest.raises(ConnectionError, match="disconnected"):
         await asyncio.wait_for(conn._ask(gone, b"body\r\n.\r\n"), 5)
+
+
+async def test_relay_client_keeps_a_refusal_when_the_server_hangs_up_after_it() -> None:
+    """A 554 at the dot and a hang-up on the RSET: the message's outcome is the 554 (it
+    bounces), not a failed connection (which would retry it)."""
+    conn, _, server = await _scripted(
+        [EHLO_PIPELINING, b"250 ok\r\n250 ok\r\n354 go\r\n", b"554 spam\r\n", b"CLOSE"]
+    )
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(554, "dot")
+    assert not conn.usable  # closed, the next send opens another
+    server.close()
+
+
+async def test_relay_client_ends_a_connection_that_sends_a_line_that_is_no_reply() -> None:
+    """A stray line would shift every later reply onto the wrong command: the connection
+    ends ("protocol") instead of the body going after a reply meant for something else."""
+    conn, log, server = await _scripted(
+        [EHLO_PIPELINING, b"\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n"]
+    )
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="protocol")
+    assert not conn.usable and b"x\r\n.\r\n" not in log
+    server.close()
+
+
+async def test_relay_client_greets_with_helo_when_ehlo_is_refused() -> None:
+    conn, log, server = await _scripted(
+        [b"502 no ehlo\r\n", b"250 hello\r\n", *[b"250 ok\r\n"] * 2, b"354 go\r\n", b"250 q\r\n"]
+    )
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(250)
+    assert log[:3] == [b"EHLO mta.test\r\n", b"HELO mta.test\r\n", b"MAIL FROM:<a@x.test>\r\n"]
+    conn.close()
+    server.close()
+
+
+def test_a_failing_pacer_callback_does_not_strand_the_ones_after_it() -> None:
+    called: list[int] = []
+    errors: list[object] = []
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx["exception"]))
+        pacer = Pacer(loop)
+        done = loop.create_future()
+
+        def boom() -> None:
+            raise RuntimeError("boom")
+
+        pacer.call_later(0.001, boom)
+        pacer.call_later(0.001, lambda: called.append(1))
+        pacer.call_later(0.002, lambda: done.set_result(None))
+        await asyncio.wait_for(done, 5)
+        pacer.close()
+
+    uvloop.run(go())
+    assert called == [1] and [str(e) for e in errors] == ["boom"]
+
+
+async def test_a_message_queued_after_the_relay_stopped_stays_in_the_queue() -> None:
+    relay = Relay("127.0.0.1", 9, hostname="mta.test", workers=1)
+    relay.start()
+    await relay.stop()
+    relay.submit(QueuedMessage("1", "a@x.test", ["b@y.test"], b"x\r\n"), 0.5)
+    assert relay.stats.holding == 1 and relay._pacer is None  # no timer made after the stop
