@@ -47,7 +47,7 @@ from bench.scenario import Scenario, procs
 from bench.smtpopts import SessionOptions
 from bench.system import ChildFakeMta, SystemStartError
 from bench.timeseries import series_for
-from fakemta.heap import freeze_startup
+from fakemta.heap import freeze_startup, thaw
 
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"
@@ -240,6 +240,7 @@ class Runner:
             self.reason = f"internal error: {type(exc).__name__}: {exc}"
             self.traceback = traceback.format_exc()
         finally:
+            thaw()
             self.phase = "stopping"
             if ticker is not None:
                 if ticker.done() and not ticker.cancelled() and ticker.exception():

@@ -147,9 +147,10 @@ class TimeSeries:
         self, metrics: Mapping[str, Metric], pieces: dict[str, HdrHistogram]
     ) -> Iterator[None]:
         """:meth:`take`, one metric at a time, into *pieces*: it yields after each metric that
-        had values, so that a caller on the event loop can let the sending run between them
-        (a whole take and close cost ~3 ms, which would stall every send due meanwhile).
-        Each step leaves the series whole, so stopping between steps loses nothing."""
+        recorded values since the last take, so that a caller on the event loop can let the
+        sending run between them (a whole take and close cost ~3 ms, which would stall every
+        send due meanwhile). Each step leaves the series whole, so stopping between steps
+        loses nothing."""
         for name, m in metrics.items():
             if m.interval is None or (self.only is not None and name not in self.only):
                 continue

@@ -204,15 +204,14 @@ class FakeMta:
             fast = queue_factory(self.handler, cfg.hostname)
 
         def submission() -> Any:
-            if fast is not None:  # nothing needs aiosmtpd: fakemta.fastqueue
-                return fast()
             if cfg.auth_required and not cfg.tls:
                 with warnings.catch_warnings():  # "AUTH without TLS": wanted on a test rig
                     warnings.simplefilter("ignore")
                     return protocol(self.handler, **options)
             return protocol(self.handler, require_starttls=cfg.tls_required, **options)
 
-        self.port = await self._listen(submission, cfg.listen_host, cfg.listen_port, "")
+        # nothing needs aiosmtpd: fakemta.fastqueue
+        self.port = await self._listen(fast or submission, cfg.listen_host, cfg.listen_port, "")
         if self.local is not None:
             try:
                 self.local.start()
