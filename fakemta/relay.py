@@ -22,6 +22,8 @@ import asyncio
 import itertools
 import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -47,6 +49,7 @@ class QueuedMessage:
     rcpts: list[str]
     content: bytes
     attempts: int = 0
+    due_ns: int = 0  # the end of its hold (monotonic), when it was held
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class RelayStats:
     bounced: int = 0
     holding: int = 0
     rate_limited: int = 0  # messages the max_rate held beyond their drawn delay
+    released_early: int = 0  # held messages let go before their delay ended: always 0
     errors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -69,6 +73,7 @@ class RelayStats:
             "bounced": self.bounced,
             "in_queue": self.holding,
             "rate_limited": self.rate_limited,
+            "released_early": self.released_early,
             "errors": dict(self.errors),
         }
 
@@ -123,7 +128,14 @@ class Relay:
             return
         if self._pacer is None:
             self._pacer = Pacer(asyncio.get_running_loop())
-        self._pacer.call_later(delay, partial(release, msg))
+        msg.due_ns = time.monotonic_ns() + round(delay * 1e9)
+        self._pacer.call_at(msg.due_ns, partial(self._release, msg, release))
+
+    def _release(self, msg: QueuedMessage, release: Callable[[QueuedMessage], None]) -> None:
+        """The hold is over: checked on the clock it was set by (counted, not trusted)."""
+        if time.monotonic_ns() < msg.due_ns:
+            self.stats.released_early += 1
+        release(msg)
 
     def _gate(self, msg: QueuedMessage) -> None:
         """*msg* is ready: hand it to the workers now, or at the next slot max_rate allows."""

@@ -196,8 +196,7 @@ def test_a_held_message_is_never_released_before_its_delay() -> None:
             released[item.qid] = time.monotonic_ns()
             super().put_nowait(item)
 
-    async def hold() -> None:
-        relay = Relay("127.0.0.1", 9, hostname="mta.test", workers=0)
+    async def hold(relay: Relay) -> None:
         relay._ready = Recording()
         for i in range(200):
             submitted[str(i)] = time.monotonic_ns()
@@ -207,9 +206,21 @@ def test_a_held_message_is_never_released_before_its_delay() -> None:
         await until(lambda: len(released) == 200)
         await relay.stop()
 
-    uvloop.run(hold())
+    relay = Relay("127.0.0.1", 9, hostname="mta.test", workers=0)
+    uvloop.run(hold(relay))
     early = [k for k in submitted if released[k] - submitted[k] < 5_000_000]
-    assert early == []
+    assert early == [] and relay.stats.released_early == 0
+
+
+def test_the_relay_counts_a_hold_let_go_before_its_end() -> None:
+    """released_early, which the runs check, can see an early release."""
+    relay = Relay("127.0.0.1", 9, hostname="mta.test", workers=0)
+    msg = QueuedMessage("1", "a@x.test", ["b@y.test"], b"x\r\n")
+    msg.due_ns = time.monotonic_ns() + 10**9
+    got: list[QueuedMessage] = []
+    relay._release(msg, got.append)
+    assert got == [msg] and relay.stats.released_early == 1
+    assert relay.stats.as_dict()["released_early"] == 1
 
 
 async def test_relay_client_does_not_wait_on_a_connection_dropped_after_354() -> None:
