@@ -19,6 +19,7 @@ import uvloop
 from rich.console import Console
 
 from bench import __version__
+from bench.fields import parse_address
 from bench.scenario import Scenario, ScenarioError, load
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
@@ -211,10 +212,19 @@ def selftest(rounds: int, quick: bool, memory_messages: int | None, out: Path | 
     click.echo(f"saved: {path}")
 
 
+def address_param(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    """A click callback: *value* as (host, port), or a usage error naming the option."""
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _register() -> None:
+    from bench.cli_fakemta import fakemta
     from bench.cli_gate import compare_cmd
+    from bench.cli_postfix import postfix
     from bench.cli_report import report
-    from bench.cli_servers import fakemta, postfix
 
     main.add_command(fakemta)
     main.add_command(postfix)
