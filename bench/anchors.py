@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.postoffice import PostOffice
 from bench.runner import Runner
@@ -80,7 +80,7 @@ async def generator_rate(port: int, sessions: int, seconds: float, workers: int 
 
 
 async def generator_run(
-    port: int, sessions: int, seconds: float, workers: int = 1
+    port: int, sessions: int, seconds: float, workers: int = 1, client: str = "pipelined"
 ) -> tuple[float, float]:
     """mailsla's generator into *port*: (messages per second, messages per CPU-second of the
     runner and its generator processes while sending — their start-up, imports included, is
@@ -94,8 +94,9 @@ async def generator_run(
             "load": {
                 "model": "closed",
                 "sessions": sessions,
-                "depth": 2,
+                "depth": 2 if client == "pipelined" else 1,
                 "workers": workers,
+                "client": client,
                 "duration": f"{seconds}s",
                 "drain": "0s",
             },
@@ -228,13 +229,14 @@ class Sink:
 
 
 class Counter:
-    """A post office that counts arrivals and says when *n* have come."""
+    """A post office that counts arrivals and says when *n* have come (on aiosmtpd with
+    ``server="aiosmtpd"``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: Literal["fast", "aiosmtpd"] = "fast") -> None:
         self.n = 0
         self.want = -1
         self.event = asyncio.Event()
-        self.po = PostOffice("remote.test", self._sink)
+        self.po = PostOffice("remote.test", self._sink, server=server)
 
     def _sink(self, ident: Any, mail_ns: int, recv_ns: int) -> None:
         self.n += 1

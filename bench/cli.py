@@ -190,25 +190,39 @@ def _html_report(run_dir: Path) -> str:
     help="Messages in the memory run (default 1,000,000; 100,000 with --quick).",
 )
 @click.option(
+    "--fast-paths",
+    is_flag=True,
+    help="Instead: each of mailsla's own fast paths against the library it replaced "
+    "(aiosmtplib, aiosmtpd, hdrh), about 2 minutes.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to save the table as JSON (default results/selftest-<UTC time>.json).",
+    help="Where to save the table as JSON (default results/selftest-<UTC time>.json, "
+    "or results/fastpaths-<UTC time>.json).",
 )
-def selftest(rounds: int, quick: bool, memory_messages: int | None, out: Path | None) -> None:
+def selftest(
+    rounds: int, quick: bool, memory_messages: int | None, fast_paths: bool, out: Path | None
+) -> None:
     """Measure mailsla's own speed and memory against smtp-source, smtp-sink and Postfix."""
     from bench.anchors import SelftestError
+    from bench.fastpaths import run_fast_paths
     from bench.selftest import run_selftest
     from bench.selftest_report import print_table, save
 
     err = Console(stderr=True, highlight=False)
     n_mem = memory_messages or (100_000 if quick else 1_000_000)
     try:
-        figs = uvloop.run(run_selftest(rounds, quick, err.print, n_mem))
+        if fast_paths:
+            figs = uvloop.run(run_fast_paths(rounds, quick, err.print))
+        else:
+            figs = uvloop.run(run_selftest(rounds, quick, err.print, n_mem))
     except SelftestError as exc:
         abort(str(exc), EXIT_RUN)
     print_table(Console(highlight=False, width=None if sys.stdout.isatty() else 160), figs)
-    path = save(figs, out, rounds=rounds, quick=quick)
+    kind = "fastpaths" if fast_paths else "selftest"
+    path = save(figs, out, rounds=rounds, quick=quick, kind=kind)
     click.echo(f"saved: {path}")
 
 

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -192,6 +193,17 @@ class LoadConfig(_Model):
     receive_share: float = Field(default=0.5, gt=0, lt=1)  # with "both": the inbound share
     connection: Literal["persistent", "per_message"] = "persistent"
     messages_per_connection: int = Field(default=0, ge=0)  # 0: no cap
+
+    @field_validator("client")
+    @classmethod
+    def _one_at_a_time(cls, v: str, info: ValidationInfo) -> str:
+        depth = info.data.get("depth", 1)
+        if v == "aiosmtplib" and depth > 1:
+            raise ValueError(
+                f"aiosmtplib carries one message at a time on a session: load.depth {depth} "
+                'needs client = "pipelined"'
+            )
+        return v
 
     @property
     def per_connection_cap(self) -> int:

@@ -18,7 +18,7 @@ from bench.selftest_figure import Figure
 def _num(v: float | None, unit: str) -> str:
     if v is None:
         return "–"
-    return f"{v:,.0f}" if unit.startswith("msgs/") else f"{v:.2f}"
+    return f"{v:,.0f}" if unit.endswith("/s") else f"{v:.2f}"
 
 
 def print_table(console: Console, figs: list[Figure]) -> None:
@@ -39,13 +39,17 @@ def print_table(console: Console, figs: list[Figure]) -> None:
     console.print(t)
 
 
-def save(figs: list[Figure], out: Path | None, *, rounds: int, quick: bool) -> Path:
+def save(
+    figs: list[Figure], out: Path | None, *, rounds: int, quick: bool, kind: str = "selftest"
+) -> Path:
+    """Write the table as JSON to *out*, or to results/<kind>-<UTC time>.json."""
     now = datetime.now(UTC)
-    path = out or Path("results") / f"selftest-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = out or Path("results") / f"{kind}-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
     write_json_atomic(
         path,
         {
             "schema": "mailsla.selftest/1",
+            "kind": kind,
             "at": now.isoformat(),
             "rounds": rounds,
             "quick": quick,

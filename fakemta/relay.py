@@ -93,8 +93,10 @@ class Relay:
         retry_base: float = 0.5,
         retry_max: float = 30.0,
         max_rate: float | None = None,
+        fast: bool = True,
     ) -> None:
         self.host, self.port, self.hostname = host, port, hostname
+        self.fast = fast  # False: aiosmtplib for every message (what the pipelined client beat)
         self.workers, self.timeout = workers, timeout
         self.max_attempts, self.retry_base, self.retry_max = max_attempts, retry_base, retry_max
         self.stats = RelayStats()
@@ -196,7 +198,7 @@ class Relay:
         try:
             while not self._stopping:
                 msg = await self._ready.get()
-                if len(msg.rcpts) == 1:
+                if len(msg.rcpts) == 1 and self.fast:
                     sent = await conn.send(msg.mail_from, msg.rcpts[0], wire(msg.content))
                     self._settle(msg, sent)
                 else:

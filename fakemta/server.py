@@ -3,7 +3,9 @@
 Its submission port speaks aiosmtpd (:mod:`fakemta.fastsmtp`) when STARTTLS, AUTH, local
 delivery or faults are on, and otherwise mailsla's post office protocol, queueing
 (:mod:`fakemta.fastqueue`: the same replies; 2.4× the messages a second it accepts, measured
-closed-loop through the whole path on 2 cores).
+closed-loop through the whole path on 2 cores). ``FakeMtaConfig.fast_paths = False`` keeps
+aiosmtpd (and aiosmtplib for every relayed message): ``mailsla selftest --fast-paths`` measures
+the two side by side.
 
 It accepts mail for its relay domains on its submission port, answers 250 once the message is
 queued, and relays it after the configured processing delay. With a mailbox root it is also the
@@ -83,6 +85,9 @@ class FakeMtaConfig:
     outages: tuple[Outage, ...] = ()
     max_rate: float | None = None  # relayed messages per second at most; the queue absorbs more
     queue_limit: int | None = None  # messages held at most; then 452 after the end of DATA
+    # False: aiosmtpd on the submission port and aiosmtplib for every relayed message, what the
+    # fast paths replaced (``mailsla selftest --fast-paths`` measures one against the other)
+    fast_paths: bool = True
 
 
 class ReadyInfo(TypedDict):
@@ -123,6 +128,7 @@ class FakeMta:
             timeout=config.timeout,
             max_attempts=config.max_attempts,
             max_rate=config.max_rate,
+            fast=config.fast_paths,
         )
         self.local: LocalDelivery | None = None
         if config.mailbox_root is not None:
@@ -200,7 +206,8 @@ class FakeMta:
             )
 
         fast = None
-        if tls_context is None and self.auth is None and self.local is None and self.faults is None:
+        plain = tls_context is None and self.auth is None and self.local is None
+        if plain and self.faults is None and cfg.fast_paths:
             fast = queue_factory(self.handler, cfg.hostname)
 
         def submission() -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 from bench.message import MessageFactory
 from bench.postoffice import PostOffice
-from fakemta.server import FakeMta
+from fakemta.server import FakeMta, FakeMtaConfig
 from tests.conftest import Arrivals, until
 
 
@@ -44,6 +44,34 @@ async def test_relays_to_post_office_with_identity(
     assert all(a[0] is not None and a[0].run == "t" for a in arrivals.items)
     assert all(mail_ns <= recv_ns for _, mail_ns, recv_ns in arrivals.items)
     await until(lambda: fakemta.relay.stats.relayed == 5)
+
+
+async def test_without_fast_paths_it_runs_on_aiosmtpd_and_aiosmtplib(
+    postoffice: tuple[PostOffice, Arrivals], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fast_paths=False (what ``mailsla selftest --fast-paths`` measures against) takes neither
+    fast path and relays all the same."""
+
+    def not_taken(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a fast path was taken with fast_paths=False")
+
+    monkeypatch.setattr("fakemta.server.queue_factory", not_taken)
+    monkeypatch.setattr("fakemta.relay.RelayConnection.send", not_taken)
+    po, arrivals = postoffice
+    mta = FakeMta(FakeMtaConfig(relay_host="127.0.0.1", relay_port=po.port, fast_paths=False))
+    await mta.start()
+    try:
+        f = _factory()
+        client = await _client(mta.port)
+        for seq in range(3):
+            rcpts = f.recipients_of(seq)
+            await client.sendmail(f.sender, rcpts, f.build(seq, rcpts, time.time_ns()))
+        await client.quit()
+        await arrivals.wait(3)
+        assert sorted(a[0].id for a in arrivals.items if a[0] is not None) == [0, 1, 2]
+        await until(lambda: mta.relay.stats.relayed == 3)
+    finally:
+        await mta.stop()
 
 
 async def test_refuses_relay_for_other_domains(fakemta: FakeMta) -> None:

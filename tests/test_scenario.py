@@ -353,3 +353,12 @@ def test_load_error_names_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load(p)
     assert info.value.lines()[0].startswith(f"{p}: load.duration: 'ten'")
+
+
+def test_depth_needs_the_pipelined_client() -> None:
+    # aiosmtplib would interleave two messages' commands on one session
+    field, why = only_problem({"name": "x", "load": {"depth": 2, "client": "aiosmtplib"}})
+    assert field == "load.client"
+    assert "load.depth 2" in why and '"pipelined"' in why
+    assert from_dict({"name": "x", "load": {"depth": 1, "client": "aiosmtplib"}}, "f").load
+    assert from_dict({"name": "x", "load": {"depth": 4}}, "f").load.depth == 4
