@@ -33,3 +33,9 @@ def test_fast_paths_measures_each_against_its_library(tmp_path: Path) -> None:
         assert f["a"]["median"] > 0 and f["b"]["median"] > 0, f
         assert f["ratio"] == pytest.approx(f["a"]["median"] / f["b"]["median"])
         assert f["met"] is (f["ratio"] >= 1.0)
+
+
+def test_fast_paths_refuses_the_memory_run_option() -> None:
+    p = mailsla("selftest", "--fast-paths", "--memory-messages", "5000")
+    assert p.returncode == 2
+    assert "--memory-messages" in p.stderr and "--fast-paths" in p.stderr
