@@ -29,7 +29,18 @@ class Message:
     """One message in flight on a connection. Its outcome goes to *done* (called from the
     protocol's callbacks: the generator's fast path) or, without one, to *fut*."""
 
-    __slots__ = ("bad", "body", "cmds", "done", "fut", "rcpts", "sent_cmds", "stage", "t_last")
+    __slots__ = (
+        "bad",
+        "body",
+        "cmds",
+        "done",
+        "fut",
+        "rcpts",
+        "rcpts_left",
+        "sent_cmds",
+        "stage",
+        "t_last",
+    )
 
     def __init__(
         self,
@@ -47,6 +58,7 @@ class Message:
         self.sent_cmds = 0
         self.bad: Outcome | None = None
         self.rcpts = rcpts
+        self.rcpts_left = 0  # RCPT replies still awaited before DATA may go (several recipients)
         self.t_last = 0  # when its last command went out or its last reply came (monotonic ns)
 
 
@@ -153,8 +165,8 @@ class PipelinedProtocol(asyncio.Protocol):
                 self._finish(m, Outcome("accepted", "dot", 250, accepted_ns=now))
             elif kind == DATA:
                 self._data_taken(m)
-            elif not self.pipelining:  # MAIL or RCPT taken: the next command
-                self._send_next_cmd(m)
+            elif m.rcpts_left or not self.pipelining:  # MAIL or RCPT taken
+                self._envelope_reply(m, kind)
         if i:
             self.last_progress = now
             if not expect and not self.waiting and self.idle and not self.idle.done():
@@ -224,8 +236,36 @@ class PipelinedProtocol(asyncio.Protocol):
         else:  # MAIL, RCPT
             if code not in {250, 251} and m.bad is None:
                 m.bad = Outcome("rejected", STAGE_NAMES[kind], code, self._text(last))
-            if not self.pipelining:
-                self._send_next_cmd(m)
+            if m.rcpts_left or not self.pipelining:
+                self._envelope_reply(m, kind)
+
+    def _envelope_reply(self, m: Message, kind: int) -> None:
+        """A reply to *m*'s MAIL or RCPT when more than the envelope waits on it: one command
+        at a time (no PIPELINING), or DATA held until every recipient has answered."""
+        if m.rcpts_left:
+            if kind == RCPT:
+                m.rcpts_left -= 1
+                if m.rcpts_left:
+                    return
+                if m.bad is not None:  # every recipient has answered, and one said no
+                    self._abandon(m)
+                else:
+                    self._send_next_cmd(m)  # DATA
+        elif m.bad is not None:
+            self._abandon(m)
+        else:
+            self._send_next_cmd(m)
+
+    def _abandon(self, m: Message) -> None:
+        """*m*'s MAIL or a recipient was refused before its DATA went out: RSET, and it ends
+        refused (nothing reaches anyone), as with aiosmtplib."""
+        self.data_pending = False
+        # RSET first: *done* callbacks may submit (and so write) the next message.
+        self.out.append(b"RSET\r\n")
+        self.expect.append((None, RSET))
+        assert m.bad is not None
+        self._finish(m, m.bad)
+        self._pump()
 
     def _data_taken(self, m: Message) -> None:
         """354 to *m*'s DATA: its body goes out (or, when a recipient was refused, an empty
@@ -235,7 +275,7 @@ class PipelinedProtocol(asyncio.Protocol):
         if m.bad is None:
             self.out.append(m.body)
             self.expect.append((m, DOT))
-        else:  # a recipient was refused but the server took DATA: end it empty
+        else:  # no recipient taken (its only one refused), yet DATA was: a lone dot (RFC 2920)
             self.out.append(b".\r\n")
             self.expect.append((m, ABORT))
         self._pump()
@@ -277,14 +317,24 @@ class PipelinedProtocol(asyncio.Protocol):
             m = self.waiting.popleft()
             self.data_pending = True
             m.t_last = self.now
-            if self.pipelining:
+            if self.pipelining and m.rcpts == 1:
                 self.out.extend(m.cmds)
                 m.sent_cmds = len(m.cmds)
                 exp = self.expect
                 exp.append((m, MAIL))
+                exp.append((m, RCPT))
+                exp.append((m, DATA))
+            elif self.pipelining:
+                # Several recipients: DATA waits for their replies. Were one refused after
+                # DATA went out, the server could take DATA for the others, and the message
+                # would reach them (empty, or whole) although it is booked as refused.
+                self.out.extend(m.cmds[:-1])
+                m.sent_cmds = len(m.cmds) - 1
+                m.rcpts_left = m.rcpts
+                exp = self.expect
+                exp.append((m, MAIL))
                 for _ in range(m.rcpts):
                     exp.append((m, RCPT))
-                exp.append((m, DATA))
             else:
                 self._send_next_cmd(m)
 

@@ -26,6 +26,7 @@ class Script:
     # rule(stage, line or body) -> a reply overriding the stage's default, or None
     rule: Callable[[str, bytes], str | None] | None = None
     writes: int = 0  # how many reads the server made (pipelining packs commands into few)
+    rsets: int = 0  # RSETs received
 
     def reply(self, stage: str, arg: bytes) -> str:
         if self.rule is not None:
@@ -96,6 +97,7 @@ class ScriptedServer:
                         ok = await self._reply(w, s.reply("dot", body))
                 elif verb == b"RSET":
                     in_txn = False
+                    s.rsets += 1
                     ok = await self._reply(w, "250 2.0.0 reset")
                 elif verb == b"QUIT":
                     await self._reply(w, "221 bye")

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from bench.pipesession import PipelinedSession
+from bench.sender import Outcome
 from bench.smtpclient import parse_ehlo
 from bench.smtpopts import SessionOptions
 from fakemta.server import FakeMta
@@ -60,10 +61,15 @@ async def test_replies_matched_to_messages_under_injected_errors(pipelining: boo
     assert got == [want for *_, want in cases]
     assert session.connects == 1 and server.connections == 1
     assert (session.proto is not None) and session.proto.pipelining is pipelining
-    # exactly the accepted messages' bodies reached the server, in order
-    delivered = [b for b in script.messages if b.endswith(b"ok\r\n.\r\n")]
-    assert len(delivered) == sum(1 for c in cases if c[3][0] == "accepted")
-    assert delivered[0].startswith(b"Id: 0\r\n")
+    # exactly the accepted messages' bodies reached the server, in order: a message refused at
+    # MAIL or at one of its recipients sent no DATA (nothing reached its other recipient)
+    accepted = [b for s, r, b, want in cases if want[0] == "accepted"]
+    assert [b for b in script.messages if b.endswith(b"ok\r\n.\r\n")] == [
+        b + b".\r\n" for b in accepted
+    ]
+    refused_before_data = sum(1 for *_, want in cases if want[1] in ("mail", "rcpt"))
+    assert len(script.messages) == len(cases) - refused_before_data
+    assert script.rsets == refused_before_data
     await session.quit()
     await server.stop()
 
@@ -98,6 +104,78 @@ async def test_a_second_message_rides_with_the_first_body() -> None:
     assert reads[1] == b"one\r\n.\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<u@r.test>\r\nDATA\r\n"
     s.close()
     server.close()
+
+
+async def _one_exchange(
+    replies: list[tuple[bytes, bytes]], rcpts: list[str]
+) -> tuple[list[bytes], Outcome]:
+    """Send one message to a server that, for each (until, reply), reads up to *until* and
+    answers *reply*; returns what it read at each step, and the message's outcome."""
+    reads: list[bytes] = []
+    done = asyncio.Event()
+
+    async def client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"220 x\r\n")
+        await r.readline()
+        w.write(PIPE_EHLO.encode() + b"\r\n")
+        for until, reply in replies:
+            reads.append(await r.readuntil(until))
+            w.write(reply)
+        done.set()
+        await r.read()
+        w.close()
+
+    server = await asyncio.start_server(client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    s = PipelinedSession("127.0.0.1", port, SessionOptions(ehlo="c.test", timeout=5))
+    out = await s.send("a@x.test", rcpts, b"body\r\n")
+    async with asyncio.timeout(5):  # what follows the outcome (RSET) reaches the server
+        await done.wait()
+    s.close()
+    server.close()
+    return reads, out
+
+
+async def test_several_recipients_send_data_once_all_have_answered() -> None:
+    reads, out = await _one_exchange(
+        [
+            (b"RCPT TO:<v@r.test>\r\n", b"250 ok\r\n250 ok\r\n250 ok\r\n"),
+            (b"DATA\r\n", b"354 go\r\n"),
+            (b"\r\n.\r\n", b"250 queued\r\n"),
+        ],
+        ["u@r.test", "v@r.test"],
+    )
+    assert reads == [
+        b"MAIL FROM:<a@x.test>\r\nRCPT TO:<u@r.test>\r\nRCPT TO:<v@r.test>\r\n",
+        b"DATA\r\n",
+        b"body\r\n.\r\n",
+    ]
+    assert (out.kind, out.stage, out.code) == ("accepted", "dot", 250)
+
+
+async def test_one_refused_recipient_of_several_means_no_data_at_all() -> None:
+    reads, out = await _one_exchange(
+        [
+            (b"RCPT TO:<v@r.test>\r\n", b"250 ok\r\n250 ok\r\n550 no such user\r\n"),
+            (b"RSET\r\n", b"250 reset\r\n"),
+        ],
+        ["u@r.test", "v@r.test"],
+    )
+    assert reads[1] == b"RSET\r\n"  # no DATA: the accepted recipient gets nothing
+    assert (out.kind, out.stage, out.code) == ("rejected", "rcpt", 550)
+
+
+async def test_a_lone_dot_when_the_only_recipient_was_refused_but_data_taken() -> None:
+    """RFC 2920: DATA accepted although no recipient was: end it with a lone dot."""
+    reads, out = await _one_exchange(
+        [
+            (b"DATA\r\n", b"250 ok\r\n550 no such user\r\n354 go\r\n"),
+            (b".\r\n", b"554 no valid recipients\r\n"),
+        ],
+        ["u@r.test"],
+    )
+    assert reads[1] == b".\r\n"
+    assert (out.kind, out.stage, out.code) == ("rejected", "rcpt", 550)
 
 
 @pytest.mark.parametrize(("stage", "want"), [("rcpt", "rcpt"), ("dot", "dot"), ("data", "data")])
