@@ -150,9 +150,11 @@ def rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-async def memory(messages: int, say: Progress) -> Figure:
+async def memory(messages: int, say: Progress) -> list[Figure]:
     """Resident memory over a long run, in a process of its own: the generator straight into
-    mailsla's own post office (every message joined, nothing kept once delivered)."""
+    mailsla's own post office (every message joined, nothing kept once delivered). Two
+    figures: the peak, and the growth from a quarter of the run to its end (flat: at most
+    10 %; the leak of ~16 bytes a message fixed on 2026-11-28 grew it by ~30 %)."""
     port = free_port()
     rss: list[float] = []
     doc = await run_cli(
@@ -179,17 +181,26 @@ profile = "none"
     )
     delivered = doc["counts"]["delivered"]
     if not rss:
-        return Figure("resident memory", "<= 150", unit="MB", note="no samples")
+        return [Figure("resident memory", "<= 150", unit="MB", note="no samples")]
     peak, quarter, last = max(rss), rss[len(rss) // 4], rss[-1]
     say(
         f"  memory: {delivered:,} delivered; RSS {quarter:.0f} MB at 25 % of the run, "
         f"{last:.0f} MB at the end, peak {peak:.0f} MB"
     )
-    return Figure(
-        f"resident memory over a {messages:,}-message run (one process)",
-        "<= 150",
-        unit="MB",
-        value=round(peak, 1),
-        note=f"RSS {quarter:.0f} MB at 25 % of the run, {last:.0f} MB at the end; "
-        f"{delivered:,} delivered",
-    )
+    return [
+        Figure(
+            f"resident memory over a {messages:,}-message run (one process)",
+            "<= 150",
+            unit="MB",
+            value=round(peak, 1),
+            note=f"RSS {quarter:.0f} MB at 25 % of the run, {last:.0f} MB at the end; "
+            f"{delivered:,} delivered",
+        ),
+        Figure(
+            "resident memory growth, a quarter of the run to its end (flat)",
+            "<= 10",
+            unit="%",
+            value=round((last - quarter) / quarter * 100, 1),
+            note=f"{quarter:.1f} MB → {last:.1f} MB, {len(rss)} samples every 0.5 s",
+        ),
+    ]

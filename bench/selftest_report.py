@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -26,8 +29,9 @@ def print_table(console: Console, figs: list[Figure]) -> None:
     for col in ("figure", "A", "B", "ratio / value", "goal", "met", "note"):
         t.add_column(col, overflow="fold")
     for f in figs:
-        a = f"{_num(sorted(f.a)[len(f.a) // 2] if f.a else None, f.unit)} {f.a_label}"
-        b = f"{_num(sorted(f.b)[len(f.b) // 2] if f.b else None, f.unit)} {f.b_label}"
+        # the medians the ratio is made of (an even count: the mean of the middle two)
+        a = f"{_num(statistics.median(f.a) if f.a else None, f.unit)} {f.a_label}"
+        b = f"{_num(statistics.median(f.b) if f.b else None, f.unit)} {f.b_label}"
         r = f.ratio
         shown = "–" if r is None else (f"{r:.2f}" if f.value is None else f"{r:.2f} {f.unit}")
         met = (
@@ -55,7 +59,36 @@ def save(
             "quick": quick,
             "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
             "versions": versions(),
+            "code": code_state(),
             "figures": [f.as_dict() for f in figs],
         },
     )
     return path
+
+
+def code_state() -> dict[str, Any]:
+    """The git commit the measured code is (and whether the checkout had changes), or nulls
+    outside a git checkout: which code a saved table describes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "changed": None}
+    if head.returncode != 0:
+        return {"commit": None, "changed": None}
+    return {"commit": head.stdout.strip(), "changed": bool(dirty.stdout.strip())}

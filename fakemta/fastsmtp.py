@@ -1,10 +1,12 @@
 """aiosmtpd with a fast path for addresses, and PIPELINING advertised.
 
-Profiling aiosmtpd as a sink (see the README's Performance section) shows about half its time
-in ``SMTP._getaddr``, which builds parser objects with ``email._header_value_parser`` for every
-MAIL and RCPT. :class:`FastSMTP` parses the common case — ``<local@domain>`` with a dot-atom
-local part and a plain domain — directly, and hands anything else to aiosmtpd's parser, so the
-two agree on every input (tests/test_fastsmtp.py checks that with generated addresses).
+Profiling aiosmtpd as a sink showed about half its time in ``SMTP._getaddr``, which builds
+parser objects with ``email._header_value_parser`` for every MAIL and RCPT (field notes: aiosmtpd
+as a sink ~2,800 msgs/s, ~6,800 with a fast address parser; ``mailsla selftest --fast-paths``
+measures this parser against aiosmtpd's, ~56× on ordinary arguments). :class:`FastSMTP`
+parses the common case — ``<local@domain>`` with a dot-atom local part and a plain domain —
+directly, and hands anything else to aiosmtpd's parser, so the two agree on every input
+(tests/test_fastsmtp.py checks that with generated addresses).
 aiosmtpd already processes pipelined commands in order; :class:`PipeliningEhlo` only says so.
 
 aiosmtpd writes (a syscall) and drains once per reply. Profiled at 6,900 msgs/s, those writes

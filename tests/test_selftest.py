@@ -4,6 +4,7 @@ what it reports, never asserted here)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ def test_fast_paths_measures_each_against_its_library(tmp_path: Path) -> None:
     assert f"saved: {out}" in p.stdout
     doc = json.loads(out.read_text())
     assert doc["kind"] == "fastpaths"
+    # the code measured: this checkout's commit
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert doc["code"]["commit"] == head.stdout.strip()
     names = [f["name"] for f in doc["figures"]]
     for want in ("aiosmtplib", "own protocol ÷ aiosmtpd", "aiosmtpd + aiosmtplib", "hdrh"):
         assert any(want in n for n in names), (want, names)
