@@ -105,7 +105,8 @@ def resolve_workers(sc: Scenario, cores: int) -> Scenario:
     when the system runs here too (the embedded fake MTA, or an address on loopback): a
     generator that takes the system's CPU measures itself. The generator gets that share;
     the post office, which only receives, half of it. Inbound traffic, and live thresholds
-    on generator metrics, need the generator in one process, so "auto" gives 1 there. On a
+    on generator metrics, need the generator in one process, so "auto" gives 1 there; and
+    never more processes than sessions (each needs one of its own). On a
     2-core machine with a local system this is one process each, which the selftest found
     fastest (README, Performance).
     """
@@ -115,6 +116,7 @@ def resolve_workers(sc: Scenario, cores: int) -> Scenario:
     if gen == "auto":
         live_gen = any(t.live and t.metric not in PARENT_METRICS for t in sc.sla.thresholds)
         gen = 1 if "receive" in sc.directions or live_gen else max(1, share)
+        gen = min(gen, load.sessions)  # each process needs a session of its own
     post = po.workers
     if post == "auto":
         post = max(1, share // 2)

@@ -194,6 +194,17 @@ class LoadConfig(_Model):
     connection: Literal["persistent", "per_message"] = "persistent"
     messages_per_connection: int = Field(default=0, ge=0)  # 0: no cap
 
+    @field_validator("workers")
+    @classmethod
+    def _a_session_each(cls, v: int | str, info: ValidationInfo) -> int | str:
+        sessions = info.data.get("sessions")
+        if isinstance(v, int) and sessions is not None and v > sessions:
+            raise ValueError(
+                f"{v} generator processes need at least as many sessions (load.sessions is "
+                f"{sessions}): each process sends on sessions of its own"
+            )
+        return v
+
     @field_validator("client")
     @classmethod
     def _one_at_a_time(cls, v: str, info: ValidationInfo) -> str:

@@ -44,6 +44,22 @@ def test_explicit_counts_are_kept() -> None:
     assert workers(s, 64) == (3, 5)
 
 
+def test_never_more_generator_processes_than_sessions() -> None:
+    # each process sends on sessions of its own: more would add sessions the scenario lacks
+    remote = {"kind": "smtp", "submit": "10.1.2.3:25"}
+    s = sc(
+        system=remote,
+        allow_remote=True,
+        postoffice={"listen": "127.0.0.1:2600"},
+        load={"sessions": 3},
+    )
+    assert workers(s, 8) == (3, 4)
+    with pytest.raises(ScenarioError) as info:
+        sc(load={"sessions": 2, "workers": 4})
+    assert info.value.problems[0][0] == "load.workers"
+    assert "load.sessions is 2" in info.value.problems[0][1]
+
+
 def test_inbound_and_live_generator_thresholds_keep_one_generator() -> None:
     assert workers(sc(load={"direction": "both"}), 8)[0] == 1
     live = {"thresholds": ["submit_latency.p99[5s] < 1s"]}
