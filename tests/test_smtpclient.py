@@ -136,6 +136,22 @@ async def _one_exchange(
     return reads, out
 
 
+async def test_multi_line_replies_to_every_stage_are_matched() -> None:
+    reads, out = await _one_exchange(
+        [
+            (
+                b"DATA\r\n",
+                b"250-sender\r\n250 ok\r\n250-rcpt\r\n250 ok\r\n354-end with\r\n354 a dot\r\n",
+            ),
+            (b"\r\n.\r\n", b"554-5.7.1 rejected\r\n554 5.7.1 for a second reason\r\n"),
+        ],
+        ["u@r.test"],
+    )
+    assert reads[1] == b"body\r\n.\r\n"
+    assert (out.kind, out.stage, out.code) == ("rejected", "dot", 554)
+    assert out.error == "5.7.1 rejected\n5.7.1 for a second reason"  # the reply text, whole
+
+
 async def test_several_recipients_send_data_once_all_have_answered() -> None:
     reads, out = await _one_exchange(
         [
