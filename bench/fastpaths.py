@@ -33,7 +33,6 @@ from bench.anchors import (
     find_anchor,
     generator_rate,
     generator_run,
-    smtp_source_rate,
 )
 from bench.metrics import HIGHEST_US, Metric, new_histogram
 from bench.selftest import interleave
@@ -104,8 +103,8 @@ async def _post_office(rounds: int, n: int, say: Progress) -> Figure:
     try:
         await interleave(
             rounds,
-            lambda: fast.expect(n, lambda: smtp_source_rate(fast.po.port, 10, n), 300),
-            lambda: lib.expect(n, lambda: smtp_source_rate(lib.po.port, 10, n), 300),
+            partial(fast.fed_by_source, fast.po.port, n),
+            partial(lib.fed_by_source, lib.po.port, n),
             f,
             say,
         )
@@ -140,8 +139,8 @@ async def _fake_mta(rounds: int, n: int, say: Progress) -> Figure:
         fast_port, lib_port = [await m.start() for m in mtas]
         await interleave(
             rounds,
-            lambda: counter.expect(n, lambda: smtp_source_rate(fast_port, 10, n), 300),
-            lambda: counter.expect(n, lambda: smtp_source_rate(lib_port, 10, n), 300),
+            partial(counter.fed_by_source, fast_port, n),
+            partial(counter.fed_by_source, lib_port, n),
             f,
             say,
         )

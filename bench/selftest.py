@@ -221,8 +221,8 @@ async def _whole_path(rounds: int, n: int, say: Progress) -> Figure:
     try:
         await interleave(
             rounds,
-            lambda: counter.expect(n, lambda: smtp_source_rate(mta_port, 10, n), 300),
-            lambda: counter.expect(n, lambda: smtp_source_rate(pf_port, 10, n), 300),
+            partial(counter.fed_by_source, mta_port, n),
+            partial(counter.fed_by_source, pf_port, n),
             f,
             say,
         )
