@@ -225,12 +225,7 @@ class PipelinedProtocol(asyncio.Protocol):
             if code == 354:
                 self._data_taken(m)
             else:
-                self.data_pending = False
-                # RSET first: *done* callbacks may submit (and so write) the next message.
-                self.out.append(b"RSET\r\n")
-                self.expect.append((None, RSET))
-                self._finish(m, m.bad or Outcome("rejected", "data", code, self._text(last)))
-                self._pump()
+                self._abandon(m, m.bad or Outcome("rejected", "data", code, self._text(last)))
         elif kind == ABORT:
             self._finish(m, m.bad or Outcome("rejected", "dot", code, self._text(last)))
         else:  # MAIL, RCPT
@@ -248,28 +243,27 @@ class PipelinedProtocol(asyncio.Protocol):
                 if m.rcpts_left:
                     return
                 if m.bad is not None:  # every recipient has answered, and one said no
-                    self._abandon(m)
+                    self._abandon(m, m.bad)
                 else:
                     self._send_next_cmd(m)  # DATA
         elif m.bad is not None:
-            self._abandon(m)
+            self._abandon(m, m.bad)
         else:
             self._send_next_cmd(m)
 
-    def _abandon(self, m: Message) -> None:
-        """*m*'s MAIL or a recipient was refused before its DATA went out: RSET, and it ends
-        refused (nothing reaches anyone), as with aiosmtplib."""
+    def _abandon(self, m: Message, outcome: Outcome) -> None:
+        """*m* ends refused before any of its content went out (its MAIL, a recipient or its
+        DATA was refused): RSET, so nothing of it reaches anyone, as with aiosmtplib."""
         self.data_pending = False
         # RSET first: *done* callbacks may submit (and so write) the next message.
         self.out.append(b"RSET\r\n")
         self.expect.append((None, RSET))
-        assert m.bad is not None
-        self._finish(m, m.bad)
+        self._finish(m, outcome)
         self._pump()
 
     def _data_taken(self, m: Message) -> None:
-        """354 to *m*'s DATA: its body goes out (or, when a recipient was refused, an empty
-        one that ends it), then whatever envelope waited for this 354."""
+        """354 to *m*'s DATA: its body goes out (or, when its only recipient was refused, a
+        lone dot that ends it), then whatever envelope waited for this 354."""
         self.data_pending = False
         m.stage = DOT
         if m.bad is None:
