@@ -243,10 +243,10 @@ class Counter:
         if self.n >= self.want:
             self.event.set()
 
-    async def fed_by_source(self, port: int, n: int) -> float:
-        """smtp-source sends *n* messages to *port* (10 sessions), which ends up here: messages
-        per second until the last has arrived."""
-        return await self.expect(n, lambda: smtp_source_rate(port, 10, n), 300)
+    async def fed_by_source(self, port: int, n: int, sessions: int = 10) -> float:
+        """smtp-source sends *n* messages to *port* on *sessions* sessions, and they end up
+        here: messages per second until the last has arrived."""
+        return await self.expect(n, lambda: smtp_source_rate(port, sessions, n), 300)
 
     async def expect(self, n: int, run: Callable[[], Awaitable[Any]], timeout: float) -> float:
         """Run *run* and return messages per second until *n* more have arrived."""

@@ -93,7 +93,7 @@ async def run_selftest(
         figs.append(f)
         figs.extend(await _generator_scaling(rounds, sink.port, secs, cores, say))
         figs.extend(await _post_office(rounds, sink.port, n, cores, say))
-    figs.append(await _whole_path(rounds, n // 2, say))
+    figs.extend(await _whole_path(rounds, n // 2, say))
     figs.extend(await latency_added(rounds, say, secs))
     figs.extend(await memory(memory_messages, say))
     return figs
@@ -102,31 +102,35 @@ async def run_selftest(
 async def _generator_scaling(
     rounds: int, port: int, secs: float, cores: int, say: Progress
 ) -> list[Figure]:
-    """N generator processes against N × one, in messages per second and in messages per
-    CPU-second (what the processes cost each other, whatever the cores left free)."""
-    raw = Figure(
-        f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink",
-        ">= 0.8",
-        a_label=f"{cores} processes",
-        b_label=f"{cores} × 1 process",
-    )
-    per_cpu = Figure(
-        f"generator: msgs per CPU-second, {cores} processes ÷ 1 process",
-        ">= 0.8",
-        unit="msgs/CPU-s",
-        a_label=f"{cores} processes",
-        b_label="1 process",
-        note="the same runs; CPU of the runner and its workers",
-    )
-    for i in range(rounds):
-        many = await generator_run(port, 10, secs, cores)
-        one = await generator_run(port, 10, secs, 1)
-        raw.a.append(round(many[0], 1))
-        raw.b.append(round(one[0] * cores, 1))
-        per_cpu.a.append(round(many[1], 1))
-        per_cpu.b.append(round(one[1], 1))
-        say(f"  {raw.name} round {i + 1}/{rounds}: {many[0]:.0f} vs {cores} × {one[0]:.0f}")
-    return [raw, per_cpu]
+    """N generator processes against N × one, 10 and 50 sessions, in messages per second and
+    in messages per CPU-second (what the processes cost each other, whatever the cores left
+    free)."""
+    figs: list[Figure] = []
+    for s in (10, 50):
+        raw = Figure(
+            f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink, {s} sessions",
+            ">= 0.8",
+            a_label=f"{cores} processes",
+            b_label=f"{cores} × 1 process",
+        )
+        per_cpu = Figure(
+            f"generator: msgs per CPU-second, {cores} processes ÷ 1 process, {s} sessions",
+            ">= 0.8",
+            unit="msgs/CPU-s",
+            a_label=f"{cores} processes",
+            b_label="1 process",
+            note="the same runs; CPU of the runner and its workers",
+        )
+        for i in range(rounds):
+            many = await generator_run(port, s, secs, cores)
+            one = await generator_run(port, s, secs, 1)
+            raw.a.append(round(many[0], 1))
+            raw.b.append(round(one[0] * cores, 1))
+            per_cpu.a.append(round(many[1], 1))
+            per_cpu.b.append(round(one[1], 1))
+            say(f"  {raw.name} round {i + 1}/{rounds}: {many[0]:.0f} vs {cores} × {one[0]:.0f}")
+        figs += [raw, per_cpu]
+    return figs
 
 
 async def _post_office(
@@ -197,16 +201,20 @@ async def _post_office(
     return figs
 
 
-async def _whole_path(rounds: int, n: int, say: Progress) -> Figure:
-    f = Figure(
-        "whole path: fake MTA ÷ Postfix, relaying the same load",
-        ">= 1.0",
-        a_label="fakemta (const 0)",
-        b_label="postfix 3.x",
-    )
+async def _whole_path(rounds: int, n: int, say: Progress) -> list[Figure]:
+    figs = [
+        Figure(
+            f"whole path: fake MTA ÷ Postfix, relaying the same load, {s} sessions",
+            ">= 1.0",
+            a_label="fakemta (const 0)",
+            b_label="postfix 3.x",
+        )
+        for s in (10, 50)
+    ]
     if find_postfix() is None:
-        f.note = f"postfix not installed: {INSTALL}"
-        return f
+        for f in figs:
+            f.note = f"postfix not installed: {INSTALL}"
+        return figs
     counter = Counter()
     await counter.po.start()
     mta = ChildFakeMta(
@@ -219,15 +227,16 @@ async def _whole_path(rounds: int, n: int, say: Progress) -> Figure:
     loop = asyncio.get_running_loop()
     pf_port = await loop.run_in_executor(None, pf.start)
     try:
-        await interleave(
-            rounds,
-            partial(counter.fed_by_source, mta_port, n),
-            partial(counter.fed_by_source, pf_port, n),
-            f,
-            say,
-        )
+        for f, s in zip(figs, (10, 50), strict=True):
+            await interleave(
+                rounds,
+                partial(counter.fed_by_source, mta_port, n, s),
+                partial(counter.fed_by_source, pf_port, n, s),
+                f,
+                say,
+            )
     finally:
         await loop.run_in_executor(None, pf.stop)
         await mta.stop()
         await counter.po.stop()
-    return f
+    return figs

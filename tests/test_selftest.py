@@ -53,14 +53,16 @@ def goal_rows(cores: int) -> list[str]:
         "generator ÷ smtp-source, into smtp-sink, 50 sessions",
         "post office (1 proc.) ÷ smtp-sink, fed by smtp-source, 10 sessions",
         "post office (1 proc.) ÷ smtp-sink, fed by smtp-source, 50 sessions",
-        "whole path: fake MTA ÷ Postfix",
+        "whole path: fake MTA ÷ Postfix, relaying the same load, 10 sessions",
+        "whole path: fake MTA ÷ Postfix, relaying the same load, 50 sessions",
         "send_delay p99 at half the fake MTA's capacity",
         "submit_latency p99 at half the fake MTA's capacity",
         "resident memory over a 1,000-message run",
     ]
     if cores > 1:
         rows += [
-            f"generator: {cores} processes ÷ ({cores} × 1 process)",
+            f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink, 10 sessions",
+            f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink, 50 sessions",
             f"post office: {cores} processes ÷ ({cores} × 1 process)",
         ]
     return rows
