@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -18,7 +19,7 @@ from bench.anchors import (
     INSTALL,
     Counter,
     Sink,
-    bare_client_rate,
+    bare_client_run,
     find_anchor,
     generator_rate,
     generator_run,
@@ -58,6 +59,7 @@ async def run_selftest(
     secs = 2.0 if quick else 4.0
     cores = os.cpu_count() or 2
     figs: list[Figure] = []
+    cpu = CpuPerMessage()
     async with Sink() as sink:
         for s in (10, 50):
             f = Figure(
@@ -70,7 +72,9 @@ async def run_selftest(
             )
             await interleave(
                 rounds,
-                partial(generator_rate, sink.port, s, secs),
+                partial(cpu.generator, sink.port, secs)
+                if s == 10
+                else partial(generator_rate, sink.port, s, secs),
                 partial(smtp_source_rate, sink.port, s, n),
                 f,
                 say,
@@ -85,18 +89,56 @@ async def run_selftest(
         )
         await interleave(
             rounds,
-            partial(bare_client_rate, sink.port, 10, secs),
+            partial(cpu.bare, sink.port, secs),
             partial(smtp_source_rate, sink.port, 10, n),
             f,
             say,
         )
-        figs.append(f)
+        figs += [f, cpu.figure()]
         figs.extend(await _generator_scaling(rounds, sink.port, secs, cores, say))
         figs.extend(await _post_office(rounds, sink.port, n, cores, say))
     figs.extend(await _whole_path(rounds, n // 2, say))
     figs.extend(await latency_added(rounds, say, secs))
     figs.extend(await memory(memory_messages, say))
     return figs
+
+
+class CpuPerMessage:
+    """Where the generator's time goes: its CPU a message against the bare client's, from the
+    same runs as the generator and ceiling figures (10 sessions)."""
+
+    def __init__(self) -> None:
+        self.gen: list[float] = []
+        self.user: list[float] = []
+        self.system: list[float] = []
+
+    async def generator(self, port: int, secs: float) -> float:
+        rate, per_cpu_s = await generator_run(port, 10, secs)
+        if per_cpu_s > 0:
+            self.gen.append(round(1e6 / per_cpu_s, 2))
+        return rate
+
+    async def bare(self, port: int, secs: float) -> float:
+        rate, user_us, system_us = await bare_client_run(port, 10, secs)
+        self.user.append(round(user_us, 2))
+        self.system.append(round(system_us, 2))
+        return rate
+
+    def figure(self) -> Figure:
+        user = statistics.median(self.user) if self.user else 0.0
+        system = statistics.median(self.system) if self.system else 0.0
+        return Figure(
+            "CPU a message while sending, 10 sessions: mailsla generator ÷ the bare client",
+            "",
+            unit="µs/msg",
+            a_label="generator",
+            b_label="bare client",
+            a=self.gen,
+            b=[round(u + s, 2) for u, s in zip(self.user, self.system, strict=True)],
+            note=f"reference, where the time goes: the bare client's is {user:.1f} µs user + "
+            f"{system:.1f} µs system (one write, one read a message); the generator's counts "
+            "its whole process while sending",
+        )
 
 
 async def _generator_scaling(

@@ -99,6 +99,9 @@ def test_selftest_measures_every_goal_figure(tmp_path: Path) -> None:
         assert f["goal"], row
         assert isinstance(f["ratio"], float) and f["ratio"] > 0, (row, f)
         assert isinstance(f["met"], bool), (row, f)
+    # where the generator's time goes, against the bare client's, from the same runs
+    cpu = next(f for name, f in figs.items() if name.startswith("CPU a message"))
+    assert cpu["a"]["median"] > 0 and cpu["b"]["median"] > 0 and cpu["met"] is None
     # a 1,000-message run is too short to judge memory growth: said, not guessed
     growth = next(f for name, f in figs.items() if "memory growth" in name)
     assert growth["ratio"] is None and growth["met"] is None
