@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from bench.sender import Outcome, error_name
-from bench.smtpclient import STAGE_NAMES, Message, PipelinedProtocol, parse_ehlo
+from bench.smtpclient import STAGE_NAMES, Message, PipelinedProtocol, reply_text
 from bench.smtpopts import SessionOptions, auth_plain, b64line, tls_error
 from bench.stages import StageTimes, timed
 
@@ -95,7 +95,7 @@ class PipelinedSession:
             err = proto.error or "disconnected"
             raise _StageFailed(Outcome("failed", stage, error=err)) from None
         if code != want:
-            raise _StageFailed(Outcome("rejected", stage, code, _text(text)))
+            raise _StageFailed(Outcome("rejected", stage, code, reply_text(text)))
         return text
 
     async def _greet(self, proto: PipelinedProtocol) -> None:
@@ -258,5 +258,11 @@ async def _quit(proto: PipelinedProtocol, bounded: bool = True) -> None:
     proto.abort()
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
+def parse_ehlo(text: bytes) -> dict[str, str]:
+    """EHLO reply lines (after the greeting line) as {KEYWORD: parameters}."""
+    out: dict[str, str] = {}
+    for line in text.split(b"\n")[1:]:
+        word, _, rest = line.decode("ascii", "replace").strip().partition(" ")
+        if word:
+            out[word.upper()] = rest
+    return out

@@ -176,7 +176,7 @@ class PipelinedProtocol(asyncio.Protocol):
     # -- replies -------------------------------------------------------------------------
     def _text(self, last: bytes) -> str:
         """The text of the reply ending with line *last* (lines joined by "\\n")."""
-        return _text(self._raw_text(last))
+        return reply_text(self._raw_text(last))
 
     def _raw_text(self, last: bytes) -> bytes:
         lines = self.lines
@@ -395,15 +395,6 @@ class PipelinedProtocol(asyncio.Protocol):
             self._timer = None
 
 
-def _text(raw: bytes) -> str:
+def reply_text(raw: bytes) -> str:
+    """A reply's text, as outcomes carry it."""
     return raw.decode("utf-8", "replace")
-
-
-def parse_ehlo(text: bytes) -> dict[str, str]:
-    """EHLO reply lines (after the greeting line) as {KEYWORD: parameters}."""
-    out: dict[str, str] = {}
-    for line in text.split(b"\n")[1:]:
-        word, _, rest = line.decode("ascii", "replace").strip().partition(" ")
-        if word:
-            out[word.upper()] = rest
-    return out

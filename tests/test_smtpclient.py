@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 
-from bench.pipesession import PipelinedSession
+from bench.pipesession import PipelinedSession, parse_ehlo
 from bench.sender import Outcome
-from bench.smtpclient import parse_ehlo
 from bench.smtpopts import SessionOptions
 from fakemta.server import FakeMta
 from tests.conftest import free_port
