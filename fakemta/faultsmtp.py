@@ -1,6 +1,6 @@
 """The fake MTA's SMTP protocol with faults and outages (:mod:`fakemta.faults`).
 
-:class:`FaultySMTP` is used instead of :class:`fakemta.fastsmtp.FastSMTP` only when faults or
+:class:`FaultySMTP` is used instead of :class:`bench.smtp.aioserver.FastSMTP` only when faults or
 outages are configured, so the plain path stays as fast as before. It hooks into aiosmtpd at
 three places: its own ``_handle_client`` (connect, banner), a wrapper around every command
 method (outages; starttls, data, rset, noop, vrfy, quit) and ``_call_handler_hook``, which
@@ -21,14 +21,13 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
-from fakemta.fastsmtp import FastSMTP
+from bench.config.faults import TXN_STAGES, Outage
+from bench.smtp.aioserver import FastSMTP
 from fakemta.faults import (
     OUTAGE_421,
-    TXN_STAGES,
     Decision,
     FaultPlan,
     FaultStats,
-    Outage,
     banner_refused_reply,
     closing_reply,
     fault_reply,

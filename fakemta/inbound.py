@@ -1,5 +1,5 @@
 """What the fake MTA does with a connection's recipients and messages (aiosmtpd's handler
-hooks, and :meth:`InboundHandler.queue` for :mod:`fakemta.fastqueue` too): recipients in the
+hooks, and :meth:`InboundHandler.queue` for :mod:`fakemta.submission` too): recipients in the
 relay domains (or, with local delivery, known local users) are taken; a whole message is
 queued for the relay, or for local delivery, with a drawn delay, unless the queue is full."""
 
@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import Envelope, Session
 
-from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
-from fakemta.fastsmtp import PipeliningEhlo
+from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
+from bench.smtp.aioserver import PipeliningEhlo
 from fakemta.faults import QUEUE_FULL, RELAY_DENIED, FaultStats
 from fakemta.maildir import LocalDelivery, LocalJob
 from fakemta.relay import QueuedMessage, Relay

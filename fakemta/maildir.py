@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from fakemta.pacer import Pacer
+from bench.timing.pacer import Pacer
 
 log = logging.getLogger("fakemta.maildir")
 

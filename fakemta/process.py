@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 
 import uvloop
 
-from fakemta.heap import freeze_startup
+from bench.timing.gcfreeze import freeze_startup
 from fakemta.server import FakeMta, FakeMtaConfig, ReadyInfo, StartError
 
 

@@ -1,6 +1,6 @@
 """The fake MTA's queue: hold each message for its processing delay, then relay it.
 
-A held message is only an entry in a :class:`fakemta.pacer.Pacer` (released to the nanosecond,
+A held message is only an entry in a :class:`bench.timing.pacer.Pacer` (released to the nanosecond,
 never early), so long delays at high rates occupy no delivery worker and the configured
 distribution is what the destination sees. Delivery workers
 keep persistent SMTP connections to the destination and retry deferred mail with backoff.
@@ -34,7 +34,7 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
-from fakemta.pacer import Pacer
+from bench.timing.pacer import Pacer
 from fakemta.relayclient import RelayConnection, Sent
 
 log = logging.getLogger("fakemta.relay")

@@ -1,8 +1,8 @@
 """The stand-in mail system: an SMTP server in front of :class:`fakemta.relay.Relay`.
 
-Its submission port speaks aiosmtpd (:mod:`fakemta.fastsmtp`) when STARTTLS, AUTH, local
+Its submission port speaks aiosmtpd (:mod:`bench.smtp.aioserver`) when STARTTLS, AUTH, local
 delivery or faults are on, and otherwise mailsla's post office protocol, queueing
-(:mod:`fakemta.fastqueue`: the same replies; 2.4× the messages a second it accepts, measured
+(:mod:`fakemta.submission`: the same replies; 2.4× the messages a second it accepts, measured
 closed-loop through the whole path on 2 cores). ``FakeMtaConfig.fast_paths = False`` keeps
 aiosmtpd (and aiosmtplib for every relayed message): ``mailsla selftest --fast-paths`` measures
 the two side by side.
@@ -31,21 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from fakemta.delays import Delay
-from fakemta.fastqueue import queue_factory
-from fakemta.fastsmtp import FastSMTP as SMTPServerProtocol
-from fakemta.faults import (
-    FaultPlan,
-    FaultStats,
-    Outage,
-    StageFault,
-    check_faults,
-    check_outages,
-)
+from bench.config.delays import Delay
+from bench.config.faults import Outage, StageFault, check_faults, check_outages
+from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
+from fakemta.faults import FaultPlan, FaultStats
 from fakemta.faultsmtp import FaultRuntime, FaultySMTP
 from fakemta.inbound import InboundHandler
 from fakemta.maildir import LocalDelivery, Maildirs
 from fakemta.relay import Relay
+from fakemta.submission import queue_factory
 from fakemta.tls import ServerTls, UserTable
 
 
@@ -217,7 +211,7 @@ class FakeMta:
                     return protocol(self.handler, **options)
             return protocol(self.handler, require_starttls=cfg.tls_required, **options)
 
-        # nothing needs aiosmtpd: fakemta.fastqueue
+        # nothing needs aiosmtpd: fakemta.submission
         self.port = await self._listen(fast or submission, cfg.listen_host, cfg.listen_port, "")
         if self.local is not None:
             try:

@@ -2,8 +2,9 @@
 :class:`ssl.SSLContext`, and an aiosmtpd authenticator for a fixed table of users.
 
 aiosmtpd's STARTTLS wraps the connection in ``asyncio.sslproto.SSLProtocol`` by hand. That
-works on uvloop transports too (uvloop 0.23, Python 3.11): tests/test_fakemta_tls.py checks it
-in-process on a uvloop loop and end to end through the child process, which runs on uvloop.
+works on uvloop transports too (uvloop 0.23, Python 3.11): tests/fakemta/test_fakemta_tls.py
+checks it in-process on a uvloop loop and end to end through the child process, which runs on
+uvloop.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bench.message import Identity
-from bench.postoffice import PostOffice
-from fakemta.delays import parse_delay
+from bench.config.delays import parse_delay
+from bench.core.message import Identity
+from bench.observe.postoffice import PostOffice
 from fakemta.server import FakeMta, FakeMtaConfig
 
 IN_CI = os.environ.get("CI") == "true"

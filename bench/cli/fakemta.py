@@ -1,0 +1,292 @@
+"""``mailsla fakemta``: the embedded fake mail system, run in the foreground until Ctrl-C. It
+prints where it listens, then one JSON line with the same."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import uvloop
+
+from bench.cli.main import EXIT_RUN, EXIT_USAGE, abort, address_param
+from bench.config.delays import parse_delay
+from bench.config.fieldtypes import parse_address
+
+
+@click.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    callback=address_param,
+    help="Submission address (port 0: any free port).",
+)
+@click.option(
+    "--relay-to",
+    required=True,
+    callback=address_param,
+    help="The destination post office, host:port.",
+)
+@click.option(
+    "--relay-domain",
+    "domains",
+    multiple=True,
+    default=("remote.test",),
+    show_default=True,
+    help="Domain(s) relayed to the post office.",
+)
+@click.option(
+    "--processing-delay",
+    default="uniform(5ms, 50ms)",
+    show_default=True,
+    help="Delay distribution each message is held for.",
+)
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Delivery workers (persistent connections to the post office).",
+)
+@click.option("--hostname", default="mta.local.test", show_default=True)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--local-domain",
+    default="local.test",
+    show_default=True,
+    help="The domain delivered locally (with --mailbox-root).",
+)
+@click.option(
+    "--users",
+    "n_users",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 10_000_000),
+    help="Local mailbox users: user0 .. userN-1.",
+)
+@click.option(
+    "--mailbox-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Deliver local-domain mail into Maildirs DIR/<user>/ (no local delivery without it).",
+)
+@click.option(
+    "--delivery-delay",
+    default="const(0ms)",
+    show_default=True,
+    help="Delay distribution before local delivery.",
+)
+@click.option(
+    "--inbound",
+    default=None,
+    metavar="HOST:PORT",
+    help="Inbound (MX) address for local mail from other post offices "
+    "(with --mailbox-root; default 127.0.0.1:0).",
+)
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="Offer STARTTLS (with a self-signed certificate unless --tls-cert).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Certificate chain (PEM) for STARTTLS; implies --tls.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Its private key (default: in the --tls-cert file).",
+)
+@click.option("--tls-required", is_flag=True, help="Refuse MAIL before STARTTLS (530).")
+@click.option(
+    "--auth",
+    "auth",
+    multiple=True,
+    metavar="USER:PASSWORD",
+    help="A user who may AUTH PLAIN/LOGIN (repeatable; only after STARTTLS with --tls).",
+)
+@click.option("--auth-required", is_flag=True, help="Refuse MAIL before AUTH (530).")
+@click.option(
+    "--fault",
+    "fault_specs",
+    multiple=True,
+    metavar="STAGE:KIND:PROB[:ARG]",
+    help="Inject a fault (repeatable): STAGE connect, banner, ehlo, starttls, auth, rset, noop, "
+    "vrfy, quit, mail, rcpt, data, body, dot; KIND 4xx, 5xx, 421, disconnect, stall, delay, "
+    "accept_drop (dot only); ARG the reply code (4xx/5xx) or a delay distribution "
+    "(stall/delay). Examples: rcpt:4xx:0.1:450, dot:stall:0.01:const(5s).",
+)
+@click.option(
+    "--outage",
+    "outage_specs",
+    multiple=True,
+    metavar="AT:DURATION:KIND",
+    help="An outage (repeatable) from AT after start for DURATION; KIND refuse, 421, stall or "
+    "blackhole. Example: 30s:10s:refuse.",
+)
+@click.option(
+    "--max-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="N",
+    help="Relay at most N messages per second (the queue absorbs the rest).",
+)
+@click.option(
+    "--queue-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Hold at most N messages; then 452 4.3.1 after the end of DATA.",
+)
+def fakemta(
+    listen: tuple[str, int],
+    relay_to: tuple[str, int],
+    domains: tuple[str, ...],
+    processing_delay: str,
+    workers: int,
+    hostname: str,
+    seed: int,
+    local_domain: str,
+    n_users: int,
+    mailbox_root: str | None,
+    delivery_delay: str,
+    inbound: str | None,
+    tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_required: bool,
+    auth: tuple[str, ...],
+    auth_required: bool,
+    fault_specs: tuple[str, ...],
+    outage_specs: tuple[str, ...],
+    max_rate: float | None,
+    queue_limit: int | None,
+) -> None:
+    """Run the embedded fake mail system on its own, until Ctrl-C."""
+    from bench.config.faults import check_faults, check_outages, parse_fault, parse_outage
+    from fakemta.process import serve
+    from fakemta.server import FakeMtaConfig, ReadyInfo, StartError
+
+    try:
+        delay = parse_delay(processing_delay)
+    except ValueError as exc:
+        abort(f"--processing-delay: {exc}", EXIT_USAGE)
+    try:
+        local_delay = parse_delay(delivery_delay)
+    except ValueError as exc:
+        abort(f"--delivery-delay: {exc}", EXIT_USAGE)
+    if mailbox_root is None and (n_users or inbound is not None):
+        abort("--users and --inbound need --mailbox-root (local delivery)", EXIT_USAGE)
+    try:
+        inbound_at = parse_address(inbound or "127.0.0.1:0")
+    except ValueError as exc:
+        abort(f"--inbound: {exc}", EXIT_USAGE)
+    tls = tls or tls_cert is not None
+    if tls_required and not tls:
+        abort("--tls-required needs --tls", EXIT_USAGE)
+    if tls_key is not None and tls_cert is None:
+        abort("--tls-key needs --tls-cert", EXIT_USAGE)
+    users: list[tuple[str, str]] = []
+    for pair in auth:
+        user, colon, password = pair.partition(":")
+        if not user or not colon:
+            abort(f"--auth: {pair!r} is not USER:PASSWORD", EXIT_USAGE)
+        users.append((user, password))
+    if auth_required and not users:
+        abort("--auth-required needs at least one --auth USER:PASSWORD", EXIT_USAGE)
+    try:
+        faults = tuple(parse_fault(spec) for spec in fault_specs)
+        check_faults(faults)
+    except ValueError as exc:
+        abort(f"--fault: {exc}", EXIT_USAGE)
+    try:
+        outages = tuple(parse_outage(spec) for spec in outage_specs)
+        check_outages(outages)
+    except ValueError as exc:
+        abort(f"--outage: {exc}", EXIT_USAGE)
+    config = FakeMtaConfig(
+        relay_host=relay_to[0],
+        relay_port=relay_to[1],
+        listen_host=listen[0],
+        listen_port=listen[1],
+        hostname=hostname,
+        relay_domains=domains,
+        processing_delay=delay,
+        delivery_workers=workers,
+        seed=seed,
+        local_domain=local_domain,
+        local_users=tuple(f"user{i}" for i in range(n_users)),
+        mailbox_root=mailbox_root,
+        delivery_delay=local_delay,
+        inbound_host=inbound_at[0],
+        inbound_port=inbound_at[1],
+        tls=tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_required=tls_required,
+        auth_users=tuple(users),
+        auth_required=auth_required,
+        faults=faults,
+        outages=outages,
+        max_rate=max_rate,
+        queue_limit=queue_limit,
+    )
+
+    def ready(info: ReadyInfo) -> None:
+        port, q, cert = info["port"], info["inbound_port"], info["cert_file"]
+        inbound_addr = f"{inbound_at[0]}:{q}" if q is not None else None
+        click.echo(
+            f"fakemta: submission {listen[0]}:{port}, relaying "
+            f"{', '.join(domains)} to {relay_to[0]}:{relay_to[1]}, "
+            f"processing delay {delay}",
+        )
+        if inbound_addr is not None:
+            click.echo(
+                f"fakemta: local domain {local_domain} ({n_users} users) into Maildirs under "
+                f"{mailbox_root}, delivery delay {local_delay}, inbound {inbound_addr}"
+            )
+        if tls:
+            required = ", required" if tls_required else ""
+            click.echo(f"fakemta: STARTTLS{required}, certificate {cert}")
+        if users:
+            click.echo(
+                f"fakemta: AUTH PLAIN LOGIN, {len(users)} user(s)"
+                + (", required" if auth_required else "")
+            )
+        if faults:
+            click.echo(f"fakemta: faults {', '.join(map(str, faults))} (seed {seed})")
+        if outages:
+            click.echo(f"fakemta: outages {', '.join(map(str, outages))}")
+        if max_rate is not None or queue_limit is not None:
+            rate = f"at most {max_rate:g} msgs/s" if max_rate is not None else "no rate cap"
+            limit = f"queue limit {queue_limit}" if queue_limit is not None else "no queue limit"
+            click.echo(f"fakemta: relaying {rate}, {limit}")
+        click.echo(
+            json.dumps(
+                {
+                    "submit": f"{listen[0]}:{port}",
+                    "relay_to": f"{relay_to[0]}:{relay_to[1]}",
+                    "inbound": inbound_addr,
+                    "cert_file": cert,
+                    "faults": [str(f) for f in faults],
+                    "outages": [o.as_dict() for o in outages],
+                    "max_rate": max_rate,
+                    "queue_limit": queue_limit,
+                }
+            )
+        )
+        sys.stdout.flush()
+
+    try:
+        stats = uvloop.run(serve(config, ready))
+    except ValueError as exc:
+        abort(f"fakemta: {exc}", EXIT_USAGE)
+    except StartError as exc:
+        abort(f"fakemta {exc}", EXIT_RUN)
+    click.echo(f"fakemta: stopped; {json.dumps(stats)}")

@@ -1,0 +1,117 @@
+"""``mailsla postfix``: a throwaway Postfix (and Dovecot) to try mailsla against, run in the
+foreground until Ctrl-C. It prints where it listens, then one JSON line with the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from bench.cli.main import EXIT_RUN, EXIT_USAGE, abort, address_param
+
+
+@click.command()
+@click.option(
+    "--port", default=2525, show_default=True, type=click.IntRange(1, 65535), help="SMTP port."
+)
+@click.option(
+    "--relay-to",
+    default="127.0.0.1:2526",
+    show_default=True,
+    callback=address_param,
+    help="Where remote-domain mail goes: mailsla's post office (postoffice.listen).",
+)
+@click.option("--relay-domain", default="remote.test", show_default=True)
+@click.option("--local-domain", default="local.test", show_default=True)
+@click.option(
+    "--users",
+    "n_users",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Local mailboxes user0 .. userN-1 (one Maildir each).",
+)
+@click.option(
+    "--dir",
+    "base",
+    default="/tmp/mailsla-postfix",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The instance's folder (config, queue, log, mail); removed at exit.",
+)
+@click.option(
+    "--imap-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Also run Dovecot IMAP over the Maildirs on this port (0: no IMAP).",
+)
+@click.option("--imap-password", default="mailsla", show_default=True)
+def postfix(
+    port: int,
+    relay_to: tuple[str, int],
+    relay_domain: str,
+    local_domain: str,
+    n_users: int,
+    base: Path,
+    imap_port: int,
+    imap_password: str,
+) -> None:
+    """Run a throwaway Postfix (and Dovecot) in a folder of its own, until Ctrl-C.
+
+    Remote-domain mail is relayed to mailsla's post office; local-domain mail is delivered to
+    one Maildir per user under DIR/mail/<local domain>/. Needs root and Debian's postfix (and
+    dovecot-imapd for --imap-port). See scenarios/postfix.toml.
+    """
+    from bench.harness.dovecot import DovecotError, ThrowawayDovecot
+    from bench.harness.postfix import PostfixError, ThrowawayPostfix
+
+    if os.geteuid() != 0:
+        abort("a throwaway Postfix needs root (it runs Postfix's own daemons)", EXIT_USAGE)
+    pf = ThrowawayPostfix(
+        f"{relay_to[0]}:{relay_to[1]}",
+        relay_domain=relay_domain,
+        local_domain=local_domain,
+        port=port,
+        base=base,
+        users=n_users,
+    )
+    dc: ThrowawayDovecot | None = None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        pf.start()
+        info = {
+            "submit": f"127.0.0.1:{port}",
+            "inbound": f"127.0.0.1:{port}",
+            "relay_to": f"{relay_to[0]}:{relay_to[1]}",
+            "maildir": str(pf.maildir_root),
+            "imap": None,
+        }
+        if imap_port:
+            pf.maildir_root.mkdir(parents=True, exist_ok=True)
+            dc = ThrowawayDovecot(pf.maildir_root, port=imap_port, password=imap_password)
+            dc.start()
+            info["imap"] = f"127.0.0.1:{imap_port}"
+        click.echo(
+            f"postfix: SMTP 127.0.0.1:{port}, relaying {relay_domain} to "
+            f"{info['relay_to']}, delivering {local_domain} ({n_users} users) to "
+            f"{info['maildir']}/<user>/, log {pf.base}/log/maillog"
+        )
+        if dc is not None:
+            click.echo(f"dovecot: IMAP 127.0.0.1:{imap_port}, any user, password {imap_password}")
+        click.echo(json.dumps(info))
+        sys.stdout.flush()
+        stop.wait()
+    except (PostfixError, DovecotError) as exc:
+        abort(str(exc).splitlines() or ["did not start"], EXIT_RUN)
+    finally:
+        if dc is not None:
+            dc.stop()
+        pf.stop()
+    click.echo("postfix: stopped")

@@ -1,0 +1,94 @@
+"""The generator's side of the books, for a generator running in a worker process. Pure.
+
+A worker cannot join sends with arrivals (the post office is elsewhere), so it keeps what is
+its own — counts, outcomes, submit_latency / service_time / schedule_lag — and hands the
+parent, in small batches, the ids it saw accepted (with the time of the 250) and the ids that
+were rejected or failed. The parent's :class:`bench.core.correlate.Correlator` does the join.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+from bench.core.availability import Availability
+from bench.core.correlate import GEN_METRICS, Counts, Outcomes
+from bench.core.metrics import EncodedMetric, MetricSet
+
+
+class GenRecorder:
+    """Same interface as the generator side of :class:`bench.core.correlate.Correlator`."""
+
+    def __init__(self, late_after_ns: int) -> None:
+        self.late_after_ns = late_after_ns
+        self.counts = Counts()
+        self.outcomes = Outcomes()
+        self.metrics = MetricSet()
+        self._lag = self.metrics["schedule_lag"]
+        self._submit = self.metrics["submit_latency"]
+        self._service = self.metrics["service_time"]
+        self.accepted_ids: array[int] = array("q")
+        self.accepted_ns: array[int] = array("q")
+        self.unaccepted_ids: array[int] = array("q")
+        self.availability: Availability | None = None  # set when the run's start is known
+
+    def on_planned(self, n: int = 1) -> None:
+        self.counts.planned += n
+
+    def on_not_sent(self, n: int = 1) -> None:
+        self.counts.not_sent += n
+
+    def on_sent(self, seq: int, planned_ns: int, start_ns: int) -> None:
+        self.counts.sent += 1
+        lag = start_ns - planned_ns
+        if lag > self.late_after_ns:
+            self.counts.late += 1
+        self._lag.record(lag)
+
+    def on_accepted(self, seq: int, planned_ns: int, start_ns: int, accepted_ns: int) -> None:
+        self.counts.accepted += 1
+        self._submit.record(accepted_ns - planned_ns)
+        self._service.record(accepted_ns - start_ns)
+        self.accepted_ids.append(seq)
+        self.accepted_ns.append(accepted_ns)
+
+    def on_rejected(self, seq: int, stage: str, code: int) -> None:
+        self.counts.rejected += 1
+        self.outcomes.rejected[(stage, code)] += 1
+        self.unaccepted_ids.append(seq)
+
+    def on_failed(self, seq: int, stage: str, error: str) -> None:
+        self.counts.failed += 1
+        self.outcomes.failed[(stage, error)] += 1
+        self.unaccepted_ids.append(seq)
+
+    def take_batch(self) -> tuple[bytes, bytes, bytes]:
+        """The ids reported since the last call, as packed int64 arrays (and forget them)."""
+        out = (
+            self.accepted_ids.tobytes(),
+            self.accepted_ns.tobytes(),
+            self.unaccepted_ids.tobytes(),
+        )
+        self.accepted_ids, self.accepted_ns = array("q"), array("q")
+        self.unaccepted_ids = array("q")
+        return out
+
+    def final(self) -> dict[str, Any]:
+        """Totals for the parent to absorb at the end."""
+        return {
+            "counts": self.counts.as_dict(),
+            "rejected": dict(self.outcomes.rejected),
+            "failed": dict(self.outcomes.failed),
+            "availability": self.availability,
+            "metrics": [
+                EncodedMetric.of(m)
+                for n, m in self.metrics.items()
+                if n in GEN_METRICS or (n.startswith("stage.") and m.count)
+            ],
+        }
+
+
+def unpack(raw: bytes) -> array[int]:
+    a = array("q")
+    a.frombytes(raw)
+    return a

@@ -1,0 +1,3 @@
+"""Throwaway real mail servers (Postfix, Dovecot) in temporary folders, for tests, runs and the
+selftest.
+"""

@@ -1,0 +1,132 @@
+"""The receive lane's mailboxes: which users, where their Maildirs are, and the watcher on them.
+
+With the embedded fake MTA the Maildirs live in a temporary folder (removed afterwards) unless
+``mailbox.maildir`` names one; ``mailbox.watch = "imap"`` without an address starts a throwaway
+Dovecot over them. With a real system the scenario names the Maildir folder or the IMAP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.config.scenario import Scenario
+from bench.harness.dovecot import DovecotError, ThrowawayDovecot
+from bench.observe.imap_watch import ImapWatcher
+from bench.observe.maildir_watch import MaildirWatcher, VisibleSink, WatchError, make_maildir
+from bench.run.system_under_test import SystemStartError
+
+DOVECOT_PASSWORD = "mailsla"
+
+
+def mailbox_users(sc: Scenario) -> list[str]:
+    """The local users inbound mail is spread over (``user0`` … as the message factory names
+    them)."""
+    return [f"user{i}" for i in range(sc.message.users)]
+
+
+class Mailboxes:
+    """Owns the Maildir folder (when temporary), a throwaway Dovecot (when asked) and the
+    watcher; :meth:`start` before sending, :meth:`stop` after the drain."""
+
+    def __init__(self, sc: Scenario, sink: VisibleSink, imap_password: str | None) -> None:
+        self.sc = sc
+        self.sink = sink
+        self.imap_password = imap_password
+        self.users = mailbox_users(sc)
+        mb = sc.mailbox
+        self._temp = sc.system.kind == "fakemta" and mb.maildir is None
+        self.root: Path | None = (
+            Path(tempfile.mkdtemp(prefix="mailsla-mail-"))
+            if self._temp
+            else Path(mb.maildir)
+            if mb.maildir
+            else None
+        )
+        # With watch = "imap" and no address: a throwaway Dovecot (running as another user)
+        # serves the Maildirs, so they must be reachable and readable by it.
+        self.serves_imap = mb.watch == "imap" and mb.imap is None
+        if self.root is not None and self._temp:
+            self.root.chmod(0o755)
+        self.dovecot: ThrowawayDovecot | None = None
+        self.watcher: MaildirWatcher | ImapWatcher | None = None
+
+    async def start(self) -> None:
+        mb = self.sc.mailbox
+        try:
+            if mb.watch == "maildir":
+                assert self.root is not None
+                dirs = [self.root / u for u in self.users]
+                self._make(dirs)
+                dispose = mb.dispose
+                self.watcher = MaildirWatcher(dirs, self.sink, dispose=dispose)
+            else:
+                host, port = await self._imap_address()
+                password = self.imap_password or DOVECOT_PASSWORD
+                self.watcher = ImapWatcher(
+                    host,
+                    port,
+                    self.users,
+                    password,
+                    self.sink,
+                    interval=mb.poll_interval,
+                    dispose="delete" if mb.dispose == "delete" else "keep",
+                )
+            await self.watcher.start()
+        except (WatchError, DovecotError, OSError) as exc:
+            raise SystemStartError(f"the mailbox watcher did not start: {exc}") from None
+
+    async def _imap_address(self) -> tuple[str, int]:
+        mb = self.sc.mailbox
+        if mb.imap is not None:
+            return mb.imap
+        assert self.root is not None
+        self._make([self.root / u for u in self.users])
+        self.dovecot = ThrowawayDovecot(self.root, password=DOVECOT_PASSWORD)
+        loop = asyncio.get_running_loop()
+        port = await loop.run_in_executor(None, self.dovecot.start)
+        return "127.0.0.1", port
+
+    def _make(self, dirs: list[Path]) -> None:
+        """Create the Maildirs the watcher needs (an MTA makes them only at first delivery):
+        in a temporary root open to all; in a system's root, owned as the root is, private."""
+        assert self.root is not None
+        if self._temp:
+            for d in dirs:
+                make_maildir(d)
+            return
+        st = self.root.stat()
+        for d in dirs:
+            if not (d / "new").is_dir():
+                make_maildir(d, owner=(st.st_uid, st.st_gid), mode=0o700)
+
+    async def stop(self) -> None:
+        """Final look at the mailboxes, then stop the watcher and Dovecot."""
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.dovecot is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.dovecot.stop)
+            self.dovecot = None
+
+    def cleanup(self) -> None:
+        if self._temp and self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def info(self) -> dict[str, Any]:
+        """The result's ``receive`` section: how visibility was observed, and how finely."""
+        w = self.watcher
+        out: dict[str, Any] = {
+            "watch": self.sc.mailbox.watch,
+            "users": len(self.users),
+            "maildir": str(self.root) if self.root and not self._temp else None,
+            "dovecot": self.serves_imap,
+        }
+        if w is not None:
+            out["mode"] = w.mode
+            out["resolution_s"] = w.resolution_s
+            out["stats"] = dataclasses.asdict(w.stats)
+        return out

@@ -1,0 +1,264 @@
+"""Generator and post office in worker processes, reporting to the runner over pipes.
+
+A generator worker takes every N-th planned send (the schedule is split, not copied), keeps
+its own counts and histograms, and every :data:`BATCH_S` sends the parent the ids it saw
+accepted (with the times of their 250s) and the ids that failed, as packed arrays; at the end
+it sends its totals and encoded histograms, which the parent merges exactly. Post office
+workers share one port (SO_REUSEPORT) and send arrivals in batches the same way. Every process
+uses ``time.monotonic_ns()``: one clock for the whole host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import multiprocessing as mp
+import signal
+import threading
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import uvloop
+
+from bench.config.scenario import Scenario
+from bench.core import schedule
+from bench.core.availability import Availability
+from bench.core.books import GenRecorder
+from bench.core.message import Identity, MessageFactory
+from bench.core.stages import StageTimes
+from bench.load.generator import Generator, make_session
+from bench.observe.postoffice import PostOffice
+from bench.observe.postoffice_replies import Refusals
+from bench.smtp.options import SessionOptions
+from bench.smtp.outcome import Session
+from bench.timing.gcfreeze import freeze_startup
+
+BATCH_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class GenJob:
+    scenario: Scenario
+    run_id: str
+    host: str
+    port: int
+    worker: int
+    workers: int
+    opts: SessionOptions
+
+
+def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[], None]) -> None:
+    """Read *conn* in a thread of its own and hand each message to the event loop.
+
+    A thread, not ``loop.add_reader``: uvloop makes a watched descriptor non-blocking, and a
+    multiprocessing pipe is one descriptor for both directions, so a large send on it could
+    then fail half-way with EAGAIN.
+    """
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                with contextlib.suppress(RuntimeError):  # the loop may be gone already
+                    loop.call_soon_threadsafe(on_eof)
+                return
+            try:
+                loop.call_soon_threadsafe(deliver, msg)
+            except RuntimeError:
+                return
+
+    threading.Thread(target=run, name="pipe-reader", daemon=True).start()
+
+
+def _control(conn: Connection, on_message: Callable[[Any], None]) -> None:
+    """Call *on_message* with each message the parent sends (EOF counts as "cancel")."""
+    _reader(conn, on_message, lambda: on_message("cancel"))
+
+
+async def _generator(job: GenJob, conn: Connection) -> None:
+    sc, load = job.scenario, job.scenario.load
+    rec = GenRecorder(round(load.late_after * 1e9))
+    factory = MessageFactory.for_scenario(sc, job.run_id)
+    n, k = job.workers, job.worker
+    sessions = load.sessions // n + (1 if k < load.sessions % n else 0)
+    plan = None
+    if load.model != "closed":
+        plan = schedule.split(enumerate(schedule.planned_offsets(load, sc.seed)), k, n)
+
+    stages = StageTimes(rec.metrics)
+
+    def session() -> Session:
+        return make_session(load.client, job.host, job.port, job.opts, stages)
+
+    # Start together: each worker says it is ready, the parent answers with the start time.
+    go: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+    gen: Generator | None = None
+
+    def on_message(msg: Any) -> None:
+        if isinstance(msg, tuple) and msg[0] == "go":
+            if not go.done():
+                go.set_result((msg[1], msg[2]))
+        elif gen is None:
+            if not go.done():
+                go.cancel()
+        elif msg == "cancel":
+            gen.cancel()
+        else:
+            gen.stop()
+
+    _control(conn, on_message)
+    conn.send(("ready",))
+    try:
+        start_ns, start_wall_ns = await go
+    except asyncio.CancelledError:
+        conn.send(("done", rec.final(), None))
+        return
+    rec.availability = Availability(start_ns, sc.sla.availability_window)
+    gen = Generator(
+        correlator=rec,
+        factory=factory,
+        session_factory=session,
+        sessions=max(sessions, 1),
+        depth=load.depth,
+        schedule=plan,
+        start_ns=start_ns,
+        start_wall_ns=start_wall_ns,
+        end_ns=start_ns + round(schedule.total_duration(load) * 1e9),
+        think_time_ns=round(load.think_time * 1e9),
+        max_messages=load.max_messages,
+        closed_ids=itertools.count(k, n),
+        availability=rec.availability,
+    )
+
+    def send_batch() -> None:
+        assert gen is not None
+        conn.send(("batch", *rec.take_batch(), rec.counts.as_dict(), gen.in_flight))
+
+    async def flusher() -> None:
+        while True:
+            await asyncio.sleep(BATCH_S)
+            send_batch()
+
+    task = asyncio.ensure_future(flusher())
+    freeze_startup()
+    try:
+        await gen.run()
+    finally:
+        task.cancel()
+        send_batch()
+        conn.send(("done", rec.final(), gen.abort_reason))
+
+
+def generator_main(job: GenJob, conn: Connection) -> None:
+    """Entry point of a generator worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    uvloop.run(_generator(job, conn))
+
+
+@dataclass(frozen=True, slots=True)
+class PostJob:
+    domain: str
+    host: str
+    port: int
+    hostname: str
+    run_id: str
+    defer: float = 0.0
+    refuse: float = 0.0
+    seed: int = 1
+
+
+async def _postoffice(job: PostJob, conn: Connection) -> None:
+    ids, mails, recvs = array("q"), array("q"), array("q")
+    foreign = 0
+
+    def sink(ident: Identity | None, mail_ns: int, received_ns: int) -> None:
+        nonlocal foreign
+        if ident is None or ident.run != job.run_id:
+            foreign += 1
+            return
+        ids.append(ident.id)
+        mails.append(mail_ns)
+        recvs.append(received_ns)
+
+    refusals = Refusals(job.defer, job.refuse, job.seed) if job.defer or job.refuse else None
+    po = PostOffice(
+        job.domain,
+        sink,
+        host=job.host,
+        port=job.port,
+        hostname=job.hostname,
+        reuse_port=True,
+        refusals=refusals,
+    )
+    try:
+        port = await po.start()
+    except OSError as exc:
+        conn.send(("error", f"{exc.strerror or exc}"))
+        return
+    freeze_startup()
+    conn.send(("ready", port))
+    stop = asyncio.Event()
+    _control(conn, lambda msg: stop.set())
+
+    def send_batch() -> None:
+        nonlocal ids, mails, recvs, foreign
+        if ids or foreign:
+            conn.send(("arrivals", ids.tobytes(), mails.tobytes(), recvs.tobytes(), foreign))
+            ids, mails, recvs, foreign = array("q"), array("q"), array("q"), 0
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BATCH_S)
+        send_batch()
+    await po.stop()
+    send_batch()
+    conn.send(("done",))
+
+
+def postoffice_main(job: PostJob, conn: Connection) -> None:
+    """Entry point of a post office worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    uvloop.run(_postoffice(job, conn))
+
+
+class Worker:
+    """A worker process and its pipe; messages are handed to *on_message* on the loop."""
+
+    def __init__(
+        self, target: Callable[..., None], job: Any, name: str, on_message: Callable[[Any], None]
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(job, child), name=name, daemon=True)
+        self.on_message = on_message
+        self.done = asyncio.get_running_loop().create_future()
+        self.proc.start()
+        child.close()
+        _reader(self.conn, self._deliver, self._eof)
+
+    def _deliver(self, msg: Any) -> None:
+        self.on_message(msg)
+        if msg[0] in ("done", "error") and not self.done.done():
+            self.done.set_result(msg)
+
+    def _eof(self) -> None:
+        if not self.done.done():
+            self.done.set_result(("died",))
+
+    def send(self, msg: Any) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(msg)
+
+    async def join(self, timeout: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.proc.join, timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            await loop.run_in_executor(None, self.proc.join, 3.0)
+        self.conn.close()

@@ -1,0 +1,85 @@
+"""Driving one lane of a run: its generator (in this process, or a fleet of worker
+processes) working through its share of the schedule."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+from bench.config.scenario import Scenario, procs
+from bench.core import schedule
+from bench.core.availability import Availability
+from bench.core.message import MessageFactory
+from bench.core.stages import StageTimes
+from bench.load.generator import Generator, make_session
+from bench.procs.parent import GeneratorFleet
+from bench.run.lanes import Lane
+from bench.run.wiring import inbound_options
+from bench.smtp.options import SessionOptions
+
+NS = 1_000_000_000
+
+
+async def drive_lane(
+    lane: Lane,
+    sc: Scenario,
+    run_id: str,
+    opts: SessionOptions,
+    lanes: list[Lane],
+    availability: Availability | None,
+    sending: Callable[[], None],
+) -> str | None:
+    """Send *lane*'s traffic until its schedule ends or it is stopped (``lane.generator.stop``);
+    *sending* is called when the first send may start. Returns why it gave up, if it did.
+    Raises :class:`bench.procs.parent.FleetError` when worker processes do not start."""
+    load = sc.load
+    if lane.direction == "receive":
+        opts = inbound_options(opts)
+        domain = sc.mailbox.domain
+    else:
+        domain = sc.postoffice.domain
+    if procs(load.workers) > 1:  # send lane only (the scenario refuses workers with inbound)
+        fleet = GeneratorFleet(lane.corr, sc, run_id, lane.host, lane.port, opts)
+        lane.generator = fleet
+        await fleet.start()
+        sending()
+        await fleet.run()
+        return fleet.abort_reason
+    m = sc.message
+    factory = MessageFactory(
+        run_id,
+        size=m.size,
+        sender=m.sender,
+        domain=domain,
+        users=m.users,
+        recipients=m.recipients,
+    )
+    stages = StageTimes(lane.corr.metrics)
+    start_ns, start_wall = time.monotonic_ns(), time.time_ns()
+    plan = None
+    closed_ids = None
+    if load.model != "closed":
+        offsets = enumerate(schedule.planned_offsets(load, sc.seed))
+        plan = schedule.lane(offsets, lane.direction, load.direction, load.receive_share)
+    elif len(lanes) > 1:  # closed: the lanes take alternate ids
+        closed_ids = itertools.count(lanes.index(lane), len(lanes))
+    host, port = lane.host, lane.port
+    lane.generator = gen = Generator(
+        correlator=lane.corr,
+        factory=factory,
+        session_factory=lambda: make_session(load.client, host, port, opts, stages),
+        sessions=lane.sessions,
+        depth=load.depth,
+        schedule=plan,
+        start_ns=start_ns,
+        start_wall_ns=start_wall,
+        end_ns=start_ns + round(schedule.total_duration(load) * NS),
+        think_time_ns=round(load.think_time * NS),
+        max_messages=load.max_messages,
+        closed_ids=closed_ids,
+        availability=availability,
+    )
+    sending()
+    await gen.run()
+    return gen.abort_reason

@@ -1,0 +1,78 @@
+"""result.json (schema ``mailsla.result/1``) written atomically, and the values a run hands to
+its observers: the live view's :class:`Snapshot` and the final :class:`RunResult`."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench.verdict.sla import Verdict
+
+SCHEMA = "mailsla.result/1"
+IDENTITY = "planned = not_sent + rejected + failed + delivered + undelivered"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the live view shows, once a second."""
+
+    phase: str
+    elapsed_s: float
+    duration_s: float
+    drain_s: float
+    counts: dict[str, int]
+    sending: int
+    awaiting: int
+    rate: float
+    window: tuple[float, float, float] | None
+    expected: int | None = None  # planned sends in the whole schedule (None: closed model)
+    window_metric: str = "send_delay"  # what ``window`` summarises
+
+
+class Observer(Protocol):
+    def started(self, line: str) -> None: ...
+
+    def update(self, snap: Snapshot) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    doc: dict[str, Any]
+    path: Path
+    verdict: Verdict
+    status: str
+    reason: str | None
+    exit_code: int
+
+
+def versions() -> dict[str, str]:
+    """Versions of mailsla, Python and the libraries that shape the numbers."""
+    out = {"python": platform.python_version()}
+    for dist in ("mailsla", "aiosmtpd", "aiosmtplib", "uvloop", "hdrhistogram", "aioimaplib"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    """Write *doc* to *path* so a reader sees the old file or the whole new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

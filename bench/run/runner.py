@@ -1,0 +1,392 @@
+"""One run, end to end: start the post office, the system and the mailbox watcher, generate
+load on each lane, drain, judge.
+
+The runner joins the edges (post office, fake MTA process, generators, watcher) to the pure
+core (schedule, correlate, metrics, sla); :func:`bench.run.conclude.conclude` then writes
+result.json, whether the run completed, failed or was interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from bench.config.scenario import Scenario, procs
+from bench.core import schedule
+from bench.core.availability import Availability
+from bench.core.correlate import Correlator
+from bench.core.message import Identity
+from bench.core.metrics import new_histogram, window_stats
+from bench.observe.mailboxes import Mailboxes
+from bench.observe.postoffice import PostOffice
+from bench.observe.postoffice_replies import Refusals
+from bench.procs.parent import FleetError, GeneratorFleet, PostOfficeFleet
+from bench.run.conclude import conclude
+from bench.run.intervallog import Interval
+from bench.run.lane_driver import drive_lane
+from bench.run.lanes import (
+    Lane,
+    merged_metrics,
+    session_split,
+    total_counts,
+)
+from bench.run.results import (
+    Observer,
+    RunResult,
+    Snapshot,
+)
+from bench.run.system_under_test import ChildFakeMta, SystemStartError
+from bench.run.timeseries import series_for
+from bench.run.wiring import fakemta_config, resolve_workers, session_options, usable_cores
+from bench.smtp.options import SessionOptions
+from bench.timing.gcfreeze import freeze_startup, thaw
+from bench.verdict.abort import AbortGate, Trip
+
+NS = 1_000_000_000
+WINDOW_S = 5  # the live view's "last seconds"
+INTERRUPT_GRACE_S = 5.0  # after Ctrl-C, how long sends already under way may finish
+
+
+def make_run_id(name: str, now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + name
+
+
+class Runner:
+    """Carries out one scenario; call :meth:`interrupt` (e.g. on SIGINT) to end it early."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        out_dir: Path | None,
+        observer: Observer | None,
+        *,
+        source: str = "",
+        overrides: tuple[str, ...] = (),
+        credentials: tuple[str, str] | None = None,
+        imap_password: str | None = None,
+    ) -> None:
+        # "auto" worker counts become numbers for this machine (recorded in the result)
+        cores = usable_cores()
+        self.sc = scenario = resolve_workers(scenario, cores)
+        self.credentials = credentials
+        self.imap_password = imap_password
+        self.started = datetime.now(UTC)
+        self.run_id = make_run_id(scenario.name, self.started)
+        self.out_dir = out_dir or Path("results") / self.run_id
+        self.observer = observer
+        self.source, self.overrides = source, overrides
+        late_ns = round(scenario.load.late_after * NS)
+        sessions = session_split(scenario)
+        self.lanes = [
+            Lane(d, Correlator(self.run_id, late_ns, d), sessions[d]) for d in scenario.directions
+        ]
+        self.by_dir = {lane.direction: lane for lane in self.lanes}
+        # The post office's books: the send lane's (a receive-only run expects nothing there).
+        self.corr = (
+            self.by_dir["send"].corr
+            if "send" in self.by_dir
+            else Correlator(self.run_id, late_ns, "send")
+        )
+        self.mailboxes: Mailboxes | None = None
+        self.availability: Availability | None = None
+        self.refusals: Refusals | None = None
+        self.phase = "starting"
+        self.status = "completed"
+        self.reason: str | None = None
+        self._interrupts = 0
+        self._drained = asyncio.Event()
+        self._draining = False
+        self._stop = asyncio.Event()
+        self._window: collections.deque[HdrHistogram] = collections.deque(maxlen=WINDOW_S)
+        self._last_accepted = 0
+        self._t0 = time.monotonic()
+        self.system_info: dict[str, Any] = {
+            "kind": scenario.system.kind,
+            "tls": scenario.system.tls,
+            "auth": scenario.system.auth.mechanism if scenario.system.auth else None,
+            "cores": cores,
+            "workers": {"load": scenario.load.workers, "postoffice": scenario.postoffice.workers},
+        }
+        self.fakemta_stats: dict[str, Any] | None = None
+        self.traceback: str | None = None
+        self._expected = schedule.expected_count(scenario.load)
+        self._duration = schedule.total_duration(scenario.load)
+        self._gate = AbortGate(scenario.sla.thresholds)
+        self.trip: Trip | None = None  # the abort_on_fail threshold that stopped the run
+        self.series = series_for(scenario, self.out_dir, self.run_id)
+        if self.series is not None:
+            for lane in self.lanes:
+                lane.corr.metrics.track_intervals()
+
+    # -- control -------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """First call: stop sending and skip the drain. Second: abandon sends in progress.
+        After an abort_on_fail threshold stopped the run, the first call abandons them."""
+        self._interrupts += 1
+        if self.trip is None:
+            self.status = "interrupted"
+            self.reason = self.reason or "interrupted (SIGINT)"
+        self._halt(now=self._interrupts > 1 or self.trip is not None)
+
+    def _halt(self, *, now: bool) -> None:
+        self._stop.set()
+        for lane in self.lanes:
+            gen = lane.generator
+            if gen is None:
+                continue
+            if now:
+                gen.cancel()
+            else:
+                gen.stop()
+                # Sends in progress get a short grace, not a whole SMTP timeout.
+                asyncio.get_running_loop().call_later(INTERRUPT_GRACE_S, gen.cancel)
+
+    def _check_abort(self) -> None:
+        """Stop the run (status "aborted") when an abort_on_fail threshold fails."""
+        if self.series is None or self._stop.is_set() or self.status != "completed":
+            return
+        elapsed = self.series.elapsed(time.monotonic())
+        trip = self._gate.check(elapsed, merged_metrics(self.lanes), self.series.last_window)
+        if trip is not None:
+            self.trip = trip
+            self.status, self.reason = "aborted", trip.reason
+            self._halt(now=False)
+
+    def _on_arrival(self, ident: Identity | None, mail_ns: int, received_ns: int) -> None:
+        if ident is None:
+            self.corr.on_foreign()
+        else:
+            self.corr.on_arrival(ident.run, ident.id, mail_ns, received_ns)
+        self._check_drained()
+
+    def _on_visible(self, ident: Identity | None, visible_ns: int) -> None:
+        corr = self.by_dir["receive"].corr
+        if ident is None:
+            corr.on_foreign()
+        else:
+            corr.on_arrival(ident.run, ident.id, visible_ns, visible_ns)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self._draining and all(lane.in_flight == 0 for lane in self.lanes):
+            self._drained.set()
+
+    # -- the run -------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        sc = self.sc
+        po: PostOffice | PostOfficeFleet
+        if procs(sc.postoffice.workers) > 1:
+            po = PostOfficeFleet(self.corr, sc, self.run_id)
+            po.on_arrivals = self._check_drained
+        else:
+            pc = sc.postoffice
+            po = PostOffice(
+                pc.domain,
+                self._on_arrival,
+                host=pc.listen[0],
+                port=pc.listen[1],
+                hostname=pc.hostname,
+                refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
+            )
+            self.refusals = po.handler.refusals
+        mta: ChildFakeMta | None = None
+        ticker: asyncio.Task[None] | None = None
+        try:
+            try:
+                po_port = await po.start()
+            except OSError as exc:
+                host, port = sc.postoffice.listen
+                raise SystemStartError(
+                    f"the post office cannot listen on {host}:{port}: {exc.strerror or exc}"
+                ) from None
+            self.system_info["postoffice"] = f"{sc.postoffice.listen[0]}:{po_port}"
+            if "receive" in self.by_dir:
+                self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password)
+            ca_file = sc.system.ca_file
+            if sc.system.kind == "fakemta":
+                mta = ChildFakeMta(fakemta_config(sc, po_port, self.mailboxes, self.credentials))
+                host, port = sc.fakemta.listen[0], await mta.start()
+                inbound = (sc.fakemta.inbound[0], mta.inbound_port or 0)
+                ca_file = ca_file or mta.cert_file
+            else:
+                host, port = sc.system.submit or ("", 0)
+                inbound = sc.system.inbound or ("", 0)
+            self._targets((host, port), inbound)
+            if self.mailboxes is not None:
+                await self.mailboxes.start()
+            opts = session_options(sc, ca_file, self.credentials)
+            self._announce()
+            freeze_startup()
+            if self.series is not None:
+                self.series.start(time.monotonic(), time.time())
+            ticker = asyncio.ensure_future(self._tick())
+            self.availability = Availability(time.monotonic_ns(), sc.sla.availability_window)
+            for lane in self.lanes:
+                lane.corr.availability = self.availability  # worker processes' records
+            if not self._stop.is_set():
+                await asyncio.gather(*(self._send(lane, opts) for lane in self.lanes))
+            await self._drain()
+        except SystemStartError as exc:
+            self.status, self.reason = "error", str(exc)
+        except Exception as exc:  # a bug must not cost the user their results
+            self.status = "error"
+            self.reason = f"internal error: {type(exc).__name__}: {exc}"
+            self.traceback = traceback.format_exc()
+        finally:
+            thaw()
+            self.phase = "stopping"
+            if ticker is not None:
+                if ticker.done() and not ticker.cancelled() and ticker.exception():
+                    self.status = "error"  # the live view died: say so, do not hide it
+                    self.reason = f"internal error in the live view: {ticker.exception()!r}"
+                ticker.cancel()
+            await self._stop_all(mta, po)
+        return self._conclude()
+
+    async def _stop_all(self, mta: ChildFakeMta | None, po: PostOffice | PostOfficeFleet) -> None:
+        if self.mailboxes is not None:
+            try:
+                await self.mailboxes.stop()  # a last look first: nothing visible is missed
+            except Exception as exc:  # the books must still close
+                self.status, self.reason = "error", f"mailbox watcher: {exc}"
+        if mta is not None:
+            self.fakemta_stats = await mta.stop()
+        await po.stop()
+        if self.mailboxes is not None:
+            self.mailboxes.cleanup()
+        for lane in self.lanes:
+            lane.corr.finish()
+        self.phase = "done"
+        if self.observer is not None:
+            self.observer.update(self.snapshot())
+
+    def _targets(self, submit: tuple[str, int], inbound: tuple[str, int]) -> None:
+        for lane in self.lanes:
+            lane.host, lane.port = submit if lane.direction == "send" else inbound
+            key = "submit" if lane.direction == "send" else "inbound"
+            self.system_info[key] = f"{lane.host}:{lane.port}"
+
+    def _announce(self) -> None:
+        if self.observer is None:
+            return
+        where = ", ".join(
+            f"{'submitting to' if lane.direction == 'send' else 'delivering inbound to'} "
+            f"{lane.host}:{lane.port}"
+            for lane in self.lanes
+        )
+        self.observer.started(
+            f"run {self.run_id}: {where} ({self.sc.system.kind}), post office at "
+            f"{self.system_info['postoffice']}, results in {self.out_dir}"
+        )
+
+    async def _send(self, lane: Lane, opts: SessionOptions) -> None:
+        def sending() -> None:
+            self._t0 = time.monotonic()
+            self.phase = "sending"
+
+        try:
+            reason = await drive_lane(
+                lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending
+            )
+        except FleetError as exc:
+            raise SystemStartError(str(exc)) from None
+        self._aborted(reason)
+
+    def _aborted(self, reason: str | None) -> None:
+        if reason and self.status == "completed":
+            self.status, self.reason = "aborted", reason
+            for lane in self.lanes:  # the other lane stops too
+                if lane.generator is not None:
+                    lane.generator.stop()
+
+    async def _drain(self) -> None:
+        if self._stop.is_set() or self.status != "completed":
+            return
+        if all(lane.in_flight == 0 for lane in self.lanes):
+            return
+        self.phase = "draining"
+        self._draining = True
+        waiters = [
+            asyncio.ensure_future(self._drained.wait()),
+            asyncio.ensure_future(self._stop.wait()),
+        ]
+        _, pending = await asyncio.wait(
+            waiters, timeout=self.sc.load.drain, return_when=asyncio.FIRST_COMPLETED
+        )
+        for w in pending:
+            w.cancel()
+
+    async def _tick(self) -> None:
+        """Once a second (on the second, skipping missed ones): the live view's window, the
+        time series' interval histograms and counts, the abort_on_fail thresholds."""
+        lane, series = self.lanes[0], self.series
+        due = time.monotonic()
+        while True:
+            due += max(1, int(time.monotonic() - due) + 1)
+            await asyncio.sleep(due - time.monotonic())
+            delay, now = lane.corr.delay_metric, time.monotonic()
+            if series is None:
+                self._window.append(lane.corr.metrics[delay].take_interval())
+            else:  # a metric at a time, letting due sends go between them
+                pieces: dict[str, HdrHistogram] = {}
+                for _ in series.take_steps(merged_metrics(self.lanes), pieces):
+                    await asyncio.sleep(0)
+                piece = pieces.get(delay)
+                self._window.append(piece if piece is not None else new_histogram())
+            snap = self.snapshot()
+            if self.observer is not None:
+                self.observer.update(snap)
+            self._last_accepted = snap.counts["accepted"]
+            if series is not None:
+                closed: list[Interval] = []
+                for _ in series.tick_steps(now, snap.counts, closed):
+                    await asyncio.sleep(0)
+                if closed and self._gate:
+                    self._check_abort()
+
+    def snapshot(self) -> Snapshot:
+        counts = total_counts(self.lanes).as_dict()
+        sending = 0
+        for lane in self.lanes:
+            g = lane.generator
+            if isinstance(g, GeneratorFleet):
+                for k, v in g.live_counts().items():
+                    counts[k] += v
+            sending += g.in_flight if g else 0
+        elapsed = time.monotonic() - self._t0 if self.phase != "starting" else 0.0
+        rate = counts["accepted"] - self._last_accepted
+        if self.phase == "done":  # the last frame: the run's mean rate, not the last second's
+            rate = round(counts["accepted"] / max(min(elapsed, self._duration), 1e-9))
+        return Snapshot(
+            phase=self.phase,
+            elapsed_s=elapsed,
+            duration_s=schedule.total_duration(self.sc.load),
+            drain_s=self.sc.load.drain,
+            counts=counts,
+            sending=sending,
+            awaiting=sum(lane.in_flight for lane in self.lanes),
+            rate=float(rate),
+            window=window_stats(list(self._window)),
+            expected=self._expected,
+            window_metric=self.lanes[0].corr.delay_metric,
+        )
+
+    # -- the verdict ---------------------------------------------------------------------
+    def _finish_series(self) -> None:
+        """Write the last interval, close metrics.hlog, write timeseries.csv."""
+        if self.series is not None:
+            counts, metrics = self.snapshot().counts, merged_metrics(self.lanes)
+            error = self.series.finish(time.monotonic(), time.time(), counts, metrics)
+            if error and self.status == "completed":
+                self.status, self.reason = "error", error
+
+    def _conclude(self) -> RunResult:
+        self._finish_series()
+        return conclude(self)

@@ -1,0 +1,148 @@
+"""What a run hands the system and its sessions: the fake MTA's configuration and the SMTP
+session options, derived from the scenario; the worker processes it asks for. Pure but
+:func:`usable_cores`."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from typing import Protocol
+
+from bench.config.faults import Outage, StageFault
+from bench.config.scenario import PARENT_METRICS, Scenario
+from bench.observe.mailboxes import mailbox_users
+from bench.smtp.options import SessionOptions
+from fakemta.server import FakeMtaConfig
+
+
+class MailboxRoot(Protocol):
+    @property
+    def root(self) -> object: ...
+
+    serves_imap: bool
+
+
+def fakemta_config(
+    sc: Scenario,
+    po_port: int,
+    mailboxes: MailboxRoot | None,
+    credentials: tuple[str, str] | None,
+) -> FakeMtaConfig:
+    """The embedded fake MTA for *sc*: relaying to the post office on *po_port*, delivering
+    locally into *mailboxes* (when the run has inbound traffic), with the scenario's TLS and
+    AUTH (its one user is the scenario's)."""
+    fm = sc.fakemta
+    root = str(mailboxes.root) if mailboxes is not None and mailboxes.root else None
+    relay_host = sc.postoffice.listen[0]
+    return FakeMtaConfig(
+        relay_host="127.0.0.1" if relay_host == "0.0.0.0" else relay_host,
+        relay_port=po_port,
+        listen_host=fm.listen[0],
+        listen_port=fm.listen[1],
+        hostname=fm.hostname,
+        relay_domains=(sc.postoffice.domain,),
+        processing_delay=fm.processing_delay,
+        delivery_workers=fm.delivery_workers,
+        seed=sc.seed,
+        timeout=sc.load.timeout,
+        local_domain=sc.mailbox.domain,
+        local_users=tuple(mailbox_users(sc)) if root else (),
+        mailbox_root=root,
+        delivery_delay=fm.delivery_delay,
+        # A throwaway Dovecot reads the Maildirs as another user: files must be readable.
+        mailbox_file_mode=0o644 if mailboxes is not None and mailboxes.serves_imap else 0o600,
+        inbound_host=fm.inbound[0],
+        inbound_port=fm.inbound[1],
+        tls=sc.system.tls != "off",
+        auth_users=(credentials,) if credentials else (),
+        auth_required=credentials is not None,
+        faults=tuple(
+            StageFault(f.stage, f.kind, f.probability, f.code, f.duration, f.users)
+            for f in fm.faults
+        ),
+        outages=tuple(Outage(o.at, o.duration, o.kind) for o in fm.outages),
+        max_rate=fm.max_rate,
+        queue_limit=fm.queue_limit,
+    )
+
+
+def session_options(
+    sc: Scenario, ca_file: str | None, credentials: tuple[str, str] | None
+) -> SessionOptions:
+    """Options of the submission sessions (the send lane)."""
+    system, load = sc.system, sc.load
+    user, password = credentials or (None, None)
+    return SessionOptions(
+        ehlo=system.ehlo,
+        timeout=load.timeout,
+        tls=system.tls,
+        ca_file=ca_file,
+        tls_verify=not system.tls_insecure,
+        server_name=system.server_name,
+        auth_user=user,
+        auth_password=password,
+        auth_mechanism=system.auth.mechanism if system.auth else "plain",
+        max_per_connection=load.per_connection_cap,
+    )
+
+
+def inbound_options(opts: SessionOptions) -> SessionOptions:
+    """The receive lane delivers as a source post office would: no AUTH, STARTTLS when the
+    submission side uses it, but only if offered (an MX need not)."""
+    return dataclasses.replace(
+        opts,
+        tls="opportunistic" if opts.tls != "off" else "off",
+        auth_user=None,
+        auth_password=None,
+    )
+
+
+def resolve_workers(sc: Scenario, cores: int) -> Scenario:
+    """*sc* with ``workers = "auto"`` made a number, for a machine of *cores* cores. Pure.
+
+    mailsla takes the whole machine when the system under test is elsewhere, and half of it
+    when the system runs here too (the embedded fake MTA, or an address on loopback): a
+    generator that takes the system's CPU measures itself. The generator gets that share;
+    the post office, which only receives, half of it. Inbound traffic, and live thresholds
+    on generator metrics, need the generator in one process, so "auto" gives 1 there; and
+    never more processes than sessions (each needs one of its own). On a
+    2-core machine with a local system this is one process each, which the selftest found
+    fastest (README, Performance).
+    """
+    share = cores if not _local(sc) else cores // 2
+    load, po = sc.load, sc.postoffice
+    gen = load.workers
+    if gen == "auto":
+        live_gen = any(t.live and t.metric not in PARENT_METRICS for t in sc.sla.thresholds)
+        gen = 1 if "receive" in sc.directions or live_gen else max(1, share)
+        gen = min(gen, load.sessions)  # each process needs a session of its own
+    post = po.workers
+    if post == "auto":
+        post = max(1, share // 2)
+    return sc.model_copy(
+        update={
+            "load": load.model_copy(update={"workers": gen}),
+            "postoffice": po.model_copy(update={"workers": post}),
+        }
+    )
+
+
+def _local(sc: Scenario) -> bool:
+    if sc.system.kind == "fakemta" or sc.system.submit is None:
+        return True
+    host = sc.system.submit[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: assume elsewhere
+        return False
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,1 @@
+"""Clocks and pauses: the nanosecond pacer (timerfd) and the start-up garbage-collector freeze."""

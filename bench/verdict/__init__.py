@@ -1,0 +1,3 @@
+"""Judging a run: the SLA profiles and thresholds turned into checks, abort-on-fail, and comparing
+two runs. Pure.
+"""
