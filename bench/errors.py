@@ -21,6 +21,13 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad usage or scenario: the message names the file, the field and why
     RUN = 3  # the run could not be carried out or was interrupted (results still written)
 
+    @classmethod
+    def of_run(cls, *, completed: bool, passed: bool) -> ExitCode:
+        """A run's code: RUN unless it completed, then PASS or FAIL by its verdict."""
+        if not completed:
+            return cls.RUN
+        return cls.PASS if passed else cls.FAIL
+
 
 class MailslaError(Exception):
     """An error mailsla raises on purpose, with the exit code it ends the command with.
@@ -51,3 +58,7 @@ class RunError(MailslaError):
     """The run (or server, or measurement) could not be carried out (exit 3)."""
 
     exit_code = ExitCode.RUN
+
+
+class StartupError(RunError):
+    """A part of a run did not start: the post office, the system, its mailboxes, a worker."""

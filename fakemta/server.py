@@ -33,6 +33,7 @@ from typing import Any, TypedDict
 
 from bench.config.delays import Delay
 from bench.config.faults import Outage, StageFault, check_faults, check_outages
+from bench.errors import RunError
 from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
 from fakemta.faults import FaultPlan, FaultStats
 from fakemta.faultsmtp import FaultRuntime, FaultySMTP
@@ -92,7 +93,7 @@ class ReadyInfo(TypedDict):
     cert_file: str | None
 
 
-class StartError(Exception):
+class StartError(RunError):
     """The fake MTA could not start; the message says what (listen address, TLS certificate,
     mailboxes)."""
 

@@ -15,17 +15,13 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from bench.report.terminal import fmt_rate, fmt_s
+from bench.cli.handler import print_error, print_warning
+from bench.errors import ExitCode, UsageError
+from bench.report.deltas import delta_table
 from bench.run.results import RunResult
 from bench.verdict.compare import (
-    BETTER,
-    MISSING,
-    NOISE,
-    OK,
-    REGRESSED,
     CompareError,
     Row,
     ToleranceError,
@@ -68,84 +64,10 @@ def gate(
     run_doc: dict[str, Any], baseline_path: Path, tolerances: Tolerances | Sequence[str] = ()
 ) -> tuple[list[Row], bool]:
     """Compare a finished run with the baseline at *baseline_path*: the rows, and whether any
-    regressed. Raises :class:`CompareError` or :class:`ToleranceError` (both ValueError)."""
+    regressed. Raises :class:`CompareError` or :class:`ToleranceError` (both usage errors)."""
     tols = _tolerances(tolerances)
     rows = compare(load_result(baseline_path), run_doc, tols)
     return rows, bool(regressed(rows))
-
-
-def fmt_value(row: Row, v: float | None) -> str:
-    """A row's value in its unit: a latency, a count or a rate."""
-    if v is None:
-        return "–"
-    if row.kind == "rate":
-        return fmt_rate(v)
-    return f"{v:.0f}" if row.kind == "count" else fmt_s(v)
-
-
-def fmt_delta(row: Row) -> tuple[str, str]:
-    """The change and the change in %, signed."""
-    d = row.delta
-    if d is None:
-        return "–", "–"
-    if row.kind == "rate":
-        text = f"{d * 100:+.3f}pp"
-    elif row.kind == "count":
-        text = f"{d:+.0f}"
-    else:
-        text = ("+" if d >= 0 else "-") + fmt_s(abs(d))
-    pct = row.delta_pct
-    return text, "–" if pct is None else f"{pct:+.1f}%"
-
-
-VERDICT_STYLE = {
-    OK: "green",
-    BETTER: "bold green",
-    NOISE: "yellow",
-    REGRESSED: "bold red",
-    MISSING: "dim",
-}
-
-
-def _shown(row: Row) -> bool:
-    return row.verdict != OK or "stage." not in row.metric
-
-
-def delta_table(rows: Sequence[Row], *, show_all: bool = False) -> Table:
-    """The comparison as a rich table; per-stage rows that are ok only with *show_all*."""
-    bad = regressed(rows)
-    title = Text.assemble(
-        "Baseline comparison: ",
-        (f"{len(bad)} REGRESSED", "bold red") if bad else ("no regression", "bold green"),
-    )
-    t = Table(title=title, title_justify="left", show_edge=False)
-    shown = [r for r in rows if show_all or _shown(r)]
-    hidden = len(rows) - len(shown)
-    t.add_column("metric", no_wrap=True)
-    t.add_column("stat", no_wrap=True)
-    for col in ("baseline", "current", "delta", "delta %", "tolerance"):
-        t.add_column(col, justify="right")
-    t.add_column("verdict", no_wrap=True)
-    notes = any(r.note for r in shown)
-    if notes:
-        t.add_column("note", style="dim")
-    for r in shown:
-        delta, pct = fmt_delta(r)
-        t.add_row(
-            r.metric,
-            r.stat,
-            fmt_value(r, r.baseline),
-            fmt_value(r, r.current),
-            delta,
-            pct,
-            r.tolerance,
-            Text(r.verdict, VERDICT_STYLE.get(r.verdict, "")),
-            *([r.note] if notes else []),
-        )
-    if hidden:
-        t.caption = f"{hidden} ok rows of stage.* metrics not shown (--all shows them)"
-        t.caption_justify = "left"
-    return t
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +80,7 @@ class GateOptions:
 
 
 def prepare(baseline: Path | None, tolerances: Sequence[str], junit: Path | None) -> GateOptions:
-    """Check the run command's gate options before the run (errors: ValueError, one line)."""
+    """Check the run command's gate options before the run (errors: usage errors, one line)."""
     if tolerances and baseline is None:
         raise ToleranceError("--tolerance needs --baseline")
     tols = parse_tolerances(tolerances)
@@ -169,7 +91,7 @@ def prepare(baseline: Path | None, tolerances: Sequence[str], junit: Path | None
     return GateOptions(baseline, tols, junit)
 
 
-def finish(console: Console, result: RunResult, opts: GateOptions, *, as_json: bool) -> int:
+def finish(console: Console, result: RunResult, opts: GateOptions, *, as_json: bool) -> ExitCode:
     """After the report: compare with the baseline, write JUnit XML and the GitHub step
     summary; the exit code, raised from 0 to 1 on a regression."""
     from bench.report.junit import write_junit
@@ -181,23 +103,23 @@ def finish(console: Console, result: RunResult, opts: GateOptions, *, as_json: b
     if opts.baseline is not None:
         try:
             rows, bad = gate(result.doc, opts.baseline, opts.tolerances)
-        except ValueError as exc:  # the baseline changed since the start, or is broken
-            err.print(f"[bold red]error:[/] baseline: {exc}", soft_wrap=True)
-            code = code or 2
+        except UsageError as exc:  # the baseline changed since the start, or is broken
+            print_error(f"baseline: {exc}")
+            code = code or ExitCode.USAGE
         else:
             (err if as_json else console).print(Text(""), delta_table(rows))
-            if bad and code == 0:
-                code = 1
+            if bad and code == ExitCode.PASS:
+                code = ExitCode.FAIL
     if opts.junit is not None:
         try:
             write_junit(opts.junit, result.doc, rows)
         except OSError as exc:
-            err.print(f"[bold red]error:[/] cannot write {opts.junit}: {exc}", soft_wrap=True)
-            code = code or 3
+            print_error(f"cannot write {opts.junit}: {exc}")
+            code = code or ExitCode.RUN
     try:
         append_summary(result.doc, rows)
     except OSError as exc:
-        err.print(f"[bold yellow]warning:[/] GitHub step summary: {exc}", soft_wrap=True)
+        print_warning(f"GitHub step summary: {exc}")
     return code
 
 
@@ -209,21 +131,17 @@ def finish(console: Console, result: RunResult, opts: GateOptions, *, as_json: b
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead.")
 def compare_cmd(
     baseline: Path, current: Path, tolerances: tuple[str, ...], show_all: bool, as_json: bool
-) -> None:
+) -> ExitCode:
     """Compare two runs (result.json files or run folders); exit 1 when a stat regressed.
 
     A stat regressed when CURRENT is worse than BASELINE beyond its tolerance and beyond the
     noise its sample size and HDR precision allow.
     """
-    from bench.cli.main import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, abort
     from bench.report.step_summary import append_summary
 
-    try:
-        tols = parse_tolerances(tolerances)
-        base_doc, cur_doc = load_result(baseline), load_result(current)
-        rows = compare(base_doc, cur_doc, tols)
-    except ValueError as exc:
-        abort(str(exc), EXIT_USAGE)
+    tols = parse_tolerances(tolerances)
+    base_doc, cur_doc = load_result(baseline), load_result(current)
+    rows = compare(base_doc, cur_doc, tols)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
@@ -232,9 +150,9 @@ def compare_cmd(
     try:
         append_summary(cur_doc, rows)
     except OSError as exc:
-        Console(stderr=True).print(f"warning: GitHub step summary: {exc}", soft_wrap=True)
+        print_warning(f"GitHub step summary: {exc}")
     bad = regressed(rows)
     if bad:
         names = ", ".join(r.name for r in bad)
         click.echo(f"REGRESSED: {names}", err=True)
-    sys.exit(EXIT_FAIL if bad else EXIT_PASS)
+    return ExitCode.FAIL if bad else ExitCode.PASS

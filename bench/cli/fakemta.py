@@ -9,9 +9,10 @@ import sys
 import click
 import uvloop
 
-from bench.cli.main import EXIT_RUN, EXIT_USAGE, abort, address_param
+from bench.cli.options import address_param
 from bench.config.delays import parse_delay
 from bench.config.fieldtypes import parse_address
+from bench.errors import RunError, UsageError
 
 
 @click.command()
@@ -176,40 +177,40 @@ def fakemta(
     try:
         delay = parse_delay(processing_delay)
     except ValueError as exc:
-        abort(f"--processing-delay: {exc}", EXIT_USAGE)
+        raise UsageError(f"--processing-delay: {exc}") from None
     try:
         local_delay = parse_delay(delivery_delay)
     except ValueError as exc:
-        abort(f"--delivery-delay: {exc}", EXIT_USAGE)
+        raise UsageError(f"--delivery-delay: {exc}") from None
     if mailbox_root is None and (n_users or inbound is not None):
-        abort("--users and --inbound need --mailbox-root (local delivery)", EXIT_USAGE)
+        raise UsageError("--users and --inbound need --mailbox-root (local delivery)")
     try:
         inbound_at = parse_address(inbound or "127.0.0.1:0")
     except ValueError as exc:
-        abort(f"--inbound: {exc}", EXIT_USAGE)
+        raise UsageError(f"--inbound: {exc}") from None
     tls = tls or tls_cert is not None
     if tls_required and not tls:
-        abort("--tls-required needs --tls", EXIT_USAGE)
+        raise UsageError("--tls-required needs --tls")
     if tls_key is not None and tls_cert is None:
-        abort("--tls-key needs --tls-cert", EXIT_USAGE)
+        raise UsageError("--tls-key needs --tls-cert")
     users: list[tuple[str, str]] = []
     for pair in auth:
         user, colon, password = pair.partition(":")
         if not user or not colon:
-            abort(f"--auth: {pair!r} is not USER:PASSWORD", EXIT_USAGE)
+            raise UsageError(f"--auth: {pair!r} is not USER:PASSWORD") from None
         users.append((user, password))
     if auth_required and not users:
-        abort("--auth-required needs at least one --auth USER:PASSWORD", EXIT_USAGE)
+        raise UsageError("--auth-required needs at least one --auth USER:PASSWORD")
     try:
         faults = tuple(parse_fault(spec) for spec in fault_specs)
         check_faults(faults)
     except ValueError as exc:
-        abort(f"--fault: {exc}", EXIT_USAGE)
+        raise UsageError(f"--fault: {exc}") from None
     try:
         outages = tuple(parse_outage(spec) for spec in outage_specs)
         check_outages(outages)
     except ValueError as exc:
-        abort(f"--outage: {exc}", EXIT_USAGE)
+        raise UsageError(f"--outage: {exc}") from None
     config = FakeMtaConfig(
         relay_host=relay_to[0],
         relay_port=relay_to[1],
@@ -286,7 +287,7 @@ def fakemta(
     try:
         stats = uvloop.run(serve(config, ready))
     except ValueError as exc:
-        abort(f"fakemta: {exc}", EXIT_USAGE)
+        raise UsageError(f"fakemta: {exc}") from None
     except StartError as exc:
-        abort(f"fakemta {exc}", EXIT_RUN)
+        raise RunError(f"fakemta {exc}") from None
     click.echo(f"fakemta: stopped; {json.dumps(stats)}")

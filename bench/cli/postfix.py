@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from bench.cli.main import EXIT_RUN, EXIT_USAGE, abort, address_param
+from bench.cli.options import address_param
+from bench.errors import RunError, UsageError
 
 
 @click.command()
@@ -71,7 +72,7 @@ def postfix(
     from bench.harness.postfix import PostfixError, ThrowawayPostfix
 
     if os.geteuid() != 0:
-        abort("a throwaway Postfix needs root (it runs Postfix's own daemons)", EXIT_USAGE)
+        raise UsageError("a throwaway Postfix needs root (it runs Postfix's own daemons)")
     pf = ThrowawayPostfix(
         f"{relay_to[0]}:{relay_to[1]}",
         relay_domain=relay_domain,
@@ -109,7 +110,7 @@ def postfix(
         sys.stdout.flush()
         stop.wait()
     except (PostfixError, DovecotError) as exc:
-        abort(str(exc).splitlines() or ["did not start"], EXIT_RUN)
+        raise RunError(*(str(exc).splitlines() or ["did not start"])) from None
     finally:
         if dc is not None:
             dc.stop()

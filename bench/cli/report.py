@@ -10,13 +10,14 @@ from typing import Any
 import click
 from rich.console import Console
 
+from bench.errors import ExitCode, RunError, UsageError
 from bench.run.results import RunResult
 from bench.verdict.sla import Check, Verdict
 
 
 def load_result(run_dir: Path) -> RunResult:
     """The :class:`RunResult` of a finished run, read back from its result.json; the exit code
-    is the one the run ended with (0 pass, 1 fail, 3 not completed)."""
+    is the one the run ended with."""
     path = run_dir / "result.json"
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     verdict = Verdict(
@@ -35,7 +36,7 @@ def load_result(run_dir: Path) -> RunResult:
     )
     run = doc["run"]
     status = run.get("status", "completed")
-    code = 3 if status != "completed" else 0 if verdict.passed else 1
+    code = ExitCode.of_run(completed=status == "completed", passed=verdict.passed)
     return RunResult(doc, path, verdict, status, run.get("reason"), code)
 
 
@@ -47,20 +48,19 @@ def load_result(run_dir: Path) -> RunResult:
 )
 def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/report.html from result.json (and timeseries.csv) and print the tables."""
-    from bench.cli.main import EXIT_RUN, EXIT_USAGE, abort
     from bench.report.html import write_report
     from bench.report.terminal import print_report
 
     try:
         result = load_result(run_dir)
     except FileNotFoundError:
-        abort(f"{run_dir}: no result.json (is it a mailsla results folder?)", EXIT_USAGE)
+        raise UsageError(f"{run_dir}: no result.json (is it a mailsla results folder?)") from None
     except (ValueError, KeyError, TypeError) as exc:
-        abort(f"{run_dir / 'result.json'}: not a mailsla result: {exc!r}", EXIT_USAGE)
+        raise UsageError(f"{run_dir / 'result.json'}: not a mailsla result: {exc!r}") from None
     try:
         html = write_report(run_dir)
     except OSError as exc:
-        abort(f"cannot write {run_dir / 'report.html'}: {exc}", EXIT_RUN)
+        raise RunError(f"cannot write {run_dir / 'report.html'}: {exc}") from None
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     print_report(console, result)
     click.echo(f"report: {html}")

@@ -40,6 +40,7 @@ from bench.config.sections import (  # the section models, re-exported for calle
     procs,
 )
 from bench.config.units import format_duration
+from bench.errors import UsageError
 
 __all__ = [
     "PARENT_METRICS",
@@ -72,7 +73,7 @@ __all__ = [
 PARENT_METRICS = ("send_delay", "delivery_delay", "receive_delay")
 
 
-class ScenarioError(Exception):
+class ScenarioError(UsageError):
     """A scenario that cannot be used: file, field path and reason."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:

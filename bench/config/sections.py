@@ -25,9 +25,9 @@ from bench.config.faults import KINDS as FAULT_KINDS
 from bench.config.faults import STAGES as FAULT_STAGES
 from bench.config.faults import USER_STAGES
 from bench.config.fieldtypes import Address, DelayDist, Duration, Hostname, Size, ThresholdT
+from bench.config.names import PROFILES
 from bench.config.thresholds import Threshold, parse_threshold
 from bench.config.units import format_duration
-from bench.verdict.sla import PROFILES
 
 
 class _Model(BaseModel):

@@ -1,4 +1,5 @@
-"""What the throwaway Postfix and Dovecot share: a free port, and waiting for a server process
+"""What the throwaway Postfix and Dovecot share: their error, a free port, and waiting for a server
+process
 started in the foreground to greet on it."""
 
 from __future__ import annotations
@@ -6,6 +7,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+
+from bench.errors import RunError
+
+
+class HarnessError(RunError):
+    """A throwaway server (Postfix, Dovecot) could not be set up or did not start."""
 
 
 def free_port() -> int:

@@ -15,12 +15,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.harness.daemons import free_port, wait_for_greeting
+from bench.harness.daemons import HarnessError, free_port, wait_for_greeting
 
 NOBODY = 65534
 
 
-class DovecotError(Exception):
+class DovecotError(HarnessError):
     """Dovecot is missing or did not start; the message carries the log's tail."""
 
 

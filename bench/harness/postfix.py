@@ -16,12 +16,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.harness.daemons import free_port, wait_for_greeting
+from bench.harness.daemons import HarnessError, free_port, wait_for_greeting
 
 MASTER_PROTO = Path("/etc/postfix/master.cf.proto")
 
 
-class PostfixError(Exception):
+class PostfixError(HarnessError):
     """Postfix is missing or did not start; the message carries the log's tail."""
 
 

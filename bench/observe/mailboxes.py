@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.scenario import Scenario
+from bench.errors import StartupError
 from bench.harness.dovecot import DovecotError, ThrowawayDovecot
 from bench.observe.imap_watch import ImapWatcher
 from bench.observe.maildir_watch import MaildirWatcher, VisibleSink, WatchError, make_maildir
-from bench.run.system_under_test import SystemStartError
 
 DOVECOT_PASSWORD = "mailsla"
 
@@ -78,7 +78,7 @@ class Mailboxes:
                 )
             await self.watcher.start()
         except (WatchError, DovecotError, OSError) as exc:
-            raise SystemStartError(f"the mailbox watcher did not start: {exc}") from None
+            raise StartupError(f"the mailbox watcher did not start: {exc}") from None
 
     async def _imap_address(self) -> tuple[str, int]:
         mb = self.sc.mailbox

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.core.message import Identity, parse_identity
+from bench.errors import RunError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ IN_ISDIR, IN_ONLYDIR = 0x40000000, 0x01000000
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
 
 
-class WatchError(Exception):
+class WatchError(RunError):
     """A watcher could not start: the message is one line saying why."""
 
 

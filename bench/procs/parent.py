@@ -12,13 +12,14 @@ from typing import Any
 from bench.config.scenario import Scenario, procs
 from bench.core.books import unpack
 from bench.core.correlate import Correlator
+from bench.errors import StartupError
 from bench.procs.child import GenJob, PostJob, Worker, generator_main, postoffice_main
 from bench.smtp.options import SessionOptions
 
 START_TIMEOUT_S = 60.0
 
 
-class FleetError(Exception):
+class FleetError(StartupError):
     """A worker process did not start."""
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cli.compare import fmt_delta, fmt_value
+from bench.report.deltas import fmt_delta, fmt_value
 from bench.report.terminal import fmt_check_value
 from bench.verdict.compare import MISSING, REGRESSED, Row
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cli.compare import fmt_delta, fmt_value
+from bench.report.deltas import fmt_delta, fmt_value
 from bench.report.terminal import fmt_check_value, fmt_rate, fmt_s
 from bench.verdict.compare import OK, Row, regressed
 

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench.errors import ExitCode
 from bench.verdict.sla import Verdict
 
 SCHEMA = "mailsla.result/1"
@@ -48,7 +49,7 @@ class RunResult:
     verdict: Verdict
     status: str
     reason: str | None
-    exit_code: int
+    exit_code: ExitCode
 
 
 def versions() -> dict[str, str]:

@@ -2,8 +2,9 @@
 load on each lane, drain, judge.
 
 The runner joins the edges (post office, fake MTA process, generators, watcher) to the pure
-core (schedule, correlate, metrics, sla); :func:`bench.run.conclude.conclude` then writes
-result.json, whether the run completed, failed or was interrupted.
+core (schedule, correlate, metrics, sla). At the end it freezes what the run produced into a
+:class:`~bench.run.record.RunRecord`, which :func:`bench.run.conclude.conclude` judges, and
+writes result.json, whether the run completed, failed or was interrupted.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from bench.core.availability import Availability
 from bench.core.correlate import Correlator
 from bench.core.message import Identity
 from bench.core.metrics import new_histogram, window_stats
+from bench.errors import StartupError
 from bench.observe.mailboxes import Mailboxes
 from bench.observe.postoffice import PostOffice
 from bench.observe.postoffice_replies import Refusals
-from bench.procs.parent import FleetError, GeneratorFleet, PostOfficeFleet
+from bench.procs.parent import GeneratorFleet, PostOfficeFleet
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
@@ -37,12 +39,9 @@ from bench.run.lanes import (
     session_split,
     total_counts,
 )
-from bench.run.results import (
-    Observer,
-    RunResult,
-    Snapshot,
-)
-from bench.run.system_under_test import ChildFakeMta, SystemStartError
+from bench.run.record import RunRecord, RunStatus
+from bench.run.results import Observer, RunResult, Snapshot, versions, write_json_atomic
+from bench.run.system_under_test import ChildFakeMta
 from bench.run.timeseries import series_for
 from bench.run.wiring import fakemta_config, resolve_workers, session_options, usable_cores
 from bench.smtp.options import SessionOptions
@@ -98,7 +97,7 @@ class Runner:
         self.availability: Availability | None = None
         self.refusals: Refusals | None = None
         self.phase = "starting"
-        self.status = "completed"
+        self.status: RunStatus = "completed"
         self.reason: str | None = None
         self._interrupts = 0
         self._drained = asyncio.Event()
@@ -203,7 +202,7 @@ class Runner:
                 po_port = await po.start()
             except OSError as exc:
                 host, port = sc.postoffice.listen
-                raise SystemStartError(
+                raise StartupError(
                     f"the post office cannot listen on {host}:{port}: {exc.strerror or exc}"
                 ) from None
             self.system_info["postoffice"] = f"{sc.postoffice.listen[0]}:{po_port}"
@@ -233,7 +232,7 @@ class Runner:
             if not self._stop.is_set():
                 await asyncio.gather(*(self._send(lane, opts) for lane in self.lanes))
             await self._drain()
-        except SystemStartError as exc:
+        except StartupError as exc:
             self.status, self.reason = "error", str(exc)
         except Exception as exc:  # a bug must not cost the user their results
             self.status = "error"
@@ -291,12 +290,9 @@ class Runner:
             self._t0 = time.monotonic()
             self.phase = "sending"
 
-        try:
-            reason = await drive_lane(
-                lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending
-            )
-        except FleetError as exc:
-            raise SystemStartError(str(exc)) from None
+        reason = await drive_lane(
+            lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending
+        )
         self._aborted(reason)
 
     def _aborted(self, reason: str | None) -> None:
@@ -388,5 +384,36 @@ class Runner:
                 self.status, self.reason = "error", error
 
     def _conclude(self) -> RunResult:
+        """Freeze what the run produced, judge it, write result.json."""
         self._finish_series()
-        return conclude(self)
+        sc, series, refusals = self.sc, self.series, self.refusals
+        record = RunRecord(
+            scenario=sc,
+            run_id=self.run_id,
+            source=self.source,
+            overrides=self.overrides,
+            started=self.started,
+            ended=datetime.now(UTC),
+            status=self.status,
+            reason=self.reason,
+            traceback=self.traceback,
+            system=dict(self.system_info),
+            versions=versions(),
+            lanes=tuple(self.lanes),
+            availability=self.availability,
+            windows=series.windows_for(sc.sla.thresholds) if series is not None else None,
+            trip=self.trip,
+            postoffice=(
+                {"deferred": refusals.deferred, "refused": refusals.refused}
+                if refusals is not None
+                else None
+            ),
+            receive=self.mailboxes.info() if self.mailboxes is not None else None,
+            fakemta=self.fakemta_stats,
+        )
+        verdict = conclude(record)
+        path = self.out_dir / "result.json"
+        write_json_atomic(path, verdict.doc)
+        return RunResult(
+            verdict.doc, path, verdict.verdict, self.status, self.reason, verdict.exit_code
+        )

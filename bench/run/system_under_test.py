@@ -8,12 +8,9 @@ import multiprocessing as mp
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.errors import StartupError
 from fakemta.process import run_child
 from fakemta.server import FakeMtaConfig
-
-
-class SystemStartError(Exception):
-    """The system under test could not be started or reached."""
 
 
 class ChildFakeMta:
@@ -53,7 +50,7 @@ class ChildFakeMta:
         if not msg or msg[0] != "ready":
             why = msg[1] if msg and msg[0] == "error" else "it did not report ready"
             await self.kill()
-            raise SystemStartError(f"the embedded fake MTA did not start: {why}")
+            raise StartupError(f"the embedded fake MTA did not start: {why}")
         info = msg[1]
         self.port = int(info["port"])
         self.inbound_port = info.get("inbound_port")

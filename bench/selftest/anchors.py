@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.config.scenario import from_dict
+from bench.errors import RunError
 from bench.observe.postoffice import PostOffice
 from bench.run.runner import Runner
 
@@ -24,7 +25,7 @@ MSG_LEN = 1024
 WORK = Path(tempfile.gettempdir()) / "mailsla-selftest"  # the runs' own result.json files
 
 
-class SelftestError(Exception):
+class SelftestError(RunError):
     """An anchor is missing; the message says how to install it."""
 
 

@@ -30,6 +30,7 @@ from hdrh.histogram import HdrHistogram
 
 from bench.config.names import KNOWN_METRICS
 from bench.config.units import format_duration, parse_duration
+from bench.errors import UsageError
 
 SCHEMA = "mailsla.result/1"
 Z = 2.58  # two-sided ~99 %
@@ -45,11 +46,11 @@ RATE_STATS = tuple(stat for _, stat in RATES)
 OK, BETTER, NOISE, REGRESSED, MISSING = "ok", "better", "worse-within-noise", "REGRESSED", "missing"
 
 
-class CompareError(ValueError):
+class CompareError(UsageError):
     """A document that cannot be compared (not a result, broken histogram); one line."""
 
 
-class ToleranceError(ValueError):
+class ToleranceError(UsageError):
     """A ``--tolerance`` that cannot be parsed; the message quotes the input."""
 
 

@@ -66,7 +66,6 @@ class Verdict:
 EXMAIL_MEAN_S = 60.0
 EXMAIL_MAX_S = 3600.0
 EXMAIL_RATE = 0.999  # no-fault rate and network connectivity, each over the month
-PROFILES = ("exmail", "none")
 
 
 def _check(

@@ -14,8 +14,9 @@ import pytest
 import trustme
 import uvloop
 
+from bench.errors import StartupError
 from bench.observe.postoffice import PostOffice
-from bench.run.system_under_test import ChildFakeMta, SystemStartError
+from bench.run.system_under_test import ChildFakeMta
 from fakemta.server import FakeMta, FakeMtaConfig
 from tests.conftest import Arrivals, until
 
@@ -278,5 +279,5 @@ async def test_child_reports_a_bad_certificate(tmp_path: Path) -> None:
     child = ChildFakeMta(
         FakeMtaConfig(relay_host="127.0.0.1", relay_port=9, tls=True, tls_cert=str(tmp_path / "no"))
     )
-    with pytest.raises(SystemStartError, match="TLS certificate"):
+    with pytest.raises(StartupError, match="TLS certificate"):
         await child.start()

@@ -1,0 +1,118 @@
+"""``mailsla run SCENARIO``: run a scenario, show it live, write result.json, and end with the
+verdict's exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+import uvloop
+from rich.console import Console
+
+from bench.cli.handler import print_error
+from bench.cli.options import SET_OPTION, load_scenario
+from bench.errors import ExitCode, RunError, UsageError
+
+
+@click.command()
+@click.argument("scenario", metavar="SCENARIO.toml")
+@SET_OPTION
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write result.json (default results/<UTC time>-<name>/).",
+)
+@click.option("--no-live", is_flag=True, help="No live view (also off when stdout is no TTY).")
+@click.option("--json", "as_json", is_flag=True, help="Print result.json to stdout at the end.")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="Compare with this result.json (or run folder): a regression fails the run.",
+)
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="METRIC.STAT=VALUE",
+    help="With --baseline: allowed worsening, e.g. send_delay.p99=30% or =5ms.",
+)
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
+)
+def run(
+    scenario: str,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    no_live: bool,
+    as_json: bool,
+    baseline: Path | None,
+    tolerances: tuple[str, ...],
+    junit: Path | None,
+) -> ExitCode:
+    """Run a scenario, show it live, write result.json and exit with the verdict."""
+    from bench.cli.compare import finish, prepare
+    from bench.report.live import LineView, LiveView
+    from bench.report.terminal import print_report
+    from bench.run.runner import Runner
+
+    sc = load_scenario(scenario, overrides)
+    gate_opts = prepare(baseline, tolerances, junit)
+    try:
+        credentials = sc.credentials(os.environ)
+        imap_password = sc.imap_password(os.environ)
+    except UsageError as exc:
+        raise UsageError(f"{scenario}: {exc}") from None
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+    live = not no_live and not as_json and sys.stdout.isatty()
+    view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
+    runner = Runner(
+        sc,
+        out,
+        view,
+        source=scenario,
+        overrides=overrides,
+        credentials=credentials,
+        imap_password=imap_password,
+    )
+
+    async def go() -> object:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, runner.interrupt)
+        loop.add_signal_handler(signal.SIGTERM, runner.interrupt)
+        return await runner.run()
+
+    try:
+        result = uvloop.run(go())
+    except OSError as exc:
+        view.close()
+        raise RunError(f"cannot write results: {exc}") from None
+    finally:
+        view.close()
+    from bench.run.results import RunResult
+
+    assert isinstance(result, RunResult)
+    report_line = _html_report(result.path.parent)
+    if as_json:
+        click.echo(json.dumps(result.doc, indent=2))
+    else:
+        print_report(console, result)
+    Console(stderr=True, highlight=False).print(report_line, soft_wrap=True)
+    if result.status != "completed":
+        print_error(f"run {result.status}: {result.reason}", word="mailsla", style="bold yellow")
+    return finish(console, result, gate_opts, as_json=as_json)
+
+
+def _html_report(run_dir: Path) -> str:
+    """Write report.html beside result.json; the line to print. The page is an extra: a
+    failure to draw it is reported, and costs the run neither its results nor its verdict."""
+    from bench.report.html import write_report
+
+    try:
+        return f"report: {write_report(run_dir)}"
+    except Exception as exc:  # any failure of an extra, reported in one line
+        return f"[bold yellow]mailsla:[/] report.html not written: {type(exc).__name__}: {exc}"
