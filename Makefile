@@ -1,5 +1,5 @@
 # make bench: run the quickstart scenario on the embedded fake mail system.
-# make test:  lint, type-check and run the tests.
+# make test:  lint (ruff, the import layers of docs/architecture.md), type-check and run the tests.
 # Both create .venv and install mailsla into it first (once; again when pyproject.toml changes).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -22,6 +22,7 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

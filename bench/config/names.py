@@ -3,6 +3,11 @@ stages timed, and the latency metrics. Pure."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+# The lanes of traffic: users submitting ("send"), and mail coming in from outside ("receive").
+Direction = Literal["send", "receive"]
+
 STAGES = ("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot")
 CONNECTION_STAGES = STAGES[:5]
 

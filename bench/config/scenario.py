@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.config.names import Direction
 from bench.config.sections import (  # the section models, re-exported for callers
     AuthConfig,
     EnvName,
@@ -104,10 +105,12 @@ class Scenario(_Model):
     results: ResultsConfig = ResultsConfig()
 
     @property
-    def directions(self) -> tuple[str, ...]:
+    def directions(self) -> tuple[Direction, ...]:
         """The lanes of traffic: ("send",), ("receive",) or both."""
         d = self.load.direction
-        return ("send", "receive") if d == "both" else (d,)
+        if d == "both":
+            return ("send", "receive")
+        return ("receive",) if d == "receive" else ("send",)
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

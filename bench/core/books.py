@@ -9,15 +9,27 @@ were rejected or failed. The parent's :class:`bench.core.correlate.Correlator` d
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Protocol
 
 from bench.core.availability import Availability
-from bench.core.correlate import GEN_METRICS, Counts, Outcomes
+from bench.core.correlate import GEN_METRICS, Counts, Outcomes, WorkerTotals
 from bench.core.metrics import EncodedMetric, MetricSet
 
 
+class Recorder(Protocol):
+    """Where the generator reports each message (a Correlator, or a worker's GenRecorder)."""
+
+    def on_planned(self, n: int = 1) -> None: ...
+    def on_not_sent(self, n: int = 1) -> None: ...
+    def on_sent(self, seq: int, planned_ns: int, start_ns: int) -> None: ...
+    def on_accepted(self, seq: int, planned_ns: int, start_ns: int, accepted_ns: int) -> None: ...
+    def on_rejected(self, seq: int, stage: str, code: int) -> None: ...
+    def on_failed(self, seq: int, stage: str, error: str) -> None: ...
+
+
 class GenRecorder:
-    """Same interface as the generator side of :class:`bench.core.correlate.Correlator`."""
+    """A :class:`Recorder` for a generator in a worker process (the generator side of
+    :class:`bench.core.correlate.Correlator`)."""
 
     def __init__(self, late_after_ns: int) -> None:
         self.late_after_ns = late_after_ns
@@ -31,6 +43,11 @@ class GenRecorder:
         self.accepted_ns: array[int] = array("q")
         self.unaccepted_ids: array[int] = array("q")
         self.availability: Availability | None = None  # set when the run's start is known
+
+    def start(self, availability: Availability) -> Availability:
+        """The run has started: its availability windows (returned) begin now."""
+        self.availability = availability
+        return availability
 
     def on_planned(self, n: int = 1) -> None:
         self.counts.planned += n
@@ -73,19 +90,19 @@ class GenRecorder:
         self.unaccepted_ids = array("q")
         return out
 
-    def final(self) -> dict[str, Any]:
+    def final(self) -> WorkerTotals:
         """Totals for the parent to absorb at the end."""
-        return {
-            "counts": self.counts.as_dict(),
-            "rejected": dict(self.outcomes.rejected),
-            "failed": dict(self.outcomes.failed),
-            "availability": self.availability,
-            "metrics": [
+        return WorkerTotals(
+            counts=self.counts.as_dict(),
+            rejected=dict(self.outcomes.rejected),
+            failed=dict(self.outcomes.failed),
+            availability=self.availability,
+            metrics=tuple(
                 EncodedMetric.of(m)
                 for n, m in self.metrics.items()
                 if n in GEN_METRICS or (n.startswith("stage.") and m.count)
-            ],
-        }
+            ),
+        )
 
 
 def unpack(raw: bytes) -> array[int]:

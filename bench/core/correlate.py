@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.core.availability import Availability
-from bench.core.metrics import Metric, MetricSet
+from bench.core.metrics import EncodedMetric, Metric, MetricSet
 
 GEN_METRICS = ("submit_latency", "service_time", "schedule_lag")
 SPINE_METRICS = (*GEN_METRICS, "send_delay", "delivery_delay")
@@ -76,6 +76,19 @@ class Outcomes:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerTotals:
+    """A generator worker's books at its end, for the runner's :class:`Correlator` to absorb:
+    counts, refusals and failures by (stage, code or error), availability windows, and its
+    metrics encoded (they merge exactly)."""
+
+    counts: dict[str, int]
+    rejected: dict[tuple[str, int], int]
+    failed: dict[tuple[str, str], int]
+    availability: Availability | None
+    metrics: tuple[EncodedMetric, ...]
+
+
 class Bitset:
     """A growable set of small non-negative ints, one bit each."""
 
@@ -127,6 +140,15 @@ class Correlator:
         self.remote = False  # the generator runs elsewhere: ids arrive in batches
         self.availability: Availability | None = None  # workers' records merge into it
         self.finished = False
+
+    def expect_remote(self) -> None:
+        """The generator runs in worker processes: ids arrive in batches, so an arrival may
+        come before its send is reported (it waits as early, it is not foreign)."""
+        self.remote = True
+
+    def attach_availability(self, availability: Availability) -> None:
+        """The run's availability windows, into which workers' records merge (:meth:`absorb`)."""
+        self.availability = availability
 
     # -- generator side ------------------------------------------------------------------
     def on_planned(self, n: int = 1) -> None:
@@ -185,17 +207,16 @@ class Correlator:
     def on_remote_unaccepted(self, seq: int) -> None:
         self._settle_unaccepted(seq)
 
-    def absorb(self, final: dict[str, Any]) -> None:
+    def absorb(self, totals: WorkerTotals) -> None:
         """Add a worker's totals (see :meth:`bench.core.books.GenRecorder.final`)."""
-        for key, n in final["counts"].items():
+        for key, n in totals.counts.items():
             setattr(self.counts, key, getattr(self.counts, key) + n)
-        self.outcomes.rejected.update(final["rejected"])
-        self.outcomes.failed.update(final["failed"])
-        for enc in final["metrics"]:
+        self.outcomes.rejected.update(totals.rejected)
+        self.outcomes.failed.update(totals.failed)
+        for enc in totals.metrics:
             self.metrics[enc.name].merge(enc.decode())
-        avail = final.get("availability")
-        if avail is not None and self.availability is not None:
-            self.availability.merge(avail)
+        if totals.availability is not None and self.availability is not None:
+            self.availability.merge(totals.availability)
 
     # -- post office side ----------------------------------------------------------------
     def on_arrival(self, run: str, seq: int, mail_ns: int, received_ns: int) -> None:
@@ -216,8 +237,9 @@ class Correlator:
         else:
             self._join(accepted_ns, mail_ns, received_ns)
 
-    def on_foreign(self) -> None:
-        self.counts.foreign += 1
+    def on_foreign(self, n: int = 1) -> None:
+        """*n* messages that are not this run's (or carry no identity) arrived."""
+        self.counts.foreign += n
 
     def _join(self, accepted_ns: int, mail_ns: int, received_ns: int) -> None:
         self.counts.delivered += 1

@@ -14,11 +14,13 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Protocol
 
 from bench.config.names import CONNECTION_STAGES
+from bench.config.sections import LoadConfig
 from bench.core.availability import Availability, failure_kind
+from bench.core.books import Recorder
 from bench.core.message import MessageFactory
+from bench.core.schedule import total_duration
 from bench.core.stages import StageTimes
 from bench.load.replychain import Chain
 from bench.smtp.aiosession import SmtpSession
@@ -26,6 +28,8 @@ from bench.smtp.options import SessionOptions
 from bench.smtp.outcome import Outcome, Session
 from bench.smtp.pipesession import PipelinedSession
 from bench.timing.pacer import Pacer, resolve
+
+NS = 1_000_000_000
 
 
 def make_session(
@@ -36,17 +40,6 @@ def make_session(
     if client == "aiosmtplib":
         return SmtpSession(host, port, opts, stages)
     return PipelinedSession(host, port, opts, stages)
-
-
-class Recorder(Protocol):
-    """Where the generator reports each message (a Correlator, or a worker's GenRecorder)."""
-
-    def on_planned(self, n: int = 1) -> None: ...
-    def on_not_sent(self, n: int = 1) -> None: ...
-    def on_sent(self, seq: int, planned_ns: int, start_ns: int) -> None: ...
-    def on_accepted(self, seq: int, planned_ns: int, start_ns: int, accepted_ns: int) -> None: ...
-    def on_rejected(self, seq: int, stage: str, code: int) -> None: ...
-    def on_failed(self, seq: int, stage: str, error: str) -> None: ...
 
 
 class Generator:
@@ -92,6 +85,43 @@ class Generator:
         self.chains: set[Chain] = set()  # the fast path's chains now running
         self._chaining = think_time_ns == 0
         self.pacer: Pacer  # made by run(), in the running loop
+
+    @classmethod
+    def for_load(
+        cls,
+        load: LoadConfig,
+        *,
+        correlator: Recorder,
+        factory: MessageFactory,
+        session_factory: Callable[[], Session],
+        sessions: int,
+        schedule: Iterator[tuple[int, int]] | None,
+        start_ns: int,
+        start_wall_ns: int,
+        closed_ids: Iterator[int] | None = None,
+        availability: Availability | None = None,
+    ) -> Generator:
+        """A generator for a scenario's ``[load]``: its depth, duration, think time and message
+        cap come from *load*; the rest is this process's share of the run."""
+        return cls(
+            correlator=correlator,
+            factory=factory,
+            session_factory=session_factory,
+            sessions=sessions,
+            depth=load.depth,
+            schedule=schedule,
+            start_ns=start_ns,
+            start_wall_ns=start_wall_ns,
+            end_ns=start_ns + round(total_duration(load) * NS),
+            think_time_ns=round(load.think_time * NS),
+            max_messages=load.max_messages,
+            closed_ids=closed_ids,
+            availability=availability,
+        )
+
+    def live_counts(self) -> dict[str, int]:
+        """Counts not yet in the lane's books: none, this generator records as it goes."""
+        return {}
 
     # -- control -------------------------------------------------------------------------
     async def run(self) -> None:

@@ -15,17 +15,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from bench.smtp.outcome import Outcome
+from bench.core.books import Recorder
+from bench.core.message import MessageFactory
+from bench.smtp.outcome import Outcome, Session
 from bench.smtp.pipeclient import STAGE_NAMES, Message
-from bench.timing.pacer import Wakeup
+from bench.timing.pacer import Pacer, Wakeup
 
 if TYPE_CHECKING:
-    from bench.load.generator import Generator
     from bench.smtp.pipesession import PipelinedSession
 
 Planned = tuple[int, int]  # (seq, planned_ns)
+
+
+class ChainOwner(Protocol):
+    """What a chain needs of its generator (:class:`bench.load.generator.Generator`)."""
+
+    corr: Recorder
+    factory: MessageFactory
+    pacer: Pacer
+    chains: set[Chain]
+    in_flight: int
+    stopping: bool
+    start_ns: int
+    start_wall_ns: int
+
+    def take_next(self) -> Planned | None: ...
+
+    def record(
+        self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: Session
+    ) -> None: ...
 
 
 class Chain:
@@ -33,7 +53,7 @@ class Chain:
 
     __slots__ = ("fut", "gen", "loop", "m", "planned_ns", "seq", "session", "start_ns", "timer")
 
-    def __init__(self, gen: Generator, session: PipelinedSession) -> None:
+    def __init__(self, gen: ChainOwner, session: PipelinedSession) -> None:
         self.gen = gen
         self.session = session
         self.loop = asyncio.get_running_loop()

@@ -33,6 +33,18 @@ from bench.core.stages import StageTimes
 from bench.load.generator import Generator, make_session
 from bench.observe.postoffice import PostOffice
 from bench.observe.postoffice_replies import Refusals
+from bench.procs.messages import (
+    Arrivals,
+    Batch,
+    Cancel,
+    Died,
+    Done,
+    Failed,
+    FromWorker,
+    Go,
+    Ready,
+    ToWorker,
+)
 from bench.smtp.options import SessionOptions
 from bench.smtp.outcome import Session
 from bench.timing.gcfreeze import freeze_startup
@@ -76,9 +88,9 @@ def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[
     threading.Thread(target=run, name="pipe-reader", daemon=True).start()
 
 
-def _control(conn: Connection, on_message: Callable[[Any], None]) -> None:
-    """Call *on_message* with each message the parent sends (EOF counts as "cancel")."""
-    _reader(conn, on_message, lambda: on_message("cancel"))
+def _control(conn: Connection, on_message: Callable[[ToWorker], None]) -> None:
+    """Call *on_message* with each message the parent sends (EOF counts as :class:`Cancel`)."""
+    _reader(conn, on_message, lambda: on_message(Cancel()))
 
 
 async def _generator(job: GenJob, conn: Connection) -> None:
@@ -100,45 +112,42 @@ async def _generator(job: GenJob, conn: Connection) -> None:
     go: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
     gen: Generator | None = None
 
-    def on_message(msg: Any) -> None:
-        if isinstance(msg, tuple) and msg[0] == "go":
+    def on_message(msg: ToWorker) -> None:
+        if isinstance(msg, Go):
             if not go.done():
-                go.set_result((msg[1], msg[2]))
+                go.set_result((msg.start_ns, msg.start_wall_ns))
         elif gen is None:
             if not go.done():
                 go.cancel()
-        elif msg == "cancel":
+        elif isinstance(msg, Cancel):
             gen.cancel()
         else:
             gen.stop()
 
     _control(conn, on_message)
-    conn.send(("ready",))
+    conn.send(Ready())
     try:
         start_ns, start_wall_ns = await go
     except asyncio.CancelledError:
-        conn.send(("done", rec.final(), None))
+        conn.send(Done(rec.final()))
         return
-    rec.availability = Availability(start_ns, sc.sla.availability_window)
-    gen = Generator(
+    availability = rec.start(Availability(start_ns, sc.sla.availability_window))
+    gen = Generator.for_load(
+        load,
         correlator=rec,
         factory=factory,
         session_factory=session,
         sessions=max(sessions, 1),
-        depth=load.depth,
         schedule=plan,
         start_ns=start_ns,
         start_wall_ns=start_wall_ns,
-        end_ns=start_ns + round(schedule.total_duration(load) * 1e9),
-        think_time_ns=round(load.think_time * 1e9),
-        max_messages=load.max_messages,
         closed_ids=itertools.count(k, n),
-        availability=rec.availability,
+        availability=availability,
     )
 
     def send_batch() -> None:
         assert gen is not None
-        conn.send(("batch", *rec.take_batch(), rec.counts.as_dict(), gen.in_flight))
+        conn.send(Batch(*rec.take_batch(), rec.counts.as_dict(), gen.in_flight))
 
     async def flusher() -> None:
         while True:
@@ -152,7 +161,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
     finally:
         task.cancel()
         send_batch()
-        conn.send(("done", rec.final(), gen.abort_reason))
+        conn.send(Done(rec.final(), gen.abort_reason))
 
 
 def generator_main(job: GenJob, conn: Connection) -> None:
@@ -199,17 +208,17 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
     try:
         port = await po.start()
     except OSError as exc:
-        conn.send(("error", f"{exc.strerror or exc}"))
+        conn.send(Failed(f"{exc.strerror or exc}"))
         return
     freeze_startup()
-    conn.send(("ready", port))
+    conn.send(Ready(port))
     stop = asyncio.Event()
     _control(conn, lambda msg: stop.set())
 
     def send_batch() -> None:
         nonlocal ids, mails, recvs, foreign
         if ids or foreign:
-            conn.send(("arrivals", ids.tobytes(), mails.tobytes(), recvs.tobytes(), foreign))
+            conn.send(Arrivals(ids.tobytes(), mails.tobytes(), recvs.tobytes(), foreign))
             ids, mails, recvs, foreign = array("q"), array("q"), array("q"), 0
 
     while not stop.is_set():
@@ -218,7 +227,7 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
         send_batch()
     await po.stop()
     send_batch()
-    conn.send(("done",))
+    conn.send(Done())
 
 
 def postoffice_main(job: PostJob, conn: Connection) -> None:
@@ -231,27 +240,31 @@ class Worker:
     """A worker process and its pipe; messages are handed to *on_message* on the loop."""
 
     def __init__(
-        self, target: Callable[..., None], job: Any, name: str, on_message: Callable[[Any], None]
+        self,
+        target: Callable[..., None],
+        job: Any,
+        name: str,
+        on_message: Callable[[FromWorker], None],
     ) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=target, args=(job, child), name=name, daemon=True)
         self.on_message = on_message
-        self.done = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[Done | Failed | Died] = asyncio.get_running_loop().create_future()
         self.proc.start()
         child.close()
         _reader(self.conn, self._deliver, self._eof)
 
-    def _deliver(self, msg: Any) -> None:
+    def _deliver(self, msg: FromWorker) -> None:
         self.on_message(msg)
-        if msg[0] in ("done", "error") and not self.done.done():
+        if isinstance(msg, Done | Failed) and not self.done.done():
             self.done.set_result(msg)
 
     def _eof(self) -> None:
         if not self.done.done():
-            self.done.set_result(("died",))
+            self.done.set_result(Died())
 
-    def send(self, msg: Any) -> None:
+    def send(self, msg: ToWorker) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
             self.conn.send(msg)
 

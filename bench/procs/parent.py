@@ -14,6 +14,7 @@ from bench.core.books import unpack
 from bench.core.correlate import Correlator
 from bench.errors import StartupError
 from bench.procs.child import GenJob, PostJob, Worker, generator_main, postoffice_main
+from bench.procs.messages import Arrivals, Batch, Cancel, Done, Failed, FromWorker, Go, Ready, Stop
 from bench.smtp.options import SessionOptions
 
 START_TIMEOUT_S = 60.0
@@ -44,7 +45,7 @@ class GeneratorFleet:
         self._in_flight: dict[int, int] = {}
         self.abort_reason: str | None = None
         self.stopping = False
-        corr.remote = True
+        corr.expect_remote()
 
     @property
     def in_flight(self) -> int:
@@ -58,26 +59,24 @@ class GeneratorFleet:
                 total[k] = total.get(k, 0) + v
         return total
 
-    def _on_message(self, k: int, msg: Any) -> None:
-        kind = msg[0]
-        if kind == "ready":
+    def _on_message(self, k: int, msg: FromWorker) -> None:
+        if isinstance(msg, Ready):
             if not self._ready[k].done():
                 self._ready[k].set_result(None)
-        elif kind == "batch":
-            _, acc_ids, acc_ns, unacc, counts, in_flight = msg
+        elif isinstance(msg, Batch):
             corr = self.corr
-            for seq, ns in zip(unpack(acc_ids), unpack(acc_ns), strict=True):
+            for seq, ns in zip(unpack(msg.accepted_ids), unpack(msg.accepted_ns), strict=True):
                 corr.on_remote_accepted(seq, ns)
-            for seq in unpack(unacc):
+            for seq in unpack(msg.unaccepted_ids):
                 corr.on_remote_unaccepted(seq)
-            self._live[k], self._in_flight[k] = counts, in_flight
-        elif kind == "done":
-            _, final, reason = msg
+            self._live[k], self._in_flight[k] = msg.counts, msg.in_flight
+        elif isinstance(msg, Done):
             self._live.pop(k, None)
             self._in_flight.pop(k, None)
-            self.corr.absorb(final)
-            if reason and self.abort_reason is None:
-                self.abort_reason = reason
+            if msg.totals is not None:
+                self.corr.absorb(msg.totals)
+            if msg.abort_reason and self.abort_reason is None:
+                self.abort_reason = msg.abort_reason
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -89,8 +88,9 @@ class GeneratorFleet:
             )
         all_ready = asyncio.gather(*self._ready)
         # Stop waiting as soon as every worker is ready, or one of them has died.
+        waits: list[asyncio.Future[Any]] = [all_ready, *(w.done for w in self.workers)]
         await asyncio.wait(
-            [all_ready, *(w.done for w in self.workers)],
+            waits,
             timeout=START_TIMEOUT_S,
             return_when=asyncio.FIRST_COMPLETED,
         )
@@ -98,17 +98,17 @@ class GeneratorFleet:
             all_ready.cancel()
             missing = sum(1 for f in self._ready if not f.done())
             for w in self.workers:
-                w.send("cancel")
+                w.send(Cancel())
             await self.close()
             raise FleetError(f"{missing} of {self.n} generator workers did not start")
 
     async def run(self) -> None:
         start_ns, start_wall = time.monotonic_ns(), time.time_ns()
         for w in self.workers:
-            w.send(("go", start_ns, start_wall))
+            w.send(Go(start_ns, start_wall))
         ends = await asyncio.gather(*(w.done for w in self.workers))
         await self.close()
-        dead = [k for k, end in enumerate(ends) if end[0] != "done"]
+        dead = [k for k, end in enumerate(ends) if not isinstance(end, Done)]
         if dead and self.abort_reason is None:
             # Its last batches and totals never came: the books cannot balance. Say so.
             self.abort_reason = (
@@ -119,11 +119,11 @@ class GeneratorFleet:
     def stop(self, reason: str | None = None) -> None:
         self.stopping = True
         for w in self.workers:
-            w.send("stop")
+            w.send(Stop())
 
     def cancel(self) -> None:
         for w in self.workers:
-            w.send("cancel")
+            w.send(Cancel())
 
     async def close(self) -> None:
         await asyncio.gather(*(w.join() for w in self.workers))
@@ -138,15 +138,15 @@ class PostOfficeFleet:
         self.port = 0
         self.on_arrivals: Any = None  # called after each batch (the runner's drain check)
 
-    def _on_message(self, ready: asyncio.Future[Any], msg: Any) -> None:
-        if msg[0] in ("ready", "error") and not ready.done():
+    def _on_message(self, ready: asyncio.Future[Ready | Failed], msg: FromWorker) -> None:
+        if isinstance(msg, Ready | Failed) and not ready.done():
             ready.set_result(msg)
-        elif msg[0] == "arrivals":
-            _, ids, mails, recvs, foreign = msg
+        elif isinstance(msg, Arrivals):
             corr = self.corr
-            for seq, m, r in zip(unpack(ids), unpack(mails), unpack(recvs), strict=True):
+            rows = zip(unpack(msg.ids), unpack(msg.mail_ns), unpack(msg.received_ns), strict=True)
+            for seq, m, r in rows:
                 corr.on_arrival(self.run_id, seq, m, r)
-            corr.counts.foreign += foreign
+            corr.on_foreign(msg.foreign)
             if self.on_arrivals is not None:
                 self.on_arrivals()
 
@@ -165,23 +165,23 @@ class PostOfficeFleet:
                 po.refuse,
                 self.sc.seed * 1000 + k,  # each worker its own sequence
             )
-            ready: asyncio.Future[Any] = loop.create_future()
+            ready: asyncio.Future[Ready | Failed] = loop.create_future()
             w = Worker(postoffice_main, job, f"postoffice-{k}", partial(self._on_message, ready))
             self.workers.append(w)
             try:
                 msg = await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
             except TimeoutError:
-                msg = ("error", "it did not report ready")
-            if msg[0] != "ready":
+                msg = Failed("it did not report ready")
+            if isinstance(msg, Failed):
                 await self.stop()
-                raise OSError(f"post office worker {k}: {msg[1]}")
-            port = int(msg[1])  # the others join the first one's port
+                raise OSError(f"post office worker {k}: {msg.why}")
+            port = msg.port  # the others join the first one's port
         self.port = port
         return port
 
     async def stop(self) -> None:
         for w in self.workers:
-            w.send("stop")
+            w.send(Stop())
         await asyncio.gather(
             *(asyncio.wait_for(asyncio.shield(w.done), 10) for w in self.workers),
             return_exceptions=True,

@@ -29,7 +29,7 @@ def conclude(rec: RunRecord) -> Conclusion:
     sc, lanes = rec.scenario, list(rec.lanes)
     counts = total_counts(lanes)
     metrics = merged_metrics(lanes)
-    undelivered = {lane.direction: lane.corr.counts.undelivered for lane in lanes}
+    undelivered: dict[str, int] = {lane.direction: lane.corr.counts.undelivered for lane in lanes}
     avail = rec.availability.summary(lost=counts.undelivered) if rec.availability else None
     verdict = evaluate(
         sc.sla.profile,

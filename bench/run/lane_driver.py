@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from functools import partial
 
 from bench.config.scenario import Scenario, procs
 from bench.core import schedule
@@ -17,8 +18,6 @@ from bench.procs.parent import GeneratorFleet
 from bench.run.lanes import Lane
 from bench.run.wiring import inbound_options
 from bench.smtp.options import SessionOptions
-
-NS = 1_000_000_000
 
 
 async def drive_lane(
@@ -32,7 +31,7 @@ async def drive_lane(
 ) -> str | None:
     """Send *lane*'s traffic until its schedule ends or it is stopped (``lane.generator.stop``);
     *sending* is called when the first send may start. Returns why it gave up, if it did.
-    Raises :class:`bench.procs.parent.FleetError` when worker processes do not start."""
+    Raises :class:`bench.errors.StartupError` when worker processes do not start."""
     load = sc.load
     if lane.direction == "receive":
         opts = inbound_options(opts)
@@ -64,19 +63,15 @@ async def drive_lane(
         plan = schedule.lane(offsets, lane.direction, load.direction, load.receive_share)
     elif len(lanes) > 1:  # closed: the lanes take alternate ids
         closed_ids = itertools.count(lanes.index(lane), len(lanes))
-    host, port = lane.host, lane.port
-    lane.generator = gen = Generator(
+    lane.generator = gen = Generator.for_load(
+        load,
         correlator=lane.corr,
         factory=factory,
-        session_factory=lambda: make_session(load.client, host, port, opts, stages),
+        session_factory=partial(make_session, load.client, lane.host, lane.port, opts, stages),
         sessions=lane.sessions,
-        depth=load.depth,
         schedule=plan,
         start_ns=start_ns,
         start_wall_ns=start_wall,
-        end_ns=start_ns + round(schedule.total_duration(load) * NS),
-        think_time_ns=round(load.think_time * NS),
-        max_messages=load.max_messages,
         closed_ids=closed_ids,
         availability=availability,
     )

@@ -8,26 +8,42 @@ This module merges the lanes' books for the live view and the result.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from bench.config.names import Direction
 from bench.config.scenario import Scenario
 from bench.core.correlate import Correlator, Counts
 from bench.core.metrics import MetricSet
-from bench.load.generator import Generator
-from bench.procs.parent import GeneratorFleet
 
 INBOUND = "inbound."  # the receive lane's generator-side metrics: inbound.submit_latency, ...
 
 
+class LoadSource(Protocol):
+    """What sends a lane's traffic: a :class:`bench.load.generator.Generator` in this process,
+    or a :class:`bench.procs.parent.GeneratorFleet` of worker processes."""
+
+    abort_reason: str | None
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def live_counts(self) -> Mapping[str, int]: ...
+
+    def stop(self, reason: str | None = None) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
 @dataclass
 class Lane:
-    direction: str  # "send" | "receive"
+    direction: Direction
     corr: Correlator
     sessions: int
     host: str = ""
     port: int = 0
-    generator: Generator | GeneratorFleet | None = field(default=None)
+    generator: LoadSource | None = field(default=None)
 
     @property
     def in_flight(self) -> int:
@@ -88,3 +104,23 @@ def directions_doc(lanes: list[Lane]) -> dict[str, Any]:
         }
         for lane in lanes
     }
+
+
+def targets_line(lanes: list[Lane]) -> str:
+    """Where each lane sends, for the line that announces a run."""
+    return ", ".join(
+        f"{'submitting to' if lane.direction == 'send' else 'delivering inbound to'} "
+        f"{lane.host}:{lane.port}"
+        for lane in lanes
+    )
+
+
+def aim(lanes: list[Lane], submit: tuple[str, int], inbound: tuple[str, int]) -> dict[str, str]:
+    """Point the send lane at *submit* and the receive lane at *inbound*; where each went, by
+    ``submit``/``inbound`` (for result.json's ``run.system``)."""
+    where: dict[str, str] = {}
+    for lane in lanes:
+        send = lane.direction == "send"
+        lane.host, lane.port = submit if send else inbound
+        where["submit" if send else "inbound"] = f"{lane.host}:{lane.port}"
+    return where

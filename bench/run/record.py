@@ -20,6 +20,11 @@ from bench.verdict.sla import Window
 RunStatus = Literal["completed", "interrupted", "aborted", "error"]
 
 
+def make_run_id(name: str, now: datetime) -> str:
+    """A run's id: its UTC start and the scenario's name (``20261203T061142Z-quickstart``)."""
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + name
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """A finished run: its scenario and identity, how it ended, and its books."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from bench.config.scenario import Scenario, procs
+from bench.config.scenario import Scenario
 from bench.core import schedule
 from bench.core.availability import Availability
 from bench.core.correlate import Correlator
@@ -29,21 +29,29 @@ from bench.errors import StartupError
 from bench.observe.mailboxes import Mailboxes
 from bench.observe.postoffice import PostOffice
 from bench.observe.postoffice_replies import Refusals
-from bench.procs.parent import GeneratorFleet, PostOfficeFleet
+from bench.procs.parent import PostOfficeFleet
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
 from bench.run.lanes import (
     Lane,
+    aim,
     merged_metrics,
     session_split,
+    targets_line,
     total_counts,
 )
-from bench.run.record import RunRecord, RunStatus
+from bench.run.record import RunRecord, RunStatus, make_run_id
 from bench.run.results import Observer, RunResult, Snapshot, versions, write_json_atomic
 from bench.run.system_under_test import ChildFakeMta
 from bench.run.timeseries import series_for
-from bench.run.wiring import fakemta_config, resolve_workers, session_options, usable_cores
+from bench.run.wiring import (
+    fakemta_config,
+    make_postoffice,
+    resolve_workers,
+    session_options,
+    usable_cores,
+)
 from bench.smtp.options import SessionOptions
 from bench.timing.gcfreeze import freeze_startup, thaw
 from bench.verdict.abort import AbortGate, Trip
@@ -51,10 +59,6 @@ from bench.verdict.abort import AbortGate, Trip
 NS = 1_000_000_000
 WINDOW_S = 5  # the live view's "last seconds"
 INTERRUPT_GRACE_S = 5.0  # after Ctrl-C, how long sends already under way may finish
-
-
-def make_run_id(name: str, now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + name
 
 
 class Runner:
@@ -180,20 +184,8 @@ class Runner:
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> RunResult:
         sc = self.sc
-        po: PostOffice | PostOfficeFleet
-        if procs(sc.postoffice.workers) > 1:
-            po = PostOfficeFleet(self.corr, sc, self.run_id)
-            po.on_arrivals = self._check_drained
-        else:
-            pc = sc.postoffice
-            po = PostOffice(
-                pc.domain,
-                self._on_arrival,
-                host=pc.listen[0],
-                port=pc.listen[1],
-                hostname=pc.hostname,
-                refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
-            )
+        po = make_postoffice(sc, self.corr, self.run_id, self._on_arrival, self._check_drained)
+        if isinstance(po, PostOffice):
             self.refusals = po.handler.refusals
         mta: ChildFakeMta | None = None
         ticker: asyncio.Task[None] | None = None
@@ -217,7 +209,7 @@ class Runner:
             else:
                 host, port = sc.system.submit or ("", 0)
                 inbound = sc.system.inbound or ("", 0)
-            self._targets((host, port), inbound)
+            self.system_info.update(aim(self.lanes, (host, port), inbound))
             if self.mailboxes is not None:
                 await self.mailboxes.start()
             opts = session_options(sc, ca_file, self.credentials)
@@ -228,7 +220,7 @@ class Runner:
             ticker = asyncio.ensure_future(self._tick())
             self.availability = Availability(time.monotonic_ns(), sc.sla.availability_window)
             for lane in self.lanes:
-                lane.corr.availability = self.availability  # worker processes' records
+                lane.corr.attach_availability(self.availability)  # workers' records merge
             if not self._stop.is_set():
                 await asyncio.gather(*(self._send(lane, opts) for lane in self.lanes))
             await self._drain()
@@ -266,24 +258,13 @@ class Runner:
         if self.observer is not None:
             self.observer.update(self.snapshot())
 
-    def _targets(self, submit: tuple[str, int], inbound: tuple[str, int]) -> None:
-        for lane in self.lanes:
-            lane.host, lane.port = submit if lane.direction == "send" else inbound
-            key = "submit" if lane.direction == "send" else "inbound"
-            self.system_info[key] = f"{lane.host}:{lane.port}"
-
     def _announce(self) -> None:
-        if self.observer is None:
-            return
-        where = ", ".join(
-            f"{'submitting to' if lane.direction == 'send' else 'delivering inbound to'} "
-            f"{lane.host}:{lane.port}"
-            for lane in self.lanes
-        )
-        self.observer.started(
-            f"run {self.run_id}: {where} ({self.sc.system.kind}), post office at "
-            f"{self.system_info['postoffice']}, results in {self.out_dir}"
-        )
+        if self.observer is not None:
+            where = targets_line(self.lanes)
+            self.observer.started(
+                f"run {self.run_id}: {where} ({self.sc.system.kind}), post office at "
+                f"{self.system_info['postoffice']}, results in {self.out_dir}"
+            )
 
     async def _send(self, lane: Lane, opts: SessionOptions) -> None:
         def sending() -> None:
@@ -352,10 +333,10 @@ class Runner:
         sending = 0
         for lane in self.lanes:
             g = lane.generator
-            if isinstance(g, GeneratorFleet):
+            if g is not None:
                 for k, v in g.live_counts().items():
                     counts[k] += v
-            sending += g.in_flight if g else 0
+                sending += g.in_flight
         elapsed = time.monotonic() - self._t0 if self.phase != "starting" else 0.0
         rate = counts["accepted"] - self._last_accepted
         if self.phase == "done":  # the last frame: the run's mean rate, not the last second's

@@ -1,17 +1,22 @@
-"""What a run hands the system and its sessions: the fake MTA's configuration and the SMTP
-session options, derived from the scenario; the worker processes it asks for. Pure but
-:func:`usable_cores`."""
+"""What a run hands the system and its sessions: the fake MTA's configuration, the SMTP
+session options and the post office, derived from the scenario; the worker processes it asks
+for. Pure but :func:`usable_cores`."""
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import os
+from collections.abc import Callable
 from typing import Protocol
 
 from bench.config.faults import Outage, StageFault
-from bench.config.scenario import PARENT_METRICS, Scenario
+from bench.config.scenario import PARENT_METRICS, Scenario, procs
+from bench.core.correlate import Correlator
 from bench.observe.mailboxes import mailbox_users
+from bench.observe.postoffice import ArrivalSink, PostOffice
+from bench.observe.postoffice_replies import Refusals
+from bench.procs.parent import PostOfficeFleet
 from bench.smtp.options import SessionOptions
 from fakemta.server import FakeMtaConfig
 
@@ -146,3 +151,27 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def make_postoffice(
+    sc: Scenario,
+    corr: Correlator,
+    run_id: str,
+    on_arrival: ArrivalSink,
+    on_batch: Callable[[], None],
+) -> PostOffice | PostOfficeFleet:
+    """The run's destination post office: in this process, calling *on_arrival* per message,
+    or ``postoffice.workers`` processes feeding *corr* in batches (then *on_batch*)."""
+    pc = sc.postoffice
+    if procs(pc.workers) > 1:
+        fleet = PostOfficeFleet(corr, sc, run_id)
+        fleet.on_arrivals = on_batch
+        return fleet
+    return PostOffice(
+        pc.domain,
+        on_arrival,
+        host=pc.listen[0],
+        port=pc.listen[1],
+        hostname=pc.hostname,
+        refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
+    )
