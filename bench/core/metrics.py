@@ -9,64 +9,24 @@ figures, never from buckets. Histograms cross process boundaries encoded, and me
 
 from __future__ import annotations
 
-import sys
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 4 * 3600 * 1_000_000
-DIGITS = 3
+from bench.core.hdr import (
+    HIGHEST_US,
+    counts,
+    decode,
+    index_params,
+    new_histogram,
+    set_totals,
+    sync_totals,
+)
+
 REPORT_PERCENTILES = ("50", "90", "99", "99.9")
-
-
-def new_histogram() -> HdrHistogram:
-    return acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS))
-
-
-def acyclic(h: HdrHistogram) -> HdrHistogram:
-    """*h* without its reference cycle (histogram -> encoder -> histogram), so that it is
-    freed the moment it is dropped. With the cycle, each interval's histograms (~100 KiB of
-    counts apiece) wait for a full garbage collection, and a long run's resident memory grows
-    by megabytes a second until one comes (seen: 60 -> 88 MB over a million messages)."""
-    h.encoder.histogram = weakref.proxy(h)
-    return h
-
-
 _EMPTY_LO = 1 << 62  # min/max before the first value: any value replaces them
 _EMPTY_HI = -(1 << 62)
-_BLOCK = 4096
-_ZEROS = bytes(_BLOCK)
-
-
-def counts_span(h: HdrHistogram) -> tuple[int, int, int]:
-    """(total count, first and last non-zero index) of *h*'s counts; (0, -1, -1) when empty.
-
-    Read from the counts array's bytes: all-zero 4 KiB blocks are skipped by comparison, so
-    this costs tens of microseconds, not the milliseconds of a Python loop over the counts.
-    """
-    raw = memoryview(h.counts).cast("B")
-    data = raw.tobytes()
-    n = len(data)
-    first = last = -1
-    for i in range(0, n, _BLOCK):
-        block = data[i : i + _BLOCK]
-        if block != _ZEROS[: len(block)]:
-            first = i + len(block) - len(block.lstrip(b"\0"))
-            break
-    if first < 0:
-        return 0, -1, -1
-    for i in range((n - 1) // _BLOCK * _BLOCK, -1, -_BLOCK):
-        block = data[i : i + _BLOCK]
-        if block != _ZEROS[: len(block)]:
-            last = i + len(block.rstrip(b"\0")) - 1
-            break
-    size = n // h.counts_len
-    lo, hi = first // size, last // size
-    words = raw.cast("Q") if size == 8 else raw.cast("I") if size == 4 else raw.cast("H")
-    return sum(words[lo : hi + 1]), lo, hi
 
 
 class Metric:
@@ -101,12 +61,10 @@ class Metric:
         self.name = name
         self.hist = new_histogram()
         self.interval = new_histogram() if interval else None
-        self._counts = self.hist.counts
-        self._icounts = self.interval.counts if self.interval is not None else None
-        self._mask = self.hist.sub_bucket_mask
-        self._shbm = self.hist.sub_bucket_half_count_magnitude
-        self._shc = self.hist.sub_bucket_half_count
-        self._sbc = self.hist.sub_bucket_count  # below this many µs, the counts index is µs
+        self._counts = counts(self.hist)
+        self._icounts = counts(self.interval) if self.interval is not None else None
+        # below _sbc µs (2 ms), the counts index is the value: see hdr.IndexParams
+        self._mask, self._shbm, self._shc, self._sbc = index_params(self.hist)
         self.count = 0
         self.sum_ns = 0
         self._lo = _EMPTY_LO  # exact min and max; read as min_ns / max_ns (0 when empty)
@@ -135,7 +93,7 @@ class Metric:
         elif us > HIGHEST_US:
             self.over_range += 1
             us = HIGHEST_US
-        # hdrh's _counts_index_for(), with unit_magnitude 0 (lowest trackable value 1):
+        # hdrh's _counts_index_for(), with unit_magnitude 0 (hdr.IndexParams):
         bucket = (us | self._mask).bit_length() - self._shbm - 1
         index = ((bucket + 1) << self._shbm) + (us >> bucket) - self._shc
         self._counts[index] += 1
@@ -162,36 +120,23 @@ class Metric:
         """Keep an interval histogram from now on (values since the last take)."""
         if self.interval is None:
             self.interval = new_histogram()
-            self._icounts = self.interval.counts
-
-    @staticmethod
-    def _sync(h: HdrHistogram) -> HdrHistogram:
-        """Bring a histogram's totals in step with counts written by :meth:`record`."""
-        total, lo, hi = counts_span(h)
-        h.total_count = total
-        if total:
-            h.min_value = h.get_value_from_index(lo)
-            h.max_value = h.get_highest_equivalent_value(h.get_value_from_index(hi))
-        else:
-            h.min_value, h.max_value = sys.maxsize, 0
-        return h
+            self._icounts = counts(self.interval)
 
     def histogram(self) -> HdrHistogram:
         """The whole-run histogram, its totals set from the exact figures."""
         h = self.hist
-        h.total_count = self.count
-        if self.count:
-            h.min_value = min(max(self.min_ns // 1000, 0), HIGHEST_US)
-            h.max_value = min(max(self.max_ns // 1000, 0), HIGHEST_US)
-        return h
+        if not self.count:
+            return set_totals(h, 0, h.min_value, h.max_value)
+        lo = min(max(self.min_ns // 1000, 0), HIGHEST_US)
+        return set_totals(h, self.count, lo, min(max(self.max_ns // 1000, 0), HIGHEST_US))
 
     def take_interval(self) -> HdrHistogram:
         """The histogram of values recorded since the last call (and start a new one)."""
         if self.interval is None:
             raise ValueError(f"metric {self.name} keeps no interval histogram")
-        h = self._sync(self.interval)
+        h = sync_totals(self.interval)
         self.interval = new_histogram()
-        self._icounts = self.interval.counts
+        self._icounts = counts(self.interval)
         return h
 
     def merge(self, other: Metric) -> None:
@@ -209,7 +154,7 @@ class Metric:
         self.over_range += other.over_range
         self.hist.add(other.histogram())
         if self.interval is not None and other.interval is not None:
-            self.interval.add(self._sync(other.interval))
+            self.interval.add(sync_totals(other.interval))
 
     @property
     def mean_s(self) -> float | None:
@@ -293,8 +238,8 @@ class EncodedMetric:
             m.min_ns, m.max_ns = self.min_ns, self.max_ns
         m.negative, m.over_range = self.negative, self.over_range
         if self.hdr:
-            m.hist = acyclic(HdrHistogram.decode(self.hdr))
-            m._counts = m.hist.counts
+            m.hist = decode(self.hdr)
+            m._counts = counts(m.hist)
         return m
 
 

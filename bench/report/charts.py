@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from bench.config.names import STAGES, TIME_METRICS
 from bench.config.units import format_duration
+from bench.core.hdr import bucket_high, buckets, decode
 from bench.report.svgplot import (
     SECONDS_MARKS,
     Axis,
@@ -106,18 +105,15 @@ def spectrum(m: dict[str, Any]) -> list[tuple[float, float]]:
     max, ending at the exact max at 1/(1−p) = count."""
     if not m.get("count") or not m.get("hdr"):
         return []
-    h = HdrHistogram.decode(m["hdr"].encode("ascii"))
+    h = decode(m["hdr"].encode("ascii"))
     unit = UNITS_S.get(m.get("hdr_unit", "us"), 1e-6)
     cums: list[int] = []
     vals: list[float] = []
     total = 0
-    counts = h.counts
-    for i in range(h.counts_len):
-        c = counts[i]
-        if c:
-            total += c
-            cums.append(total)
-            vals.append(h.get_highest_equivalent_value(h.get_value_from_index(i)) * unit)
+    for i, c in buckets(h):
+        total += c
+        cums.append(total)
+        vals.append(bucket_high(h, i) * unit)
     if not total:
         return []
     lo, hi = m.get("min_s") or 0.0, m.get("max_s") or vals[-1]

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
-from bench.core.metrics import counts_span, new_histogram
+from bench.core.hdr import bucket_high, bucket_low, counts_span, counts_view, new_histogram
 
 FORMAT_VERSION = "1.3"
 MAX_UNIT_RATIO = 1000.0  # microseconds -> Interval_Max in milliseconds
@@ -85,15 +85,14 @@ class HistStats:
         self._cum: list[int] | None = None
 
     def _view(self) -> memoryview:
-        return memoryview(self.hist.counts).cast("B").cast("Q")
+        return counts_view(self.hist)
 
     @property
     def max_us(self) -> int:
         """The highest value equivalent to the top non-empty bucket (0 when empty)."""
         if not self.count:
             return 0
-        h = self.hist
-        return int(h.get_highest_equivalent_value(h.get_value_from_index(self.hi)))
+        return bucket_high(self.hist, self.hi)
 
     def percentile_us(self, q: float) -> int:
         """The value at percentile *q* (0 < q ≤ 100); 0 when empty."""
@@ -103,15 +102,13 @@ class HistStats:
             self._cum = list(itertools.accumulate(self._view()[self.lo : self.hi + 1]))
         target = max(int(min(q, 100.0) * self.count / 100 + 0.5), 1)
         i = bisect_left(self._cum, target)
-        h = self.hist
-        return int(h.get_highest_equivalent_value(h.get_value_from_index(self.lo + i)))
+        return bucket_high(self.hist, self.lo + i)
 
     def _mean_us(self) -> float:
         h, total = self.hist, 0
         for off, c in enumerate(self._view()[self.lo : self.hi + 1]):
             if c:
-                v = h.get_value_from_index(self.lo + off)
-                low, high = h.get_lowest_equivalent_value(v), h.get_highest_equivalent_value(v)
+                low, high = bucket_low(h, self.lo + off), bucket_high(h, self.lo + off)
                 total += c * ((low + high + 1) // 2)
         return total / self.count
 
@@ -124,8 +121,7 @@ class HistStats:
         if name == "max":
             return self.max_us / 1e6
         if name == "min":
-            h = self.hist
-            return float(h.get_lowest_equivalent_value(h.get_value_from_index(self.lo))) / 1e6
+            return bucket_low(self.hist, self.lo) / 1e6
         if name == "mean":
             return self._mean_us() / 1e6
         if name.startswith("p"):

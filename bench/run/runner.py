@@ -23,8 +23,9 @@ from bench.config.scenario import Scenario
 from bench.core import schedule
 from bench.core.availability import Availability
 from bench.core.correlate import Correlator
+from bench.core.hdr import new_histogram
 from bench.core.message import Identity
-from bench.core.metrics import new_histogram, window_stats
+from bench.core.metrics import window_stats
 from bench.errors import StartupError
 from bench.observe.mailboxes import Mailboxes
 from bench.observe.postoffice import PostOffice

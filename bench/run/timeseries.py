@@ -19,7 +19,8 @@ from hdrh.histogram import HdrHistogram
 from bench.config.scenario import PARENT_METRICS, Scenario, procs
 from bench.config.thresholds import Threshold
 from bench.config.units import format_duration
-from bench.core.metrics import Metric, new_histogram
+from bench.core.hdr import new_histogram
+from bench.core.metrics import Metric
 from bench.run.intervallog import (
     EMPTY,
     HistStats,

@@ -28,7 +28,8 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from bench.config.delays import Delay
-from bench.core.metrics import HIGHEST_US, Metric, new_histogram
+from bench.core.hdr import HIGHEST_US, new_histogram
+from bench.core.metrics import Metric
 from bench.run.system_under_test import ChildFakeMta
 from bench.selftest.anchors import (
     Counter,

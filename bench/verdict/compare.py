@@ -30,6 +30,7 @@ from hdrh.histogram import HdrHistogram
 
 from bench.config.names import KNOWN_METRICS
 from bench.config.units import format_duration, parse_duration
+from bench.core.hdr import bucket_high, bucket_low, buckets, decode
 from bench.errors import UsageError
 
 SCHEMA = "mailsla.result/1"
@@ -239,15 +240,14 @@ class _Side:
             enc = self.s.get("hdr")
             if enc and self.s.get("hdr_unit", "us") == "us":
                 try:
-                    h = HdrHistogram.decode(enc)
+                    h = decode(enc)
                 except Exception as exc:  # hdrh raises TypeError, zlib.error, its own
                     raise CompareError(f"metrics.{self.name}.hdr: not a histogram: {exc}") from None
                 total = 0
-                for i in range(h.counts_len):
-                    if c := h.counts[i]:
-                        total += c
-                        self._cum.append(total)
-                        self._idx.append(i)
+                for i, c in buckets(h):
+                    total += c
+                    self._cum.append(total)
+                    self._idx.append(i)
                 if total == self.n:
                     self._hist = h
         return self._hist
@@ -255,9 +255,7 @@ class _Side:
     def at_rank(self, h: HdrHistogram, k: int, high: bool) -> float:
         """Seconds at rank *k* (1-based): its bucket's lowest or highest equivalent value."""
         i = self._idx[min(bisect_left(self._cum, k), len(self._idx) - 1)]
-        v = h.get_value_from_index(i)
-        v = h.get_highest_equivalent_value(v) if high else h.get_lowest_equivalent_value(v)
-        return float(v) / 1e6
+        return (bucket_high(h, i) if high else bucket_low(h, i)) / 1e6
 
     def _num(self, key: str) -> float:
         v = self.s.get(key)

@@ -9,15 +9,8 @@ from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.core.metrics import (
-    HIGHEST_US,
-    REPORT_PERCENTILES,
-    EncodedMetric,
-    Metric,
-    MetricSet,
-    new_histogram,
-    window_stats,
-)
+from bench.core.hdr import HIGHEST_US, new_histogram
+from bench.core.metrics import REPORT_PERCENTILES, EncodedMetric, Metric, MetricSet, window_stats
 
 TOP_NS = HIGHEST_US * 1000
 # In range (1 µs .. 4 h), plus sub-µs, negative and over-range values.

@@ -10,7 +10,7 @@ import pytest
 
 from bench.config.scenario import ScenarioError, from_dict
 from bench.config.thresholds import Threshold, ThresholdError, parse_threshold
-from bench.core.metrics import new_histogram
+from bench.core.hdr import new_histogram
 from bench.run.intervallog import HistStats, Interval, last_window, windows
 from bench.verdict.abort import AbortGate, Trip, mark_aborted
 from bench.verdict.sla import Check, StatSource, check_windows, evaluate

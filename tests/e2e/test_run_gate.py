@@ -14,7 +14,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from bench.core.metrics import new_histogram
+from bench.core.hdr import new_histogram
 from tests.conftest import free_port
 from tests.e2e.test_run import MAILSLA, QUICK, ROOT, assert_accounted, mailsla, result, scenario
 

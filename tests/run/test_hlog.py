@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.config.scenario import PARENT_METRICS, from_dict
-from bench.core.metrics import HIGHEST_US, MetricSet, counts_span, new_histogram
+from bench.core.hdr import HIGHEST_US, counts_span, new_histogram
+from bench.core.metrics import MetricSet
 from bench.run.intervallog import (
     LEGEND,
     HistStats,
