@@ -183,7 +183,7 @@ class Scenario(_Model):
 
     def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
         """The AUTH user and password from *environ*, or None when AUTH is off; raises
-        :class:`ValueError` naming the field whose variable is unset."""
+        :class:`UsageError` naming the field whose variable is unset."""
         auth = self.system.auth
         if auth is None:
             return None
@@ -191,7 +191,7 @@ class Scenario(_Model):
         for field_name, var in (("user_env", auth.user_env), ("password_env", auth.password_env)):
             value = environ.get(var)
             if not value:
-                raise ValueError(
+                raise UsageError(
                     f"system.auth.{field_name}: environment variable {var} is not set "
                     "(AUTH credentials are read from the environment)"
                 )
@@ -200,13 +200,13 @@ class Scenario(_Model):
 
     def imap_password(self, environ: Mapping[str, str]) -> str | None:
         """The IMAP watcher's password when it logs in to a server the scenario names (a
-        throwaway Dovecot started by mailsla needs none); raises :class:`ValueError`."""
+        throwaway Dovecot started by mailsla needs none); raises :class:`UsageError`."""
         mb = self.mailbox
         if "receive" not in self.directions or mb.watch != "imap" or mb.imap is None:
             return None
         value = environ.get(mb.imap_password_env)
         if not value:
-            raise ValueError(
+            raise UsageError(
                 f"mailbox.imap_password_env: environment variable {mb.imap_password_env} "
                 "is not set (the IMAP password is read from the environment)"
             )
