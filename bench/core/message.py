@@ -53,7 +53,7 @@ class MessageFactory:
         self.users = users
         self.recipients = recipients
         # One bytes template per run, body and end of data included: a message costs one
-        # %-format (see the README's Performance section for what the old str.format cost).
+        # %-format (see docs/performance.md for what the old str.format cost).
         esc = {
             k: v.encode("ascii").replace(b"%", b"%%")
             for k, v in (("run", run_id), ("sender", sender))

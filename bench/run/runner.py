@@ -34,14 +34,7 @@ from bench.procs.parent import PostOfficeFleet
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
-from bench.run.lanes import (
-    Lane,
-    aim,
-    merged_metrics,
-    session_split,
-    targets_line,
-    total_counts,
-)
+from bench.run.lanes import Lane, aim, merged_metrics, session_split, targets_line, total_counts
 from bench.run.record import RunRecord, RunStatus, make_run_id
 from bench.run.results import Observer, RunResult, Snapshot, versions, write_json_atomic
 from bench.run.system_under_test import ChildFakeMta

@@ -113,7 +113,7 @@ def resolve_workers(sc: Scenario, cores: int) -> Scenario:
     on generator metrics, need the generator in one process, so "auto" gives 1 there; and
     never more processes than sessions (each needs one of its own). On a
     2-core machine with a local system this is one process each, which the selftest found
-    fastest (README, Performance).
+    fastest (docs/performance.md).
     """
     share = cores if not _local(sc) else cores // 2
     load, po = sc.load, sc.postoffice

@@ -5,7 +5,7 @@ relayed before its processing delay is over).
 The event loop's own timers (libuv's under uvloop) have millisecond granularity: a send
 planned 3.4 ms ahead goes out 0–1 ms late, and that lateness lands in every latency counted
 from the planned time (submit_latency's p99 gained ~1.3 ms at 1,500 msgs/s this way — the
-README's Performance section has the measurement). A :class:`Pacer` keeps the planned wake-ups
+docs/performance.md has the measurement). A :class:`Pacer` keeps the planned wake-ups
 in a heap and arms one ``timerfd`` (``CLOCK_MONOTONIC``, the clock of ``time.monotonic_ns``,
 absolute time) for the earliest; the loop watches the descriptor like a socket. Where timerfd
 is not available (not Linux), it falls back to the loop's timers.
