@@ -135,11 +135,16 @@ class Generator:
             asyncio.ensure_future(worker(s)) for _ in range(self.depth) for s in self._sessions
         ]
         try:
-            await asyncio.gather(*self._tasks)
+            # Workers that cancel() abandoned end cancelled, each having booked its message;
+            # that is how a cancelled run ends, not an error. Any other failure is raised.
+            ends = await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
             self._count_unplanned_rest()
             await asyncio.gather(*(s.quit() for s in self._sessions), return_exceptions=True)
             self.pacer.close()
+        for end in ends:
+            if isinstance(end, BaseException) and not isinstance(end, asyncio.CancelledError):
+                raise end
 
     def stop(self, reason: str | None = None) -> None:
         """Take no more planned sends; sends in progress finish (see :meth:`cancel`)."""
