@@ -82,8 +82,8 @@ def run(
 
     async def go() -> object:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, runner.interrupt)
-        loop.add_signal_handler(signal.SIGTERM, runner.interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runner.interrupt, sig.name)
         return await runner.run()
 
     try:

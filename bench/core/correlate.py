@@ -32,7 +32,8 @@ class Counts:
     rejected: int = 0
     failed: int = 0
     delivered: int = 0
-    undelivered: int = 0
+    undelivered: int = 0  # accepted, and still not delivered when the drain was over
+    in_flight_at_stop: int = 0  # accepted, and still on its way when the run was stopped
     foreign: int = 0
     duplicate: int = 0
     late: int = 0
@@ -44,10 +45,11 @@ class Counts:
     @property
     def identity_holds(self) -> bool:
         c = self
+        settled = c.delivered + c.undelivered + c.in_flight_at_stop
         return (
-            c.planned == c.not_sent + c.rejected + c.failed + c.delivered + c.undelivered
+            c.planned == c.not_sent + c.rejected + c.failed + settled
             and c.sent == c.rejected + c.failed + c.accepted
-            and c.accepted == c.delivered + c.undelivered
+            and c.accepted == settled
         )
 
 
@@ -253,11 +255,16 @@ class Correlator:
         """Accepted messages not yet seen at the post office."""
         return len(self._awaiting)
 
-    def finish(self) -> Counts:
-        """Close the books: awaited mail is undelivered; stray early arrivals are foreign."""
+    def finish(self, *, stopped: bool = False) -> Counts:
+        """Close the books: awaited mail is undelivered (the system lost it, or kept it past
+        the drain) or, when the run was *stopped* before its drain was over, in flight at stop
+        (neither delivered nor lost); stray early arrivals are foreign."""
         if not self.finished:
             self.finished = True
-            self.counts.undelivered += len(self._awaiting)
+            if stopped:
+                self.counts.in_flight_at_stop += len(self._awaiting)
+            else:
+                self.counts.undelivered += len(self._awaiting)
             self._awaiting.clear()
             # Arrivals whose send never reported back (cannot happen unless interrupted).
             self.counts.foreign += len(self._early)

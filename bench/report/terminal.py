@@ -54,7 +54,8 @@ COUNT_ROWS = (
     ("sent", "sends started"),
     ("accepted", "250 after DATA"),
     ("delivered", "seen at the post office (send) or in the mailbox (receive)"),
-    ("undelivered", "accepted, not delivered when the drain ended"),
+    ("undelivered", "accepted, not delivered when the drain ended: lost"),
+    ("in_flight_at_stop", "accepted, still on its way when the run was stopped"),
     ("rejected", "refused with an SMTP reply"),
     ("failed", "network error or timeout"),
     ("not_sent", "planned but never started (run stopped)"),
@@ -63,6 +64,10 @@ COUNT_ROWS = (
     ("duplicate", "a second copy of an id"),
     ("failed_then_delivered", "failed or rejected, yet delivered: the system kept it"),
 )
+
+
+# Shown when not zero, or when the run was stopped (where a reader looks for it).
+SHOWN_IF_STOPPED = ("in_flight_at_stop",)
 
 
 def counts_table(doc: dict[str, Any]) -> Table:
@@ -76,11 +81,14 @@ def counts_table(doc: dict[str, Any]) -> Table:
             t.add_column(d, justify="right")
     t.add_column("total" if split else "count", justify="right")
     t.add_column("meaning", style="dim")
+    stopped = doc["run"].get("status", "completed") != "completed"
     for key, meaning in COUNT_ROWS:
-        if key == "failed_then_delivered" and not c[key]:
+        if not c.get(key) and (
+            key == "failed_then_delivered" or (key in SHOWN_IF_STOPPED and not stopped)
+        ):
             continue
-        per = [str(lane["counts"][key]) for lane in lanes.values()] if split else []
-        t.add_row(key.replace("_", " "), *per, str(c[key]), meaning)
+        per = [str(lane["counts"].get(key, 0)) for lane in lanes.values()] if split else []
+        t.add_row(key.replace("_", " "), *per, str(c.get(key, 0)), meaning)
     return t
 
 

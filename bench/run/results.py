@@ -16,7 +16,7 @@ from bench.errors import ExitCode
 from bench.verdict.sla import Verdict
 
 SCHEMA = "mailsla.result/1"
-IDENTITY = "planned = not_sent + rejected + failed + delivered + undelivered"
+IDENTITY = "planned = not_sent + rejected + failed + delivered + undelivered + in_flight_at_stop"
 
 
 @dataclass(frozen=True, slots=True)

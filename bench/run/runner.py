@@ -100,6 +100,7 @@ class Runner:
         self._interrupts = 0
         self._drained = asyncio.Event()
         self._draining = False
+        self._drain_over = False  # the drain ran its course: what is still awaited is lost
         self._stop = asyncio.Event()
         self._window: collections.deque[HdrHistogram] = collections.deque(maxlen=WINDOW_S)
         self._last_accepted = 0
@@ -123,13 +124,14 @@ class Runner:
                 lane.corr.metrics.track_intervals()
 
     # -- control -------------------------------------------------------------------------
-    def interrupt(self) -> None:
+    def interrupt(self, signal_name: str = "SIGINT") -> None:
         """First call: stop sending and skip the drain. Second: abandon sends in progress.
-        After an abort_on_fail threshold stopped the run, the first call abandons them."""
+        After an abort_on_fail threshold stopped the run, the first call abandons them.
+        *signal_name*: what stopped the run, for its reason (the first one counts)."""
         self._interrupts += 1
         if self.trip is None:
             self.status = "interrupted"
-            self.reason = self.reason or "interrupted (SIGINT)"
+            self.reason = self.reason or f"interrupted ({signal_name})"
         self._halt(now=self._interrupts > 1 or self.trip is not None)
 
     def _halt(self, *, now: bool) -> None:
@@ -247,7 +249,7 @@ class Runner:
         if self.mailboxes is not None:
             self.mailboxes.cleanup()
         for lane in self.lanes:
-            lane.corr.finish()
+            lane.corr.finish(stopped=not self._drain_over)
         self.phase = "done"
         if self.observer is not None:
             self.observer.update(self.snapshot())
@@ -281,6 +283,7 @@ class Runner:
         if self._stop.is_set() or self.status != "completed":
             return
         if all(lane.in_flight == 0 for lane in self.lanes):
+            self._drain_over = True
             return
         self.phase = "draining"
         self._draining = True
@@ -293,6 +296,7 @@ class Runner:
         )
         for w in pending:
             w.cancel()
+        self._drain_over = not self._stop.is_set()
 
     async def _tick(self) -> None:
         """Once a second (on the second, skipping missed ones): the live view's window, the
