@@ -2,9 +2,12 @@
 
 Values are recorded in nanoseconds and kept in the histogram in microseconds, from 1 µs to
 4 hours at 3 significant digits. A value beyond the range is recorded at the top of the range
-and counted in ``over_range``; a negative value (two clocks' worth of jitter) is recorded as 0
-and counted in ``negative``: nothing is dropped. Means and maxima come from the exact
-figures, never from buckets. Histograms cross process boundaries encoded, and merge exactly.
+and counted in ``over_range``; a negative value is recorded as 0 — in the histogram and in the
+exact figures alike, so no minimum or mean goes below 0 — and counted in ``negative``: nothing
+is dropped. (An interval between two hosts' events comes out negative when mailsla reads the
+first event after the second: e.g. the post office sees a real MTA's relay before the
+generator has read that MTA's 250.) Means and maxima come from the exact figures, never from
+buckets. Histograms cross process boundaries encoded, and merge exactly.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ class Metric:
         self.over_range = 0
 
     def record(self, value_ns: int) -> None:
-        """Record one value in nanoseconds."""
+        """Record one value in nanoseconds; a negative one is recorded as 0 and counted."""
+        if value_ns < 0:  # a clock read after the fact (see the module docstring)
+            self.negative += 1
+            value_ns = 0
         self.count += 1
         self.sum_ns += value_ns
         # Comparisons, not min()/max(): a call costs more on the hot path.
@@ -82,15 +88,12 @@ class Metric:
         if value_ns > self._hi:  # noqa: PLR1730
             self._hi = value_ns
         us = value_ns // 1000
-        if 0 <= us < self._sbc:  # the first 2 ms: bucket 0, where the index is the value
+        if us < self._sbc:  # the first 2 ms: bucket 0, where the index is the value
             self._counts[us] += 1
             if self._icounts is not None:
                 self._icounts[us] += 1
             return
-        if us < 0:
-            self.negative += 1
-            us = 0
-        elif us > HIGHEST_US:
+        if us > HIGHEST_US:
             self.over_range += 1
             us = HIGHEST_US
         # hdrh's _counts_index_for(), with unit_magnitude 0 (hdr.IndexParams):

@@ -190,6 +190,8 @@ def render(result: RunResult) -> Group:
     parts.append(sla_table(doc))
     acc = doc["accounting"]
     parts.append(Text(f"\naccounting: {acc['identity']}: {'holds' if acc['holds'] else 'BROKEN'}"))
+    for warning in doc["run"].get("warnings", []):
+        parts.append(Text(f"warning: {warning}", "yellow"))
     if result.status != "completed":
         parts.append(Text(f"run {result.status}: {result.reason}", "bold yellow"))
     parts.append(Text(f"result: {result.path}"))

@@ -24,6 +24,17 @@ class Conclusion:
     exit_code: ExitCode
 
 
+def clamped_warnings(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """A line for each metric that had negative intervals (kept as 0, counted in its
+    ``negative`` key): its figures are true to the clocks' reading order, not below it."""
+    return [
+        f"{name}: {m['negative']} of {m['count']} intervals came out negative and are kept as 0 "
+        "(one event read after the one that follows it; see the README)"
+        for name, m in metrics.items()
+        if m.get("negative")
+    ]
+
+
 def conclude(rec: RunRecord) -> Conclusion:
     """Judge *rec*: the SLA checks and thresholds, the accounting, the result document."""
     sc, lanes = rec.scenario, list(rec.lanes)
@@ -77,6 +88,9 @@ def conclude(rec: RunRecord) -> Conclusion:
         doc["run"]["aborted_by"] = rec.trip.threshold.text
     if rec.fakemta is not None:
         doc["fakemta"] = dict(rec.fakemta)
+    warnings = clamped_warnings(doc["metrics"])
+    if warnings:
+        doc["run"]["warnings"] = warnings
     # A run stopped by an abort_on_fail threshold is judged (FAIL), not lost (RUN).
     tripped = rec.status == "aborted" and rec.trip is not None
     code = ExitCode.of_run(completed=rec.status == "completed" or tripped, passed=verdict.passed)
