@@ -268,12 +268,17 @@ class Generator:
         else:
             self.corr.on_failed(seq, out.stage, out.error)
         if out.stage in CONNECTION_STAGES and not any(s.connects for s in self._sessions):
+            # No connection ever became usable: give up once every session has tried (and at
+            # least 3 attempts failed, so one refused connect is no verdict), or after
+            # abort_after attempts however many sessions there are.
             failures = sum(s.connect_failures for s in self._sessions)
-            if failures >= self.abort_after:
+            every = all(s.connect_failures for s in self._sessions) and failures >= 3
+            if every or failures >= self.abort_after:
                 what = f"{out.code} {out.error}".strip() if out.code else out.error
                 self.stop(
                     f"no connection to the system at {session.host}:{session.port} became "
-                    f"usable ({failures} attempts; {out.stage}: {what})"
+                    f"usable: {failures} connection attempts by {len(self._sessions)} "
+                    f"session(s) failed, the last at {out.stage}: {what}"
                 )
 
     def _count_unplanned_rest(self) -> None:

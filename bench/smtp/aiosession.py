@@ -63,7 +63,7 @@ class SmtpSession:
         )
         t = time.monotonic_ns()
         try:
-            await client.connect()
+            await client.connect(timeout=opts.greeting_timeout)
         except SMTPConnectResponseError as exc:
             self.connect_failures += 1
             client.close()

@@ -21,7 +21,10 @@ class SessionOptions:
     """Options shared by every session of a run (both clients understand all of them)."""
 
     ehlo: str = "mailsla.test"
-    timeout: float = 30.0
+    timeout: float = 30.0  # a command's reply
+    # Connecting and the greeting: a peer that is no SMTP server (or is stalled) is found in
+    # seconds, not after a whole command timeout per attempt.
+    greeting_timeout: float = 5.0
     pipelining: bool = True
     tls: str = "off"  # off | opportunistic | required
     ca_file: str | None = None

@@ -61,7 +61,7 @@ class PipelinedSession:
         self.stage = "connect"
         t = time.monotonic_ns()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.opts.greeting_timeout):
                 await loop.create_connection(lambda: proto, self.host, self.port)
         except TimeoutError:
             self.connect_failures += 1
@@ -86,8 +86,9 @@ class PipelinedSession:
         :class:`_StageFailed` with the outcome labelled by *stage*."""
         self.stage = stage
         fut = proto.command(line)
+        wait = self.opts.greeting_timeout if stage == "banner" else self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(wait):
                 code, text = await fut
         except TimeoutError:
             raise _StageFailed(Outcome("failed", stage, error="timeout")) from None

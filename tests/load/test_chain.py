@@ -194,8 +194,7 @@ async def test_cancel_records_messages_in_flight_as_interrupted() -> None:
     task = asyncio.ensure_future(gen.run())
     await asyncio.wait_for(stalled.wait(), 10)
     gen.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await task  # a cancelled generator ends normally, every message booked
     await server.stop()
     assert rec.balanced() and set(rec.ended) == set(rec.sends)
     assert rec.counts.accepted == 20 and rec.counts.sent == 24

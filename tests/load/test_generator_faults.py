@@ -63,6 +63,7 @@ def _opts(stage: str) -> SessionOptions:
     return SessionOptions(
         ehlo="c.test",
         timeout=TIMEOUT,
+        greeting_timeout=TIMEOUT,
         tls="required" if stage == "starttls" else "off",
         tls_verify=False,
         auth_user="u" if stage == "auth" else None,
