@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from bench import __version__
 from bench.cli.compare import compare_cmd
 from bench.cli.fakemta import fakemta
 from bench.cli.handler import EXIT_CODES_HELP, MailslaGroup
@@ -14,6 +13,13 @@ from bench.cli.report import report
 from bench.cli.run import run
 from bench.cli.selftest import selftest
 from bench.cli.validate import validate
+from bench.version import version_line
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_line())
+        ctx.exit()
 
 
 @click.group(
@@ -21,7 +27,14 @@ from bench.cli.validate import validate
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=EXIT_CODES_HELP,
 )
-@click.version_option(__version__, prog_name="mailsla")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version (and the git commit) and exit.",
+)
 def main() -> None:
     """Load-test a mail system with real SMTP and judge it against an email-hosting SLA."""
 

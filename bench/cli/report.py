@@ -1,4 +1,5 @@
-"""``mailsla report RUN_DIR``: rebuild a finished run's report.html and print its tables."""
+"""``mailsla report RUN``: rebuild a finished run's report.html and print its tables (RUN: the
+run's folder or its result.json)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,59 @@ import click
 from rich.console import Console
 
 from bench.errors import ExitCode, RunError, UsageError
-from bench.run.results import RunResult
+from bench.run.results import SCHEMA, RunResult
 from bench.verdict.sla import Check, Verdict
 
+# What the report reads of a result document, and the type each must have.
+SECTIONS: dict[str, type] = {
+    "schema": str,
+    "run": dict,
+    "counts": dict,
+    "accounting": dict,
+    "metrics": dict,
+    "sla": dict,
+}
+CHECK_KEYS = ("name", "op", "limit", "observed", "pass", "source")
 
-def load_result(run_dir: Path) -> RunResult:
-    """The :class:`RunResult` of a finished run, read back from its result.json; the exit code
-    is the one the run ended with."""
-    path = run_dir / "result.json"
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+
+def result_path(run: Path) -> Path:
+    """result.json of a run: *run* itself, or the file in the folder *run*."""
+    return run / "result.json" if run.is_dir() else run
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """The result document at *path*, checked for what the report reads: a
+    :class:`UsageError` naming the file and the first thing missing otherwise."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file (is it a mailsla results folder?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: not a mailsla result (a JSON object is expected)")
+    for key, kind in SECTIONS.items():
+        if not isinstance(doc.get(key), kind):
+            raise UsageError(f"{path}: not a mailsla result: no {kind.__name__} {key!r}")
+    if doc["schema"] != SCHEMA:
+        raise UsageError(f"{path}: schema {doc['schema']!r}, not {SCHEMA!r}")
+    checks = doc["sla"].get("checks")
+    if not isinstance(checks, list) or not isinstance(doc["sla"].get("verdict"), str):
+        raise UsageError(f"{path}: not a mailsla result: sla needs a verdict and checks")
+    for i, c in enumerate(checks):
+        missing = [k for k in CHECK_KEYS if not isinstance(c, dict) or k not in c]
+        if missing:
+            raise UsageError(f"{path}: sla.checks[{i}]: no {', '.join(missing)}")
+    return doc
+
+
+def load_result(run: Path) -> RunResult:
+    """The :class:`RunResult` of a finished run (its folder or its result.json), read back;
+    the exit code is the one the run ended with."""
+    path = result_path(run)
+    doc = read_result(path)
     verdict = Verdict(
         tuple(
             Check(
@@ -34,29 +79,22 @@ def load_result(run_dir: Path) -> RunResult:
             for c in doc["sla"]["checks"]
         )
     )
-    run = doc["run"]
-    status = run.get("status", "completed")
+    run_doc = doc["run"]
+    status = run_doc.get("status", "completed")
     code = ExitCode.of_run(completed=status == "completed", passed=verdict.passed)
-    return RunResult(doc, path, verdict, status, run.get("reason"), code)
+    return RunResult(doc, path, verdict, status, run_doc.get("reason"), code)
 
 
 @click.command()
-@click.argument(
-    "run_dir",
-    metavar="RUN_DIR",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-)
-def report(run_dir: Path) -> None:
-    """Rebuild RUN_DIR/report.html from result.json (and timeseries.csv) and print the tables."""
+@click.argument("run", metavar="RUN", type=click.Path(exists=True, path_type=Path))
+def report(run: Path) -> None:
+    """Rebuild a finished run's report.html from its result.json (and timeseries.csv) and print
+    its tables. RUN: the run's folder, or its result.json."""
     from bench.report.html import write_report
     from bench.report.terminal import print_report
 
-    try:
-        result = load_result(run_dir)
-    except FileNotFoundError:
-        raise UsageError(f"{run_dir}: no result.json (is it a mailsla results folder?)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{run_dir / 'result.json'}: not a mailsla result: {exc!r}") from None
+    result = load_result(run)
+    run_dir = result.path.parent
     try:
         html = write_report(run_dir)
     except OSError as exc:

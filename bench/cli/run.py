@@ -27,6 +27,11 @@ from bench.errors import ExitCode, RunError, UsageError
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to write result.json (default results/<UTC time>-<name>/).",
 )
+@click.option("--rate", metavar="N", help="Shorthand for --set load.rate=N (messages a second).")
+@click.option(
+    "--duration", metavar="D", help='Shorthand for --set load.duration="D" (e.g. 30s, 5m).'
+)
+@click.option("--sessions", metavar="N", help="Shorthand for --set load.sessions=N.")
 @click.option("--no-live", is_flag=True, help="No live view (also off when stdout is no TTY).")
 @click.option("--json", "as_json", is_flag=True, help="Print result.json to stdout at the end.")
 @click.option(
@@ -48,6 +53,9 @@ def run(
     scenario: str,
     overrides: tuple[str, ...],
     out: Path | None,
+    rate: str | None,
+    duration: str | None,
+    sessions: str | None,
     no_live: bool,
     as_json: bool,
     baseline: Path | None,
@@ -58,8 +66,10 @@ def run(
     from bench.cli.compare import finish, prepare
     from bench.report.live import LineView, LiveView
     from bench.report.terminal import print_report
+    from bench.run.results import check_writable, point_latest
     from bench.run.runner import Runner
 
+    overrides = (*overrides, *shorthands(rate=rate, duration=duration, sessions=sessions))
     sc = load_scenario(scenario, overrides)
     gate_opts = prepare(baseline, tolerances, junit)
     try:
@@ -79,6 +89,7 @@ def run(
         credentials=credentials,
         imap_password=imap_password,
     )
+    check_writable(runner.out_dir)  # before the run, not after it
 
     async def go() -> object:
         loop = asyncio.get_running_loop()
@@ -96,6 +107,8 @@ def run(
     from bench.run.results import RunResult
 
     assert isinstance(result, RunResult)
+    if out is None:
+        point_latest(result.path.parent)  # results/latest: the newest run
     report_line = _html_report(result.path.parent)
     if as_json:
         click.echo(json.dumps(result.doc, indent=2))
@@ -105,6 +118,19 @@ def run(
     if result.status != "completed":
         print_error(f"run {result.status}: {result.reason}", word="mailsla", style="bold yellow")
     return finish(console, result, gate_opts, as_json=as_json)
+
+
+def shorthands(*, rate: str | None, duration: str | None, sessions: str | None) -> list[str]:
+    """``--rate``, ``--duration`` and ``--sessions`` as the ``--set`` overrides they stand
+    for (validated like any other: a bad value names ``load.rate`` and why)."""
+    out = []
+    if rate is not None:
+        out.append(f"load.rate={rate}")
+    if duration is not None:
+        out.append(f"load.duration={json.dumps(duration)}")
+    if sessions is not None:
+        out.append(f"load.sessions={sessions}")
+    return out
 
 
 def _html_report(run_dir: Path) -> str:

@@ -12,8 +12,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.errors import ExitCode
+from bench.errors import ExitCode, UsageError
 from bench.verdict.sla import Verdict
+from bench.version import git_commit
 
 SCHEMA = "mailsla.result/1"
 IDENTITY = "planned = not_sent + rejected + failed + delivered + undelivered + in_flight_at_stop"
@@ -60,7 +61,34 @@ def versions() -> dict[str, str]:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "unknown"
+    out["mailsla_commit"] = git_commit() or "unknown"
     return out
+
+
+def check_writable(folder: Path) -> None:
+    """Make *folder* (and its parents) and prove a file can be written there, before a run
+    starts: a :class:`UsageError` naming the folder otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {folder}: cannot write there: {exc.strerror or exc}") from None
+
+
+def point_latest(run_dir: Path) -> Path | None:
+    """Make ``<results>/latest`` a symlink to *run_dir* (its sibling); the link, or None when
+    the file system refuses."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / ".latest-new"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return None
+    return link
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
