@@ -138,7 +138,12 @@ class ImapWatcher:
             async with gate:
                 await self._connect(s)
 
-        results = await asyncio.gather(*map(connect, self._sessions), return_exceptions=True)
+        # One user first: a wrong password fails there, at once, rather than after every
+        # user's login has waited out the server's delay for failed logins (Dovecot: 2 s).
+        first, rest = self._sessions[:1], self._sessions[1:]
+        results = await asyncio.gather(*map(connect, first), return_exceptions=True)
+        if not any(isinstance(r, BaseException) for r in results):
+            results += await asyncio.gather(*map(connect, rest), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             await asyncio.gather(*(self._logout(s) for s in self._sessions))

@@ -57,6 +57,11 @@ class Mailboxes:
 
     async def start(self) -> None:
         mb = self.sc.mailbox
+        if not self._temp and self.root is not None and not self.root.is_dir():
+            raise StartupError(
+                f"mailbox.maildir: {self.root} is not a folder (is the mail system running, "
+                "and delivering there? for scenarios/postfix.toml, start `mailsla postfix`)"
+            )
         try:
             if mb.watch == "maildir":
                 assert self.root is not None
@@ -77,8 +82,13 @@ class Mailboxes:
                     dispose="delete" if mb.dispose == "delete" else "keep",
                 )
             await self.watcher.start()
-        except (WatchError, DovecotError, OSError) as exc:
+        except (WatchError, DovecotError) as exc:
             raise StartupError(f"the mailbox watcher did not start: {exc}") from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise StartupError(
+                f"the mailbox watcher did not start: {exc.strerror or exc}{where}"
+            ) from None
 
     async def _imap_address(self) -> tuple[str, int]:
         mb = self.sc.mailbox

@@ -9,6 +9,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,6 +156,27 @@ async def test_wrong_password(dovecot: ThrowawayDovecot) -> None:
     with pytest.raises(WatchError, match="login failed for gus") as e:
         await w.start()
     assert "\n" not in str(e.value)
+
+
+async def test_wrong_password_fails_on_the_first_user(
+    dovecot: ThrowawayDovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong password is found with one login, not after every user's (each failed login
+    waits out Dovecot's delay: 100 users took 33 s to say so)."""
+    users = [f"u{i}" for i in range(20)]
+    mailboxes(dovecot, *users)
+    w = ImapWatcher("127.0.0.1", dovecot.port, users, "wrong", Visible().sink)
+    tried: list[str] = []
+    connect = w._connect
+
+    async def spy(s: Any) -> None:
+        tried.append(s.user)
+        await connect(s)
+
+    monkeypatch.setattr(w, "_connect", spy)
+    with pytest.raises(WatchError, match="login failed for u0"):
+        await w.start()
+    assert tried == ["u0"]
 
 
 async def test_nothing_listening() -> None:
