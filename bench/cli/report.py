@@ -38,7 +38,9 @@ def read_result(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file (is it a mailsla results folder?)") from None
+        raise UsageError(
+            f"{path}: no result.json there (is it a mailsla results folder?)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:

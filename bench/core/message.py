@@ -1,15 +1,21 @@
 """Generated messages and their identity headers. Pure.
 
 Each message carries ``X-Mailsla-Run``, ``X-Mailsla-Id`` (unique in the run),
+``X-Mailsla-Tag`` (a MAC of run and id under the run's secret key: keyed BLAKE2b, 64 bits),
 ``X-Mailsla-Planned`` (wall-clock ns) and a ``Message-ID``. The body is built once per run;
-a message costs one small header format. :func:`parse_identity` reads the identity back from
-the header block only, wherever an MTA has put its own headers.
+a message costs one small header format and one MAC. :func:`parse_identity` reads the
+identity back from the header block only, wherever an MTA has put its own headers, bounded
+before anything is converted (an id of at most :data:`ID_DIGITS` digits, a run name of at most
+:data:`RUN_MAX` characters); :meth:`Identity.genuine` tells mailsla's own mail from forged or
+malformed copies, which are counted as foreign and never enter a histogram.
 """
 
 from __future__ import annotations
 
 import email.utils
-from dataclasses import dataclass
+import hashlib
+import hmac
+from dataclasses import dataclass, field
 
 from bench.config.scenario import Scenario
 
@@ -28,10 +34,30 @@ def _body(size: int) -> bytes:
     return body or b"\r\n"
 
 
+ID_DIGITS = 10  # ids are written zero-padded to 10 digits; a longer one is not ours
+RUN_MAX = 64  # scenario names are at most 64 characters, run ids a little more
+TAG_BYTES = 8
+
+
+def tag_of(key: bytes, run: str, seq: int) -> bytes:
+    """The identity tag of message *seq* of *run*: 16 hex digits of a keyed BLAKE2b MAC."""
+    mac = hashlib.blake2b(
+        b"%s:%010d" % (run.encode("ascii", "replace"), seq), key=key, digest_size=TAG_BYTES
+    )
+    return mac.hexdigest().encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """The identity a message carries: run, id, and the tag that proves they are genuine."""
+
     run: str
     id: int
+    tag: bytes = field(default=b"", compare=False)  # the same message, whatever its proof
+
+    def genuine(self, key: bytes) -> bool:
+        """Whether the tag is the run's MAC of run and id (compared in constant time)."""
+        return hmac.compare_digest(self.tag, tag_of(key, self.run, self.id))
 
 
 class MessageFactory:
@@ -41,6 +67,7 @@ class MessageFactory:
         self,
         run_id: str,
         *,
+        key: bytes = b"",
         size: int,
         sender: str,
         domain: str,
@@ -48,6 +75,9 @@ class MessageFactory:
         recipients: int,
     ) -> None:
         self.run_id = run_id
+        self.key = key
+        # The MAC of each id: the run's part hashed once, each message adds its id.
+        self._mac = hashlib.blake2b(run_id.encode("ascii") + b":", key=key, digest_size=TAG_BYTES)
         self.sender = sender
         self.domain = domain
         self.users = users
@@ -66,6 +96,7 @@ class MessageFactory:
             b"Message-ID: <%010d." + esc["run"] + b"@mailsla.test>\r\n"
             b"X-Mailsla-Run: " + esc["run"] + b"\r\n"
             b"X-Mailsla-Id: %010d\r\n"
+            b"X-Mailsla-Tag: %s\r\n"
             b"X-Mailsla-Planned: %d\r\n"
             b"MIME-Version: 1.0\r\n"
             b"Content-Type: text/plain; charset=us-ascii\r\n"
@@ -85,11 +116,12 @@ class MessageFactory:
         self._message = head + body.replace(b"%", b"%%") + b".\r\n"
 
     @classmethod
-    def for_scenario(cls, sc: Scenario, run_id: str) -> MessageFactory:
+    def for_scenario(cls, sc: Scenario, run_id: str, key: bytes) -> MessageFactory:
         """The factory for a scenario's [message] and [postoffice] settings."""
         m = sc.message
         return cls(
             run_id,
+            key=key,
             size=m.size,
             sender=m.sender,
             domain=sc.postoffice.domain,
@@ -116,9 +148,16 @@ class MessageFactory:
             self._date = email.utils.formatdate(second, localtime=False).encode("ascii")
         return self._date
 
+    def tag(self, seq: int) -> bytes:
+        """Message *seq*'s identity tag (equal to :func:`tag_of` with this run's key)."""
+        mac = self._mac.copy()
+        mac.update(b"%010d" % seq)
+        return mac.hexdigest().encode("ascii")
+
     def _header(self, seq: int, rcpts: list[str], planned_wall_ns: int) -> bytes:
         to = b",\r\n ".join([b"<" + r.encode("ascii") + b">" for r in rcpts])  # one a line
-        return self._head % (to, seq, self._date_of(planned_wall_ns), seq, seq, planned_wall_ns)
+        date = self._date_of(planned_wall_ns)
+        return self._head % (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
 
     def build(self, seq: int, rcpts: list[str], planned_wall_ns: int) -> bytes:
         """The message's bytes, CRLF line endings, ready for DATA (not yet dot-terminated)."""
@@ -146,12 +185,13 @@ class MessageFactory:
                 [b"<user%d@%s>" % ((base + j) % users, dom) for j in range(self.recipients)]
             )
         date = self._date_of(planned_wall_ns)
-        return self._message % (to, seq, date, seq, seq, planned_wall_ns)
+        return self._message % (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
 
 
 _DATA = b"DATA\r\n"
 _ID = b"\nx-mailsla-id:"
 _RUN = b"\nx-mailsla-run:"
+_TAG = b"\nx-mailsla-tag:"
 
 
 def _header_value(block: bytes, lowered: bytes, name: bytes) -> bytes | None:
@@ -172,6 +212,12 @@ def parse_identity(content: bytes) -> Identity | None:
     lowered = block.lower()
     raw_id = _header_value(block, lowered, _ID)
     raw_run = _header_value(block, lowered, _RUN)
-    if raw_id is None or raw_run is None or not raw_id.isdigit():
+    if raw_id is None or raw_run is None:
         return None
-    return Identity(raw_run.decode("ascii", "replace"), int(raw_id))
+    # Bounded before any conversion: a received value never sizes anything.
+    if not 0 < len(raw_id) <= ID_DIGITS or not raw_id.isdigit() or not raw_id.isascii():
+        return None
+    if not 0 < len(raw_run) <= RUN_MAX:
+        return None
+    tag = _header_value(block, lowered, _TAG) or b""
+    return Identity(raw_run.decode("ascii", "replace"), int(raw_id), tag[: 2 * TAG_BYTES + 1])

@@ -61,6 +61,7 @@ class GenJob:
     worker: int
     workers: int
     opts: SessionOptions
+    key: bytes = b""  # the run's secret: the messages' identity tags
 
 
 def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[], None]) -> None:
@@ -96,7 +97,7 @@ def _control(conn: Connection, on_message: Callable[[ToWorker], None]) -> None:
 async def _generator(job: GenJob, conn: Connection) -> None:
     sc, load = job.scenario, job.scenario.load
     rec = GenRecorder(round(load.late_after * 1e9))
-    factory = MessageFactory.for_scenario(sc, job.run_id)
+    factory = MessageFactory.for_scenario(sc, job.run_id, job.key)
     n, k = job.workers, job.worker
     sessions = load.sessions // n + (1 if k < load.sessions % n else 0)
     plan = None
@@ -180,6 +181,7 @@ class PostJob:
     defer: float = 0.0
     refuse: float = 0.0
     seed: int = 1
+    key: bytes = b""  # the run's secret: only mail with a genuine tag is the run's
 
 
 async def _postoffice(job: PostJob, conn: Connection) -> None:
@@ -188,7 +190,7 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
 
     def sink(ident: Identity | None, mail_ns: int, received_ns: int) -> None:
         nonlocal foreign
-        if ident is None or ident.run != job.run_id:
+        if ident is None or ident.run != job.run_id or not ident.genuine(job.key):
             foreign += 1
             return
         ids.append(ident.id)

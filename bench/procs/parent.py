@@ -35,8 +35,9 @@ class GeneratorFleet:
         host: str,
         port: int,
         opts: SessionOptions,
+        key: bytes,
     ) -> None:
-        self.opts = opts
+        self.opts, self.key = opts, key
         self.corr, self.sc, self.run_id, self.host, self.port = corr, sc, run_id, host, port
         self.n = procs(sc.load.workers)
         self.workers: list[Worker] = []
@@ -81,7 +82,7 @@ class GeneratorFleet:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for k in range(self.n):
-            job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n, self.opts)
+            job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n, self.opts, self.key)
             self._ready.append(loop.create_future())
             self.workers.append(
                 Worker(generator_main, job, f"generator-{k}", partial(self._on_message, k))
@@ -132,8 +133,8 @@ class GeneratorFleet:
 class PostOfficeFleet:
     """``postoffice.workers`` post office processes on one port (SO_REUSEPORT)."""
 
-    def __init__(self, corr: Correlator, sc: Scenario, run_id: str) -> None:
-        self.corr, self.sc, self.run_id = corr, sc, run_id
+    def __init__(self, corr: Correlator, sc: Scenario, run_id: str, key: bytes) -> None:
+        self.corr, self.sc, self.run_id, self.key = corr, sc, run_id, key
         self.workers: list[Worker] = []
         self.port = 0
         self.on_arrivals: Any = None  # called after each batch (the runner's drain check)
@@ -164,6 +165,7 @@ class PostOfficeFleet:
                 po.defer,
                 po.refuse,
                 self.sc.seed * 1000 + k,  # each worker its own sequence
+                self.key,
             )
             ready: asyncio.Future[Ready | Failed] = loop.create_future()
             w = Worker(postoffice_main, job, f"postoffice-{k}", partial(self._on_message, ready))

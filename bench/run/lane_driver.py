@@ -28,6 +28,7 @@ async def drive_lane(
     lanes: list[Lane],
     availability: Availability | None,
     sending: Callable[[], None],
+    key: bytes,
 ) -> str | None:
     """Send *lane*'s traffic until its schedule ends or it is stopped (``lane.generator.stop``);
     *sending* is called when the first send may start. Returns why it gave up, if it did.
@@ -39,7 +40,7 @@ async def drive_lane(
     else:
         domain = sc.postoffice.domain
     if procs(load.workers) > 1:  # send lane only (the scenario refuses workers with inbound)
-        fleet = GeneratorFleet(lane.corr, sc, run_id, lane.host, lane.port, opts)
+        fleet = GeneratorFleet(lane.corr, sc, run_id, lane.host, lane.port, opts, key)
         lane.generator = fleet
         await fleet.start()
         sending()
@@ -48,6 +49,7 @@ async def drive_lane(
     m = sc.message
     factory = MessageFactory(
         run_id,
+        key=key,
         size=m.size,
         sender=m.sender,
         domain=domain,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import secrets
 import time
 import traceback
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ class Runner:
         self.imap_password = imap_password
         self.started = datetime.now(UTC)
         self.run_id = make_run_id(scenario.name, self.started)
+        self.key = secrets.token_bytes(16)  # the run's secret: its mail's identity tags
         self.out_dir = out_dir or Path("results") / self.run_id
         self.observer = observer
         self.source, self.overrides = source, overrides
@@ -159,18 +161,16 @@ class Runner:
             self._halt(now=False)
 
     def _on_arrival(self, ident: Identity | None, mail_ns: int, received_ns: int) -> None:
-        if ident is None:
-            self.corr.on_foreign()
-        else:
-            self.corr.on_arrival(ident.run, ident.id, mail_ns, received_ns)
-        self._check_drained()
+        self._arrived(self.corr, ident, mail_ns, received_ns)
 
     def _on_visible(self, ident: Identity | None, visible_ns: int) -> None:
-        corr = self.by_dir["receive"].corr
-        if ident is None:
+        self._arrived(self.by_dir["receive"].corr, ident, visible_ns, visible_ns)
+
+    def _arrived(self, corr: Correlator, ident: Identity | None, first: int, last: int) -> None:
+        if ident is None or not ident.genuine(self.key):  # not ours, or forged
             corr.on_foreign()
         else:
-            corr.on_arrival(ident.run, ident.id, visible_ns, visible_ns)
+            corr.on_arrival(ident.run, ident.id, first, last)
         self._check_drained()
 
     def _check_drained(self) -> None:
@@ -180,7 +180,9 @@ class Runner:
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> RunResult:
         sc = self.sc
-        po = make_postoffice(sc, self.corr, self.run_id, self._on_arrival, self._check_drained)
+        po = make_postoffice(
+            sc, self.corr, self.run_id, self.key, self._on_arrival, self._check_drained
+        )
         if isinstance(po, PostOffice):
             self.refusals = po.handler.refusals
         mta: ChildFakeMta | None = None
@@ -268,7 +270,7 @@ class Runner:
             self.phase = "sending"
 
         reason = await drive_lane(
-            lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending
+            lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending, self.key
         )
         self._aborted(reason)
 

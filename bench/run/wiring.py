@@ -157,6 +157,7 @@ def make_postoffice(
     sc: Scenario,
     corr: Correlator,
     run_id: str,
+    key: bytes,
     on_arrival: ArrivalSink,
     on_batch: Callable[[], None],
 ) -> PostOffice | PostOfficeFleet:
@@ -164,7 +165,7 @@ def make_postoffice(
     or ``postoffice.workers`` processes feeding *corr* in batches (then *on_batch*)."""
     pc = sc.postoffice
     if procs(pc.workers) > 1:
-        fleet = PostOfficeFleet(corr, sc, run_id)
+        fleet = PostOfficeFleet(corr, sc, run_id, key)
         fleet.on_arrivals = on_batch
         return fleet
     return PostOffice(

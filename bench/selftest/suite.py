@@ -190,6 +190,7 @@ async def _post_office(
                 corr,
                 from_dict({"name": "selftest-po", "postoffice": {"workers": workers}}, "selftest"),
                 "selftest",
+                b"",  # smtp-source's mail carries no identity: every message is foreign
             )
             po_port = await fleet.start()
             pids = [w.proc.pid for w in fleet.workers if w.proc.pid is not None]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.core.message import Identity, MessageFactory, parse_identity
+from bench.core.message import ID_DIGITS, RUN_MAX, Identity, MessageFactory, parse_identity, tag_of
 
 RUN = "20240101T000000Z-quickstart"
 PLANNED = 1_717_171_717_123_456_789  # wall-clock ns, 19 digits like any date this century
@@ -138,10 +138,48 @@ def test_message_ids_unique_per_seq() -> None:
 runs = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.TZ", min_size=1, max_size=40)
 
 
-@given(runs, st.integers(0, 10**15), st.integers(0, 5000))
+@given(runs, st.integers(0, 10**ID_DIGITS - 1), st.integers(0, 5000))
 def test_parse_identity_round_trip(run: str, seq: int, size: int) -> None:
     msg = factory(size, run=run).build(seq, ["user1@remote.test"], PLANNED)
-    assert parse_identity(msg) == Identity(run, seq)
+    ident = parse_identity(msg)
+    assert ident == Identity(run, seq)
+    assert ident is not None and ident.genuine(b"k") is False  # the factory's key is b""
+    assert ident.genuine(b"")
+
+
+def test_identity_tag_proves_the_run_key() -> None:
+    f = MessageFactory(
+        "r1",
+        key=b"secret",
+        size=500,
+        sender="a@b.test",
+        domain="remote.test",
+        users=5,
+        recipients=1,
+    )
+    ident = parse_identity(f.build(7, ["user2@remote.test"], PLANNED))
+    assert ident is not None and ident.genuine(b"secret")
+    assert ident.tag == tag_of(b"secret", "r1", 7)
+    assert not ident.genuine(b"another run's secret")
+    forged = b"X-Mailsla-Run: r1\r\nX-Mailsla-Id: 0000000007\r\nX-Mailsla-Tag: 0123456789abcdef"
+    forged_ident = parse_identity(forged)
+    assert forged_ident == Identity("r1", 7) and not forged_ident.genuine(b"secret")
+    assert parse_identity(forged.replace(b"\r\nX-Mailsla-Tag: 0123456789abcdef", b"")) is not None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"9" * (ID_DIGITS + 1), b"9" * 5000, b"12x", b"", "\u0663".encode()],
+)
+def test_identity_parsing_is_bounded(header: bytes) -> None:
+    """An id wider than mailsla writes (or no number at all) is not ours: nothing is converted,
+    nothing is sized by it."""
+    assert parse_identity(b"X-Mailsla-Run: r1\r\nX-Mailsla-Id: " + header + b"\r\n\r\n") is None
+
+
+def test_run_name_is_bounded() -> None:
+    long = b"r" * (RUN_MAX + 1)
+    assert parse_identity(b"X-Mailsla-Run: " + long + b"\r\nX-Mailsla-Id: 1\r\n\r\n") is None
 
 
 def test_parse_identity_with_received_headers_prepended() -> None:
