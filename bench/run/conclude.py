@@ -88,7 +88,7 @@ def conclude(rec: RunRecord) -> Conclusion:
         doc["run"]["aborted_by"] = rec.trip.threshold.text
     if rec.fakemta is not None:
         doc["fakemta"] = dict(rec.fakemta)
-    warnings = clamped_warnings(doc["metrics"])
+    warnings = [*rec.warnings, *clamped_warnings(doc["metrics"])]
     if warnings:
         doc["run"]["warnings"] = warnings
     # A run stopped by an abort_on_fail threshold is judged (FAIL), not lost (RUN).

@@ -47,3 +47,4 @@ class RunRecord:
     postoffice: Mapping[str, int] | None  # its on-purpose refusals: deferred, refused
     receive: Mapping[str, Any] | None  # the receive lane's mailboxes
     fakemta: Mapping[str, Any] | None  # the embedded fake MTA's own statistics
+    warnings: tuple[str, ...] = ()  # e.g. optional files given up on a full disk

@@ -3,6 +3,7 @@ its observers: the live view's :class:`Snapshot` and the final :class:`RunResult
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -65,15 +66,77 @@ def versions() -> dict[str, str]:
     return out
 
 
+RESERVE_BYTES = 1 << 20  # kept free for result.json while a run goes (a big one is ~300 KB)
+
+
+class Reserve:
+    """Space held for result.json from a run's start to its end, so that the optional files
+    (metrics.hlog, timeseries.csv) filling the disk cannot cost the run its result."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".mailsla-reserve"
+        self.held = False
+
+    def take(self) -> None:
+        """Hold :data:`RESERVE_BYTES` in the folder (made if need be); OSError when the disk
+        cannot give them."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+        except OSError:
+            self.path.unlink(missing_ok=True)
+            raise
+        self.held = True
+
+    def release(self) -> None:
+        """Give the space back (just before result.json is written)."""
+        self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+class OptionalFiles(Protocol):
+    """What writes a run's optional files after result.json (the time series)."""
+
+    dropped: list[str]
+
+    def write_csv(self) -> None: ...
+
+
+def write_result(
+    out_dir: Path, doc: dict[str, Any], reserve: Reserve, extras: OptionalFiles | None
+) -> Path:
+    """Results first: release *reserve* and write result.json, then the optional files; if
+    one of those is given up, result.json is written again saying so (the first stands if that
+    fails too)."""
+    reserve.release()
+    path = out_dir / "result.json"
+    write_json_atomic(path, doc)
+    if extras is not None:
+        before = len(extras.dropped)
+        extras.write_csv()
+        if len(extras.dropped) > before:
+            doc["run"].setdefault("warnings", []).extend(extras.dropped[before:])
+            with contextlib.suppress(OSError):
+                write_json_atomic(path, doc)
+    return path
+
+
 def check_writable(folder: Path) -> None:
-    """Make *folder* (and its parents) and prove a file can be written there, before a run
-    starts: a :class:`UsageError` naming the folder otherwise."""
+    """Make *folder* (and its parents) and prove that result.json's reserve fits there, before
+    a run starts: a :class:`UsageError` naming the folder otherwise."""
+    reserve = Reserve(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
-            pass
+        reserve.take()
     except OSError as exc:
-        raise UsageError(f"--out {folder}: cannot write there: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"--out {folder}: cannot write there, or not {RESERVE_BYTES >> 20} MiB free for "
+            f"result.json: {exc.strerror or exc}"
+        ) from None
+    reserve.release()
 
 
 def point_latest(run_dir: Path) -> Path | None:

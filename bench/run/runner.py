@@ -37,7 +37,7 @@ from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
 from bench.run.lanes import Lane, aim, merged_metrics, session_split, targets_line, total_counts
 from bench.run.record import RunRecord, RunStatus, make_run_id
-from bench.run.results import Observer, RunResult, Snapshot, versions, write_json_atomic
+from bench.run.results import Observer, Reserve, RunResult, Snapshot, versions, write_result
 from bench.run.system_under_test import ChildFakeMta
 from bench.run.timeseries import series_for
 from bench.run.wiring import (
@@ -79,6 +79,7 @@ class Runner:
         self.run_id = make_run_id(scenario.name, self.started)
         self.key = secrets.token_bytes(16)  # the run's secret: its mail's identity tags
         self.out_dir = out_dir or Path("results") / self.run_id
+        self._reserve = Reserve(self.out_dir)
         self.observer = observer
         self.source, self.overrides = source, overrides
         late_ns = round(scenario.load.late_after * NS)
@@ -180,6 +181,11 @@ class Runner:
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> RunResult:
         sc = self.sc
+        try:
+            self._reserve.take()
+        except OSError as exc:  # result.json must still be written: try it without
+            self.status, self.reason = "error", f"no space for result.json: {exc.strerror}"
+            return self._conclude()
         po = make_postoffice(
             sc, self.corr, self.run_id, self.key, self._on_arrival, self._check_drained
         )
@@ -356,18 +362,13 @@ class Runner:
         )
 
     # -- the verdict ---------------------------------------------------------------------
-    def _finish_series(self) -> None:
-        """Write the last interval, close metrics.hlog, write timeseries.csv."""
-        if self.series is not None:
-            counts, metrics = self.snapshot().counts, merged_metrics(self.lanes)
-            error = self.series.finish(time.monotonic(), time.time(), counts, metrics)
-            if error and self.status == "completed":
-                self.status, self.reason = "error", error
-
     def _conclude(self) -> RunResult:
-        """Freeze what the run produced, judge it, write result.json."""
-        self._finish_series()
+        """Close the last interval, freeze what the run produced, judge it, write result.json
+        (into the space reserved for it), then the optional files."""
         sc, series, refusals = self.sc, self.series, self.refusals
+        if series is not None:
+            counts, metrics = self.snapshot().counts, merged_metrics(self.lanes)
+            series.close(time.monotonic(), time.time(), counts, metrics)
         record = RunRecord(
             scenario=sc,
             run_id=self.run_id,
@@ -391,10 +392,8 @@ class Runner:
             ),
             receive=self.mailboxes.info() if self.mailboxes is not None else None,
             fakemta=self.fakemta_stats,
+            warnings=tuple(series.dropped) if series is not None else (),
         )
-        verdict = conclude(record)
-        path = self.out_dir / "result.json"
-        write_json_atomic(path, verdict.doc)
-        return RunResult(
-            verdict.doc, path, verdict.verdict, self.status, self.reason, verdict.exit_code
-        )
+        c = conclude(record)
+        path = write_result(self.out_dir, c.doc, self._reserve, series)
+        return RunResult(c.doc, path, c.verdict, self.status, self.reason, c.exit_code)

@@ -9,6 +9,7 @@ live view), :meth:`TimeSeries.tick` to close an interval when one is due, and
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -123,15 +124,19 @@ class TimeSeries:
         self._acc: dict[str, HdrHistogram] = {}  # the open interval, by metric
         self._owned: set[str] = set()  # _acc entries that are ours to add to
         self._log: TextIO | None = None
+        self.dropped: list[str] = []  # optional files given up (a full disk): said, not raised
 
     def start(self, now_s: float, epoch_s: float) -> None:
         """The run's start (monotonic *now_s*, wall clock *epoch_s*): open the log."""
         self.started, self._t0 = True, now_s
         if self.hlog:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.out_dir / HLOG_FILE, "w", encoding="utf-8")  # noqa: SIM115
-            self._log.write("\n".join(header_lines(epoch_s, self.comments)) + "\n")
-            self._log.flush()
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                self._log = open(self.out_dir / HLOG_FILE, "w", encoding="utf-8")  # noqa: SIM115
+                self._log.write("\n".join(header_lines(epoch_s, self.comments)) + "\n")
+                self._log.flush()
+            except OSError as exc:
+                self._drop_log(f"{HLOG_FILE}: cannot write ({exc.strerror or exc})")
 
     def elapsed(self, now_s: float) -> float:
         return now_s - self._t0
@@ -226,19 +231,30 @@ class TimeSeries:
         self._acc.clear()
         self._owned.clear()
         if self._log is not None:
-            self._log.write("".join(lines))
-            self._log.flush()
+            try:
+                self._log.write("".join(lines))
+                self._log.flush()
+            except OSError as exc:  # the results come first: drop the log, say so
+                self._drop_log(
+                    f"{HLOG_FILE}: cannot write ({exc.strerror or exc}) from {start:.0f}s on"
+                )
         iv = Interval(round(start / self.interval_s), start, end - start, dict(counts), stats, kept)
         self.intervals.append(iv)
         self._last = end
         return iv
 
-    def finish(
+    def _drop_log(self, why: str) -> None:
+        self.dropped.append(why)
+        log, self._log = self._log, None
+        if log is not None:
+            with contextlib.suppress(OSError):
+                log.close()
+
+    def close(
         self, now_s: float, epoch_s: float, counts: Mapping[str, int], metrics: Mapping[str, Metric]
-    ) -> str | None:
-        """Close the last (partial) interval and the log, write the CSV; returns why a file
-        could not be written, or None. A run that never started gets a log with the header
-        only and a CSV with the header row."""
+    ) -> None:
+        """Close the last (partial) interval and the log. A run that never started gets a log
+        with the header only. A file that cannot be written is given up (:attr:`dropped`)."""
         try:
             if not self.started:
                 self.start(now_s, epoch_s)
@@ -248,17 +264,36 @@ class TimeSeries:
                 if end > self._last or self._acc:
                     for _ in self._close_steps(max(end, self._last), counts, []):
                         pass
-            if self.csv:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                with open(self.out_dir / CSV_FILE, "w", encoding="utf-8", newline="") as f:
-                    write_csv(f, self.intervals, list(self.names))
         except OSError as exc:
-            return f"cannot write {exc.filename or 'the time series'}: {exc.strerror or exc}"
-        finally:
-            if self._log is not None:
+            self._drop_log(f"{HLOG_FILE}: cannot write ({exc.strerror or exc})")
+        if self._log is not None:
+            try:
                 self._log.close()
-                self._log = None
-        return None
+            except OSError as exc:
+                self.dropped.append(f"{HLOG_FILE}: cannot write ({exc.strerror or exc})")
+            self._log = None
+
+    def write_csv(self) -> None:
+        """Write timeseries.csv (a header row only for a run that never started); a failure
+        is given up and said (:attr:`dropped`), as the CSV is an extra beside result.json."""
+        if not self.csv:
+            return
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / CSV_FILE, "w", encoding="utf-8", newline="") as f:
+                write_csv(f, self.intervals, list(self.names))
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # no half file left behind
+                (self.out_dir / CSV_FILE).unlink(missing_ok=True)
+            self.dropped.append(f"{CSV_FILE}: cannot write ({exc.strerror or exc})")
+
+    def finish(
+        self, now_s: float, epoch_s: float, counts: Mapping[str, int], metrics: Mapping[str, Metric]
+    ) -> list[str]:
+        """:meth:`close`, then :meth:`write_csv`; the files given up, each with why."""
+        self.close(now_s, epoch_s, counts, metrics)
+        self.write_csv()
+        return self.dropped
 
     # -- windows for thresholds ---------------------------------------------------------
     def windows(self, window_s: float) -> list[tuple[float, dict[str, HistStats]]]:
