@@ -3,8 +3,8 @@
 One connection per user polls every ``interval``: ``NOOP`` (Dovecot looks for new mail
 then; other commands only every 5 s, and its IDLE notifies about every 500 ms), then
 ``UID SEARCH UID <next>:*`` and, for new UIDs only, in batches,
-``UID FETCH <set> (BODY.PEEK[HEADER.FIELDS (X-MAILSLA-RUN X-MAILSLA-ID)])``. A message's
-visible time is when the NOOP that revealed it answered, so it is late by at most
+``UID FETCH <set> (BODY.PEEK[HEADER.FIELDS (X-MAILSLA-RUN X-MAILSLA-ID X-MAILSLA-TAG)])``.
+A message's visible time is when the NOOP that revealed it answered, so it is late by at most
 ``interval`` plus one round trip. ``<next>:*`` always matches the last message, even when
 ``next`` is past it: only UIDs >= ``next`` are new.
 """
@@ -29,7 +29,7 @@ __all__ = ["ImapWatcher", "VisibleSink", "WatchError"]
 
 log = logging.getLogger(__name__)
 
-FIELDS = "(UID BODY.PEEK[HEADER.FIELDS (X-MAILSLA-RUN X-MAILSLA-ID)])"
+FIELDS = "(UID BODY.PEEK[HEADER.FIELDS (X-MAILSLA-RUN X-MAILSLA-ID X-MAILSLA-TAG)])"
 # aioimaplib parses a response recursively, about two frames a fetched message: a FETCH of
 # thousands of messages overflows the stack (RecursionError) and the connection dies.
 FETCH_BATCH = 100

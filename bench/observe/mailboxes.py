@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ class Mailboxes:
         if self.root is not None and self._temp:
             self.root.chmod(0o755)
         self.dovecot: ThrowawayDovecot | None = None
+        self._stopping = threading.Event()
         self.watcher: MaildirWatcher | ImapWatcher | None = None
 
     async def start(self) -> None:
@@ -66,7 +68,7 @@ class Mailboxes:
             if mb.watch == "maildir":
                 assert self.root is not None
                 dirs = [self.root / u for u in self.users]
-                self._make(dirs)
+                await self._make_off_loop(dirs)
                 dispose = mb.dispose
                 self.watcher = MaildirWatcher(dirs, self.sink, dispose=dispose)
             else:
@@ -95,24 +97,39 @@ class Mailboxes:
         if mb.imap is not None:
             return mb.imap
         assert self.root is not None
-        self._make([self.root / u for u in self.users])
+        await self._make_off_loop([self.root / u for u in self.users])
         self.dovecot = ThrowawayDovecot(self.root, password=DOVECOT_PASSWORD)
         loop = asyncio.get_running_loop()
         port = await loop.run_in_executor(None, self.dovecot.start)
         return "127.0.0.1", port
 
+    def abandon(self) -> None:
+        """Stop making mailboxes (the run is being stopped): :meth:`start` ends soon after."""
+        self._stopping.set()
+
+    async def _make_off_loop(self, dirs: list[Path]) -> None:
+        """:meth:`_make` in a thread: thousands of mailboxes must not hold up the loop (nor
+        Ctrl-C, which :meth:`abandon` answers between two of them)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._make, dirs)
+        if self._stopping.is_set():
+            raise StartupError("stopped while making the mailboxes")
+
     def _make(self, dirs: list[Path]) -> None:
         """Create the Maildirs the watcher needs (an MTA makes them only at first delivery):
         in a temporary root open to all; in a system's root, owned as the root is, private."""
         assert self.root is not None
+        root = self.root
         if self._temp:
             for d in dirs:
-                make_maildir(d)
+                if self._stopping.is_set():
+                    return
+                make_maildir(d, root=root)
             return
-        st = self.root.stat()
+        st = root.stat()
         for d in dirs:
-            if not (d / "new").is_dir():
-                make_maildir(d, owner=(st.st_uid, st.st_gid), mode=0o700)
+            if self._stopping.is_set():
+                return
+            make_maildir(d, owner=(st.st_uid, st.st_gid), mode=0o700, root=root)
 
     async def stop(self) -> None:
         """Final look at the mailboxes, then stop the watcher and Dovecot."""

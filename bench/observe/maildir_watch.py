@@ -70,21 +70,61 @@ class WatchStats:
             log.exception("visible-message sink failed")
 
 
-def make_maildir(path: Path, owner: tuple[int, int] | None = None, mode: int = 0o777) -> None:
-    """Create the Maildir *path* (tmp/, new/, cur/ and missing parents).
+def make_maildir(
+    path: Path, owner: tuple[int, int] | None = None, mode: int = 0o777, *, root: Path | None = None
+) -> None:
+    """Create the Maildir *path* (tmp/, new/, cur/ and the folders between it and *root*).
 
-    Folders it creates get *mode* (umask ignored) and *owner* (uid, gid), so that an MTA
-    running as another user (Postfix's virtual delivery: 65534) can write; existing ones are
-    left as they are.
+    *root* (default: the parent of *path*) is the mailbox root the scenario names, made if
+    missing. Below it nothing is followed: each folder is made and opened relative to its
+    parent's descriptor with ``O_NOFOLLOW``, so a planted symlink (``user0 -> elsewhere``) is
+    refused with a :class:`WatchError`, never created into or chowned. Folders it creates get
+    *mode* (umask ignored) and *owner* (uid, gid), so that an MTA running as another user
+    (Postfix's virtual delivery: 65534) can write; existing ones are left as they are.
     """
     path = Path(path)
-    for d in (path, path / "tmp", path / "new", path / "cur"):
-        if d.is_dir():
-            continue
-        d.mkdir(parents=True, exist_ok=True)
-        d.chmod(mode)
+    root = path.parent if root is None else Path(root)
+    parts = path.relative_to(root).parts
+    if any(p in ("", ".", "..") for p in parts):
+        raise WatchError(f"{path}: not a folder below {root}")
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in parts:
+            parent, fd = fd, -1  # _folder_in closes the parent, whatever happens
+            fd = _folder_in(parent, name, owner, mode, path)
+        for sub in ("tmp", "new", "cur"):
+            os.close(_folder_in(os.dup(fd), sub, owner, mode, path))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _folder_in(parent: int, name: str, owner: tuple[int, int] | None, mode: int, path: Path) -> int:
+    """The folder *name* in the folder open as *parent* (made if missing), opened without
+    following a link; *parent* is closed."""
+    try:
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+            made = True
+        except FileExistsError:
+            made = False
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent
+            )
+        except OSError:  # ELOOP: a symlink; ENOTDIR: a file
+            raise WatchError(
+                f"{path}: {name!r} is not a folder of its own (a symlink or a file): "
+                "mailsla does not follow links in a mailbox tree"
+            ) from None
+    finally:
+        os.close(parent)
+    if made:
+        os.fchmod(fd, mode)
         if owner is not None:
-            os.chown(d, owner[0], owner[1])
+            os.fchown(fd, owner[0], owner[1])
+    return fd
 
 
 def read_header(path: str) -> bytes:

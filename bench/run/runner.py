@@ -45,6 +45,7 @@ from bench.run.wiring import (
     make_postoffice,
     resolve_workers,
     session_options,
+    system_info,
     usable_cores,
 )
 from bench.smtp.options import SessionOptions
@@ -108,13 +109,7 @@ class Runner:
         self._window: collections.deque[HdrHistogram] = collections.deque(maxlen=WINDOW_S)
         self._last_accepted = 0
         self._t0 = time.monotonic()
-        self.system_info: dict[str, Any] = {
-            "kind": scenario.system.kind,
-            "tls": scenario.system.tls,
-            "auth": scenario.system.auth.mechanism if scenario.system.auth else None,
-            "cores": cores,
-            "workers": {"load": scenario.load.workers, "postoffice": scenario.postoffice.workers},
-        }
+        self.system_info: dict[str, Any] = system_info(scenario, cores)  # run.system
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
         self._expected = schedule.expected_count(scenario.load)
@@ -139,6 +134,8 @@ class Runner:
 
     def _halt(self, *, now: bool) -> None:
         self._stop.set()
+        if self.mailboxes is not None:
+            self.mailboxes.abandon()
         for lane in self.lanes:
             gen = lane.generator
             if gen is None:

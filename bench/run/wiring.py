@@ -8,7 +8,7 @@ import dataclasses
 import ipaddress
 import os
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from bench.config.faults import Outage, StageFault
 from bench.config.scenario import PARENT_METRICS, Scenario, procs
@@ -176,3 +176,16 @@ def make_postoffice(
         hostname=pc.hostname,
         refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
     )
+
+
+def system_info(sc: Scenario, cores: int) -> dict[str, Any]:
+    """What a run measures and with what, as result.json's ``run.system`` starts out (the
+    runner adds the addresses as it starts each part)."""
+    system = sc.system
+    return {
+        "kind": system.kind,
+        "tls": system.tls,
+        "auth": system.auth.mechanism if system.auth else None,
+        "cores": cores,
+        "workers": {"load": sc.load.workers, "postoffice": sc.postoffice.workers},
+    }

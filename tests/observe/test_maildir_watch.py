@@ -283,3 +283,24 @@ def test_make_maildir(tmp_path: Path) -> None:
             assert (st.st_uid, st.st_gid) == owner
     make_maildir(root)  # existing folders are left alone
     assert (root / "new").stat().st_mode & 0o777 == 0o770
+
+
+def test_make_maildir_follows_no_link_below_its_root(tmp_path: Path) -> None:
+    """A planted ``user0 -> elsewhere`` is refused: nothing is made (or chowned) elsewhere."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "user0").symlink_to(elsewhere)
+    with pytest.raises(WatchError, match="does not follow links"):
+        make_maildir(root / "user0", owner=None, mode=0o700, root=root)
+    assert list(elsewhere.iterdir()) == []
+    (root / "user1").mkdir()
+    (root / "user1" / "new").symlink_to(elsewhere)  # deeper down too
+    with pytest.raises(WatchError, match="'new' is not a folder of its own"):
+        make_maildir(root / "user1", root=root)
+    assert list(elsewhere.iterdir()) == []
+    (root / "user2").write_text("a file")
+    with pytest.raises(WatchError):
+        make_maildir(root / "user2", root=root)
+    with pytest.raises(WatchError, match="not a folder below"):
+        make_maildir(root / "x" / ".." / "y", root=root)
