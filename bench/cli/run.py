@@ -14,6 +14,7 @@ import click
 import uvloop
 from rich.console import Console
 
+from bench.cli.compare import ALLOW_DIFFERENT_OPTION
 from bench.cli.handler import print_error
 from bench.cli.options import SET_OPTION, load_scenario
 from bench.errors import ExitCode, RunError, UsageError
@@ -46,6 +47,7 @@ from bench.errors import ExitCode, RunError, UsageError
     metavar="METRIC.STAT=VALUE",
     help="With --baseline: allowed worsening, e.g. send_delay.p99=30% or =5ms.",
 )
+@ALLOW_DIFFERENT_OPTION
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
 )
@@ -60,6 +62,7 @@ def run(
     as_json: bool,
     baseline: Path | None,
     tolerances: tuple[str, ...],
+    allow_different: bool,
     junit: Path | None,
 ) -> ExitCode:
     """Run a scenario, show it live, write result.json and exit with the verdict."""
@@ -71,7 +74,14 @@ def run(
 
     overrides = (*overrides, *shorthands(rate=rate, duration=duration, sessions=sessions))
     sc = load_scenario(scenario, overrides)
-    gate_opts = prepare(baseline, tolerances, junit)
+    gate_opts = prepare(
+        baseline,
+        tolerances,
+        junit,
+        allow_different=allow_different,
+        scenario=sc,
+        source=scenario,
+    )
     try:
         credentials = sc.credentials(os.environ)
         imap_password = sc.imap_password(os.environ)

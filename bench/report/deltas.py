@@ -1,10 +1,14 @@
 """A comparison of two runs (:mod:`bench.verdict.compare`) as people read it: values in their
-units, signed changes, and the rich table that ``compare`` and ``run --baseline`` print."""
+units, signed changes, and the rich table that ``compare`` and ``run --baseline`` print (the
+SLA's rows first, as the comparison orders them), fitted to the terminal or, when the output is
+not one, at its own width."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import IO
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +22,8 @@ def fmt_value(row: Row, v: float | None) -> str:
         return "–"
     if row.kind == "rate":
         return fmt_rate(v)
+    if row.kind == "per_s":
+        return f"{v:.4g}/s"
     return f"{v:.0f}" if row.kind == "count" else fmt_s(v)
 
 
@@ -30,6 +36,8 @@ def fmt_delta(row: Row) -> tuple[str, str]:
         text = f"{d * 100:+.3f}pp"
     elif row.kind == "count":
         text = f"{d:+.0f}"
+    elif row.kind == "per_s":
+        text = f"{d:+.3g}/s"
     else:
         text = ("+" if d >= 0 else "-") + fmt_s(abs(d))
     pct = row.delta_pct
@@ -50,7 +58,10 @@ def _shown(row: Row) -> bool:
 
 
 def delta_table(rows: Sequence[Row], *, show_all: bool = False) -> Table:
-    """The comparison as a rich table; per-stage rows that are ok only with *show_all*."""
+    """The comparison as a rich table; per-stage rows that are ok only with *show_all*. Notes
+    are numbered footnotes under the table (one per distinct text), so that the table stays
+    narrow enough for a terminal (about 110 columns; a narrower one cuts cells short, never
+    wraps a row onto several lines)."""
     bad = regressed(rows)
     title = Text.assemble(
         "Baseline comparison: ",
@@ -62,11 +73,11 @@ def delta_table(rows: Sequence[Row], *, show_all: bool = False) -> Table:
     t.add_column("metric", no_wrap=True)
     t.add_column("stat", no_wrap=True)
     for col in ("baseline", "current", "delta", "delta %", "tolerance"):
-        t.add_column(col, justify="right")
+        t.add_column(col, justify="right", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
-    notes = any(r.note for r in shown)
+    notes = list(dict.fromkeys(r.note for r in shown if r.note))
     if notes:
-        t.add_column("note", style="dim")
+        t.add_column("note", style="dim", no_wrap=True)
     for r in shown:
         delta, pct = fmt_delta(r)
         t.add_row(
@@ -78,9 +89,22 @@ def delta_table(rows: Sequence[Row], *, show_all: bool = False) -> Table:
             pct,
             r.tolerance,
             Text(r.verdict, VERDICT_STYLE.get(r.verdict, "")),
-            *([r.note] if notes else []),
+            *([f"[{notes.index(r.note) + 1}]" if r.note else ""] if notes else []),
         )
+    caption = [f"[{i}] {note}" for i, note in enumerate(notes, start=1)]
     if hidden:
-        t.caption = f"{hidden} ok rows of stage.* metrics not shown (--all shows them)"
+        caption.append(f"{hidden} ok rows of stage.* metrics not shown (--all shows them)")
+    if caption:
+        t.caption = Text("\n".join(caption), style="dim")
         t.caption_justify = "left"
     return t
+
+
+def print_fitted(table: Table, *, stderr: bool = False, file: IO[str] | None = None) -> None:
+    """Print *table* to stdout (or stderr, or *file*): fitted to the terminal when it is one,
+    else at the table's own width, so that a log or a pipe gets it unwrapped."""
+    console = Console(file=file, stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        width = Console(width=1000).measure(table).maximum
+        console = Console(file=file, stderr=stderr, highlight=False, width=max(width, 40))
+    console.print(table)

@@ -1,6 +1,7 @@
 """JUnit XML of a run, for CI test reports: one test case per SLA check and threshold, one for
-the accounting identity, one per stat compared with a baseline, and an error case when the run
-did not complete."""
+the accounting identity, one per stat compared with a baseline, one for whether the baseline's
+scenario is comparable (a failure when the comparison was refused), and an error case when the
+run did not complete."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from bench.report.deltas import fmt_delta, fmt_value
 from bench.report.terminal import fmt_check_value
+from bench.verdict.comparable import Difference
 from bench.verdict.compare import MISSING, REGRESSED, Row
 
 
@@ -46,8 +48,13 @@ def _row_message(row: Row) -> str:
     return f"{text}: {row.note}" if row.note else text
 
 
-def junit_tree(doc: dict[str, Any], rows: Sequence[Row] | None = None) -> ET.ElementTree:
-    """The JUnit document: ``<testsuites><testsuite name="mailsla NAME">…``."""
+def junit_tree(
+    doc: dict[str, Any],
+    rows: Sequence[Row] | None = None,
+    differences: Sequence[Difference] = (),
+) -> ET.ElementTree:
+    """The JUnit document: ``<testsuites><testsuite name="mailsla NAME">…``. *differences*: how
+    the baseline's scenario differs; without *rows* the comparison was refused for them."""
     run = doc.get("run", {})
     name = (run.get("scenario") or {}).get("name", "run")
     seconds = f"{duration_s(doc):.3f}"
@@ -78,12 +85,36 @@ def junit_tree(doc: dict[str, Any], rows: Sequence[Row] | None = None) -> ET.Ele
         tc = case("accounting identity", "mailsla.accounting")
         if not acc.get("holds"):
             c = doc.get("counts", {})
-            keys = ("planned", "not_sent", "rejected", "failed", "delivered", "undelivered")
+            keys = (
+                "planned",
+                "not_sent",
+                "rejected",
+                "failed",
+                "delivered",
+                "undelivered",
+                "in_flight_at_stop",
+            )
             msg = f"{acc.get('identity')} does not hold: " + ", ".join(
                 f"{k} {c.get(k)}" for k in keys
             )
             ET.SubElement(tc, "failure", message=msg, type="accounting").text = msg
             failures += 1
+    stopped = doc.get("counts", {}).get("in_flight_at_stop", 0)
+    if stopped:  # neither delivered nor lost: not judged, and said apart
+        tc = case("mail in flight at the stop", "mailsla.accounting")
+        why = f"{stopped} accepted message(s) were still on their way when the run was stopped"
+        ET.SubElement(tc, "skipped", message=why).text = why
+        skipped += 1
+    if differences:
+        tc = case("comparable scenario", "mailsla.baseline")
+        text = "; ".join(d.text for d in differences)
+        if rows is None:
+            msg = f"not compared: the scenarios differ: {text}"
+            ET.SubElement(tc, "failure", message=msg, type="not-comparable").text = msg
+            failures += 1
+        else:
+            out = f"compared anyway (--allow-different): {text}"
+            ET.SubElement(tc, "system-out").text = out
     for row in rows or ():
         tc = case(row.name, "mailsla.baseline")
         msg = _row_message(row)
@@ -105,7 +136,13 @@ def junit_tree(doc: dict[str, Any], rows: Sequence[Row] | None = None) -> ET.Ele
     return ET.ElementTree(suites)
 
 
-def write_junit(path: Path, doc: dict[str, Any], rows: Sequence[Row] | None = None) -> None:
-    """Write the JUnit XML of *doc* (and the baseline *rows*) to *path*."""
+def write_junit(
+    path: Path,
+    doc: dict[str, Any],
+    rows: Sequence[Row] | None = None,
+    differences: Sequence[Difference] = (),
+) -> None:
+    """Write the JUnit XML of *doc* (and the baseline *rows*, and how the baseline's scenario
+    differs) to *path*."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    junit_tree(doc, rows).write(path, encoding="utf-8", xml_declaration=True)
+    junit_tree(doc, rows, differences).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,6 +1,6 @@
 """A Markdown summary of a run for GitHub Actions, appended to the file that
 ``GITHUB_STEP_SUMMARY`` names: verdict, counts, SLA checks, key latencies, availability and the
-baseline comparison."""
+baseline comparison (and how the baseline's scenario differs, when it does)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,20 @@ from typing import Any
 
 from bench.report.deltas import fmt_delta, fmt_value
 from bench.report.terminal import fmt_check_value, fmt_rate, fmt_s
+from bench.verdict.comparable import Difference, show
 from bench.verdict.compare import OK, Row, regressed
 
 KEY_METRICS = ("send_delay", "receive_delay", "submit_latency")
-COUNT_KEYS = ("planned", "sent", "accepted", "delivered", "undelivered", "rejected", "failed")
+COUNT_KEYS = (
+    "planned",
+    "sent",
+    "accepted",
+    "delivered",
+    "undelivered",
+    "in_flight_at_stop",
+    "rejected",
+    "failed",
+)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -45,7 +55,11 @@ def _rows_table(rows: Sequence[Row]) -> list[str]:
     return _table(header, body)
 
 
-def markdown(doc: dict[str, Any], rows: Sequence[Row] | None = None) -> str:
+def markdown(
+    doc: dict[str, Any],
+    rows: Sequence[Row] | None = None,
+    differences: Sequence[Difference] = (),
+) -> str:
     """The summary of one run (and its comparison with a baseline) as Markdown."""
     run = doc.get("run", {})
     name = (run.get("scenario") or {}).get("name", "run")
@@ -101,8 +115,17 @@ def markdown(doc: dict[str, Any], rows: Sequence[Row] | None = None) -> str:
             f"{fmt_rate(a.get('connectivity_rate'))} over {a.get('windows')} window(s).",
             "",
         ]
-    if rows:
+    if rows or differences:
         out += ["### Baseline comparison", ""]
+    if differences:
+        verb = "compared anyway (`--allow-different`)" if rows else "not compared"
+        out += [f"The baseline's scenario differs, {verb}:", ""]
+        out += [
+            f"- `{d.key}`: baseline {show(d.baseline)}, current {show(d.current)}"
+            for d in differences
+        ]
+        out.append("")
+    if rows:
         if bad:
             out += [f"Regressed: {', '.join(f'`{r.name}`' for r in bad)}", ""]
             out += _rows_table(bad)
@@ -117,6 +140,8 @@ def append_summary(
     doc: dict[str, Any],
     rows: Sequence[Row] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    differences: Sequence[Difference] = (),
 ) -> Path | None:
     """Append :func:`markdown` to ``$GITHUB_STEP_SUMMARY`` when it is set; the file, or None."""
     target = (os.environ if env is None else env).get("GITHUB_STEP_SUMMARY")
@@ -124,5 +149,5 @@ def append_summary(
         return None
     path = Path(target)
     with path.open("a", encoding="utf-8") as f:
-        f.write("\n" + markdown(doc, rows))
+        f.write("\n" + markdown(doc, rows, differences))
     return path

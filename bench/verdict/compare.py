@@ -1,8 +1,17 @@
 """Regression gate: compare two result.json documents (``mailsla.result/1``) stat by stat. Pure.
 
-Each latency metric present in both runs gives rows for ``count``, ``mean``, ``p50``, ``p99``,
-``p99.9`` and ``max``; the rates ``availability.no_fault_rate``, ``availability.connectivity_rate``
-and ``counts.delivered_ratio`` (delivered / planned) give a row each.
+Each latency metric present in both runs gives rows for ``mean``, ``p50``, ``p99``, ``p99.9``,
+``max`` and ``count``; the rates ``availability.no_fault_rate``, ``availability.connectivity_rate``
+and ``counts.delivered_ratio`` (delivered / planned) give a row each. The SLA's come first:
+``send_delay``, ``receive_delay`` and the rates, then ``submit_latency`` and the other metrics,
+the ``stage.*`` timings last.
+
+A ``count`` is compared **per second** of each run's sending phase
+(:func:`bench.verdict.comparable.sending_seconds`), so a shorter run is not fewer messages; a
+tolerance in messages (``send_delay.count=50``) counts over the baseline's sending phase. Stages
+timed once per connection keep their counts when neither run reopens connections (their number
+follows ``load.sessions``, not the duration). Whether the two runs are comparable at all is
+:mod:`bench.verdict.comparable`'s question; this module compares what it is given.
 
 A stat **regressed** when the current run is worse than the baseline beyond its tolerance *and*
 beyond the noise the data allows. Each side's value becomes an interval:
@@ -11,7 +20,7 @@ beyond the noise the data allows. Each side's value becomes an interval:
   the run's HDR histogram, widened to the edges of their buckets (3 significant digits);
 - ``max``: the order statistic ~z ranks below the top, up to the exact max;
 - ``mean``: mean ± z·stddev/sqrt(n), the stddev taken from the histogram;
-- ``count``: n ± z·sqrt(n) (Poisson); a rate p of n trials: p ± z·sqrt(p·(1−p)/n).
+- ``count``: (n ± z·sqrt(n)) ÷ seconds (Poisson); a rate p of n trials: p ± z·sqrt(p·(1−p)/n).
 
 REGRESSED means the intervals do not overlap once the baseline's is widened by the tolerance;
 ``worse-within-noise`` means the values differ by more than the tolerance but the intervals
@@ -23,132 +32,32 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from bench.config.names import KNOWN_METRICS
-from bench.config.units import format_duration, parse_duration
+from bench.config.names import STAGES, TIME_METRICS
+from bench.config.units import format_duration
 from bench.core.hdr import bucket_high, bucket_low, buckets, decode
 from bench.errors import UsageError
+from bench.verdict.comparable import per_second
+from bench.verdict.tolerance import RATES, STATS, Tolerance, Tolerances
 
 SCHEMA = "mailsla.result/1"
 Z = 2.58  # two-sided ~99 %
 HDR_PRECISION = 1e-3  # 3 significant digits: values within 0.1 % share a bucket
-STATS = ("count", "mean", "p50", "p99", "p99.9", "max")
-RATES = (
-    ("availability", "no_fault_rate"),
-    ("availability", "connectivity_rate"),
-    ("counts", "delivered_ratio"),
-)
-RATE_STATS = tuple(stat for _, stat in RATES)
+# The order of the rows: the SLA's first, then the other metrics, the stages last.
+SLA_FIRST = ("send_delay", "receive_delay", "availability", "counts")
+_LATER = ("submit_latency", "delivery_delay", *TIME_METRICS)
+ORDER = tuple(dict.fromkeys((*SLA_FIRST, *_LATER, *(f"inbound.{m}" for m in _LATER))))
+STAGE_ORDER = tuple(f"{p}stage.{s}" for p in ("", "inbound.") for s in STAGES)
 
 OK, BETTER, NOISE, REGRESSED, MISSING = "ok", "better", "worse-within-noise", "REGRESSED", "missing"
 
 
 class CompareError(UsageError):
     """A document that cannot be compared (not a result, broken histogram); one line."""
-
-
-class ToleranceError(UsageError):
-    """A ``--tolerance`` that cannot be parsed; the message quotes the input."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tolerance:
-    """How much worse is still fine: ``rel`` (share of the baseline) or ``abs`` (seconds,
-    messages, or a rate 0–1), whichever allows more."""
-
-    rel: float = 0.0
-    abs: float = 0.0
-
-    def allowed(self, base: float) -> float:
-        return max(abs(base) * self.rel, self.abs)
-
-    def text(self, kind: str) -> str:
-        parts = [f"{self.rel * 100:g}%"] if self.rel else []
-        if self.abs or not parts:
-            if kind == "rate":
-                parts.append(f"{self.abs * 100:g}pp")
-            elif kind == "count":
-                parts.append(f"{self.abs:g}")
-            else:
-                parts.append(format_duration(self.abs))
-        return " or ".join(parts)
-
-
-FLOOR_S = 0.001  # latency deltas below 1 ms are never a regression by default
-DEFAULTS: dict[str, Tolerance] = {
-    "count": Tolerance(rel=0.10),
-    "mean": Tolerance(rel=0.10, abs=FLOOR_S),
-    "p50": Tolerance(rel=0.10, abs=FLOOR_S),
-    "p99": Tolerance(rel=0.20, abs=FLOOR_S),
-    "p99.9": Tolerance(rel=0.50, abs=FLOOR_S),
-    "max": Tolerance(rel=0.50, abs=FLOOR_S),
-    **{stat: Tolerance(abs=0.001) for stat in RATE_STATS},  # 0.1 percentage points
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Tolerances:
-    """Defaults per stat, overridden per ``metric.stat`` or for every metric (``*.stat``)."""
-
-    overrides: Mapping[tuple[str, str], Tolerance] = field(default_factory=dict)
-
-    def get(self, metric: str, stat: str) -> Tolerance:
-        for key in ((metric, stat), ("*", stat)):
-            if key in self.overrides:
-                return self.overrides[key]
-        return DEFAULTS[stat]
-
-
-_FORM = "write metric.stat=VALUE, e.g. send_delay.p99=20% or send_delay.p99=5ms"
-
-
-def parse_tolerance(text: str) -> tuple[tuple[str, str], Tolerance]:
-    """Parse ``send_delay.p99=20%`` (relative), ``send_delay.p99=5ms`` (absolute),
-    ``send_delay.count=50`` or ``availability.no_fault_rate=0.5%`` (percentage points)."""
-    lhs, eq, value = text.partition("=")
-    lhs, value = lhs.strip(), value.strip()
-    stat = next((s for s in sorted(DEFAULTS, key=len, reverse=True) if lhs.endswith("." + s)), "")
-    if not eq or not value or not lhs:
-        raise ToleranceError(f"{text!r} is not a tolerance ({_FORM})")
-    if not stat:
-        guess = lhs.rsplit(".", 1)[-1] if "." in lhs else lhs
-        stats = ", ".join(DEFAULTS)
-        raise ToleranceError(f"{text!r}: unknown stat {guess!r} (known: {stats}; {_FORM})")
-    metric = lhs[: -len(stat) - 1]
-    rate_metrics = {m for m, s in RATES if s == stat}
-    if stat in RATE_STATS and metric not in rate_metrics:
-        raise ToleranceError(f"{text!r}: {stat} belongs to {', '.join(sorted(rate_metrics))}")
-    if stat not in RATE_STATS and metric != "*" and metric not in KNOWN_METRICS:
-        raise ToleranceError(
-            f"{text!r}: unknown metric {metric!r} (known: *, {', '.join(KNOWN_METRICS)})"
-        )
-    try:
-        if stat in RATE_STATS:
-            number = value.removesuffix("pp").removesuffix("%").strip()
-            if number == value:
-                raise ValueError(f"{value!r}: a rate tolerance is in percentage points (0.1%)")
-            tol = Tolerance(abs=float(number) / 100)
-        elif value.endswith("%"):
-            tol = Tolerance(rel=float(value[:-1].strip()) / 100)
-        elif stat == "count":
-            tol = Tolerance(abs=float(int(value)))
-        else:
-            tol = Tolerance(abs=parse_duration(value))
-    except ValueError as exc:
-        msg = str(exc) if str(exc).startswith("'") else f"{value!r} is not a number"
-        raise ToleranceError(f"{text!r}: {msg}") from None
-    if tol.rel < 0 or tol.abs < 0 or not math.isfinite(tol.rel + tol.abs):
-        raise ToleranceError(f"{text!r}: a tolerance must be a finite value >= 0")
-    return (metric, stat), tol
-
-
-def parse_tolerances(texts: Iterable[str]) -> Tolerances:
-    """All ``--tolerance`` options; a later one for the same key wins."""
-    return Tolerances(dict(parse_tolerance(t) for t in texts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +71,8 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One compared stat. ``kind``: ``s`` (seconds), ``count`` or ``rate``."""
+    """One compared stat. ``kind``: ``s`` (seconds), ``per_s`` (a count per second of the
+    sending phase; the counts in ``baseline_n`` and ``current_n``), ``count`` or ``rate``."""
 
     metric: str
     stat: str
@@ -174,6 +84,8 @@ class Row:
     note: str = ""
     baseline_ci: tuple[float, float] | None = None
     current_ci: tuple[float, float] | None = None
+    baseline_n: int | None = None
+    current_n: int | None = None
 
     @property
     def name(self) -> str:
@@ -197,6 +109,8 @@ class Row:
         d: dict[str, Any] = {k: getattr(self, k) for k in keys}
         d.update(tolerance=self.tolerance, verdict=self.verdict, note=self.note)
         d.update(baseline_ci=_finite(self.baseline_ci), current_ci=_finite(self.current_ci))
+        if self.kind == "per_s":
+            d.update(baseline_count=self.baseline_n, current_count=self.current_n)
         return d
 
 
@@ -265,8 +179,6 @@ class _Side:
 
     def estimate(self, stat: str) -> Estimate:
         n = self.n
-        if stat == "count":
-            return Estimate(n, n - Z * math.sqrt(n), n + Z * math.sqrt(n))
         h = self.hist()
         if stat == "mean":
             v = self._num("mean_s")
@@ -310,32 +222,77 @@ def _judge(base: Estimate, cur: Estimate, tol: Tolerance, larger_is_worse: bool)
     return OK
 
 
-def _metric_order(names: Iterable[str]) -> list[str]:
-    rank = {m: i for i, m in enumerate(KNOWN_METRICS)}
-    return sorted(set(names), key=lambda m: (rank.get(m, len(rank)), m))
+def _rank(metric: str) -> tuple[int, int, str]:
+    """Where a metric's rows go: the SLA's first, the stages last, unknown names after."""
+    for group, order in enumerate((ORDER, STAGE_ORDER)):
+        if metric in order:
+            return group, order.index(metric), metric
+    return 2, 0, metric
 
 
-def _compare_metric(name: str, b: Any, c: Any, tols: Tolerances) -> list[Row]:
+def _count_estimate(n: int, seconds: float | None) -> Estimate:
+    t = seconds or 1.0
+    return Estimate(n / t, (n - Z * math.sqrt(n)) / t, (n + Z * math.sqrt(n)) / t)
+
+
+def _count_row(
+    name: str, bn: int | None, cn: int, tol: Tolerance, per_s: tuple[float, float] | None, note: str
+) -> Row:
+    """The ``count`` row: per second of each sending phase, or as counts when *per_s* is None.
+    *bn* is None when the baseline does not have the metric."""
+    tb, tc = per_s or (None, None)
+    be, ce = _count_estimate(bn or 0, tb), _count_estimate(cn, tc)
+    if tb is not None and tc is not None and not note and not math.isclose(tb, tc):
+        note = f"per second: {bn} in {format_duration(tb)} vs {cn} in {format_duration(tc)}"
+    if not bn:
+        verdict = MISSING
+    elif not cn:
+        verdict = REGRESSED
+    else:  # a tolerance in messages is over the baseline's sending phase
+        scaled = Tolerance(rel=tol.rel, abs=tol.abs / tb) if tb else tol
+        verdict = _judge(be, ce, scaled, larger_is_worse=False)
+    both = bool(bn and cn)
+    return Row(
+        name,
+        "count",
+        "per_s" if per_s else "count",
+        None if bn is None else be.value,
+        ce.value,
+        tol.text("count"),
+        verdict,
+        note,
+        baseline_ci=(be.lo, be.hi) if both else None,
+        current_ci=(ce.lo, ce.hi) if both else None,
+        baseline_n=bn,
+        current_n=cn,
+    )
+
+
+def _compare_metric(
+    name: str, b: Any, c: Any, tols: Tolerances, per_s: tuple[float, float] | None
+) -> list[Row]:
     bn = b["count"] if isinstance(b, dict) else 0
     cn = c["count"] if isinstance(c, dict) else 0
     if not bn and not cn:
         return []
-    tol_text = tols.get(name, "count").text("count")
+    tol = tols.get(name, "count")
     if not cn:
         where = "no data in current" if isinstance(c, dict) else "not in current"
-        return [Row(name, "count", "count", bn, cn, tol_text, REGRESSED, where)]
+        return [_count_row(name, bn, cn, tol, per_s, where)]
     if not bn:
         where = "no data in baseline" if isinstance(b, dict) else "not in baseline"
-        return [Row(name, "count", "count", None, cn, tol_text, MISSING, where)]
+        return [_count_row(name, None, cn, tol, per_s, where)]
     bs, cs = _Side(name, b), _Side(name, c)
     rows = []
     for stat in STATS:
+        if stat == "count":
+            rows.append(_count_row(name, bn, cn, tol, per_s, ""))
+            continue
         be, ce = bs.estimate(stat), cs.estimate(stat)
         sides = (("baseline", bn, be), ("current", cn, ce))
-        open_ = [f"{side} ({k} samples)" for side, k, e in sides if math.isinf(e.hi)]
+        open_ = [f"{side} {k}" for side, k, e in sides if math.isinf(e.hi)]
         note = f"too few samples to bound {stat}: " + ", ".join(open_) if open_ else ""
-        kind = "count" if stat == "count" else "s"
-        rows.append(_row(name, stat, kind, be, ce, tols.get(name, stat), note))
+        rows.append(_row(name, stat, "s", be, ce, tols.get(name, stat), note))
     return rows
 
 
@@ -343,8 +300,11 @@ def _row(
     metric: str, stat: str, kind: str, be: Estimate, ce: Estimate, tol: Tolerance, note: str = ""
 ) -> Row:
     verdict = _judge(be, ce, tol, larger_is_worse=kind == "s")
-    ci = {"baseline_ci": (be.lo, be.hi), "current_ci": (ce.lo, ce.hi)}
-    return Row(metric, stat, kind, be.value, ce.value, tol.text(kind), verdict, note, **ci)
+    return Row(
+        *(metric, stat, kind, be.value, ce.value, tol.text(kind), verdict, note),
+        baseline_ci=(be.lo, be.hi),
+        current_ci=(ce.lo, ce.hi),
+    )
 
 
 def _rate(doc: Mapping[str, Any], metric: str, stat: str) -> tuple[float, int] | None:
@@ -370,17 +330,20 @@ def _rate_estimate(p: float, n: int) -> Estimate:
 def compare(
     baseline: Mapping[str, Any], current: Mapping[str, Any], tolerances: Tolerances | None = None
 ) -> list[Row]:
-    """Rows for every stat of every metric with data in either run, then the rates."""
+    """Rows for every stat of every metric with data in either run, and the rates; the SLA's
+    first (see :data:`ORDER`)."""
     tols = tolerances or Tolerances()
     check_doc(baseline, "baseline")
     check_doc(current, "current")
     bm, cm = baseline["metrics"], current["metrics"]
-    rows: list[Row] = []
-    for name in _metric_order([*bm, *cm]):
-        rows += _compare_metric(name, bm.get(name), cm.get(name), tols)
+    by_metric: dict[str, list[Row]] = {}
+    for name in {*bm, *cm}:
+        per_s = per_second(name, baseline, current)
+        by_metric[name] = _compare_metric(name, bm.get(name), cm.get(name), tols, per_s)
     for metric, stat in RATES:
         tol = tols.get(metric, stat)
         br, cr = _rate(baseline, metric, stat), _rate(current, metric, stat)
+        rows = by_metric.setdefault(metric, [])
         if br is not None and cr is not None:
             rows.append(_row(metric, stat, "rate", _rate_estimate(*br), _rate_estimate(*cr), tol))
         elif br is not None or cr is not None:
@@ -388,7 +351,7 @@ def compare(
             b_v, c_v = br[0] if br else None, cr[0] if cr else None
             tt = tol.text("rate")
             rows.append(Row(metric, stat, "rate", b_v, c_v, tt, verdict, f"no data in {note}"))
-    return rows
+    return [row for m in sorted(by_metric, key=_rank) for row in by_metric[m]]
 
 
 def regressed(rows: Iterable[Row]) -> list[Row]:

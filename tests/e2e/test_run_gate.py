@@ -1,12 +1,16 @@
 """mailsla run, end to end: interval logs (metrics.hlog, read back by hdrh's reader),
-timeseries.csv, window thresholds and abort_on_fail."""
+timeseries.csv, window thresholds and abort_on_fail; and the baseline gate against the
+committed baseline: a shorter run is refused (exit 2), compared per second with
+``--allow-different``, and ``run --json --baseline`` keeps stdout JSON."""
 
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
 
@@ -15,10 +19,13 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from bench.core.hdr import new_histogram
+from bench.errors import ExitCode
 from tests.conftest import free_port
 from tests.e2e.test_run import MAILSLA, QUICK, ROOT, assert_accounted, mailsla, result, scenario
 
 COUNTS = ("planned", "sent", "accepted", "delivered", "failed", "rejected")
+BASELINE = "results/baseline/quickstart"  # the committed one: 20 s at 200/s
+SHORT = ("run", "scenarios/quickstart.toml", "--no-live", "--set", 'load.duration="2s"')
 
 ABORTING = """
 name = "gate"
@@ -182,3 +189,62 @@ listen = "127.0.0.1:{free_port()}"
     assert sums.get("send_delay", 0) == doc["metrics"]["send_delay"]["count"]
     _, rows = read_csv(out / "timeseries.csv")
     assert rows and int(rows[-1][2]) == doc["counts"]["sent"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart for 2 s instead of the baseline's 20: its run folder."""
+    out = tmp_path_factory.mktemp("short") / "out"
+    p = mailsla(*SHORT, "--out", str(out))
+    assert p.returncode == ExitCode.PASS, p.stdout + p.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_a_shorter_run_than_the_baseline_is_refused_exit_2(tmp_path: Path) -> None:
+    out, junit = tmp_path / "out", tmp_path / "junit.xml"
+    p = mailsla(*SHORT, "--out", str(out), "--baseline", BASELINE, "--junit", str(junit))
+    assert p.returncode == ExitCode.USAGE, p.stdout + p.stderr
+    assert f"error: {BASELINE} and " in p.stderr and " are not comparable: " in p.stderr
+    assert "load.duration: baseline 20s, current 2s" in p.stderr
+    assert "Baseline comparison" not in p.stdout + p.stderr  # nothing compared
+    if (out / "result.json").exists():  # refused after the run: it is written and judged
+        assert result(out)["sla"]["verdict"] == "pass"
+        cases = ET.parse(junit).getroot().iter("testcase")
+        case = next(c for c in cases if c.get("name") == "comparable scenario")
+        failure = case.find("failure")
+        assert failure is not None and "load.duration" in str(failure.get("message"))
+
+
+@pytest.mark.slow
+def test_compare_refuses_and_allow_different_compares_counts_per_second(short_run: Path) -> None:
+    out = short_run
+    p = mailsla("compare", BASELINE, str(out))
+    assert p.returncode == ExitCode.USAGE and p.stdout == "", p.stdout + p.stderr
+    assert "load.duration: baseline 20s, current 2s" in p.stderr
+    assert "--allow-different" in p.stderr
+    p = mailsla("compare", BASELINE, str(out), "--allow-different", "--json")
+    assert p.returncode in (ExitCode.PASS, ExitCode.FAIL), p.stderr  # latency: this machine's
+    rows = json.loads(p.stdout)
+    counts = [r for r in rows if r["stat"] == "count"]
+    assert len(counts) >= 9 and not [r for r in counts if r["verdict"] == "REGRESSED"]
+    send = next(r for r in counts if r["metric"] == "send_delay")
+    assert send["kind"] == "per_s" and send["baseline"] == 200.0
+    assert send["current"] == pytest.approx(200.0, rel=0.02) and send["baseline_count"] == 4000
+    assert [r["metric"] for r in rows[:2]] == ["send_delay", "send_delay"]  # the SLA's first
+    assert p.stderr.startswith("warning: comparing runs of different scenarios")
+    assert "load.duration: baseline 20s, current 2s" in p.stderr
+
+
+@pytest.mark.slow
+def test_run_json_with_a_baseline_keeps_stdout_json(short_run: Path, tmp_path: Path) -> None:
+    base = short_run
+    p = mailsla(*SHORT, "--json", "--out", str(tmp_path / "b"), "--baseline", str(base))
+    assert p.returncode in (ExitCode.PASS, ExitCode.FAIL), p.stderr
+    doc = json.loads(p.stdout)  # stdout: result.json, nothing else
+    assert doc["schema"] == "mailsla.result/1" and doc == result(tmp_path / "b")
+    lines = p.stderr.splitlines()
+    assert any(line.startswith("Baseline comparison: ") for line in lines)
+    mean = next(line for line in lines if line.split()[:3] == ["send_delay", "│", "mean"])
+    assert mean.split("│")[7].strip() in ("ok", "better", "worse-within-noise", "REGRESSED")
+    assert max(len(line.rstrip()) for line in lines) > 80  # its own width, not 80 columns

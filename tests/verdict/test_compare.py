@@ -16,20 +16,9 @@ from bench.cli.compare import gate
 from bench.cli.main import main
 from bench.core.metrics import MetricSet
 from bench.report.junit import junit_tree, write_junit
-from bench.report.step_summary import append_summary
-from bench.verdict.compare import (
-    BETTER,
-    MISSING,
-    NOISE,
-    OK,
-    REGRESSED,
-    Tolerance,
-    ToleranceError,
-    compare,
-    parse_tolerance,
-    parse_tolerances,
-    regressed,
-)
+from bench.report.step_summary import append_summary, markdown
+from bench.verdict.compare import BETTER, MISSING, NOISE, OK, REGRESSED, compare, regressed
+from bench.verdict.tolerance import Tolerance, ToleranceError, parse_tolerance, parse_tolerances
 from tests.e2e.test_run import QUICK, mailsla, result, scenario
 
 
@@ -127,9 +116,7 @@ def test_too_few_samples_leave_a_tail_percentile_open() -> None:
     }
     p999 = row(rows, "send_delay.p99.9")  # ranks 299.7 ± 1.4 run past the 300th sample
     assert p999.verdict == NOISE and p999.baseline_ci[1] == float("inf")
-    assert (
-        p999.note == "too few samples to bound p99.9: baseline (300 samples), current (300 samples)"
-    )
+    assert p999.note == "too few samples to bound p99.9: baseline 300, current 300"
 
 
 def test_a_small_shift_is_within_the_noise_of_few_samples_not_of_many() -> None:
@@ -332,6 +319,17 @@ def test_junit_reports_an_unfinished_run_as_an_error() -> None:
     assert err is not None and err.get("message") == "interrupted (SIGINT)"
 
 
+def test_junit_and_summary_show_mail_in_flight_at_the_stop_apart() -> None:
+    doc = make_doc({"send_delay": [0.01] * 5}, status="interrupted")
+    doc["counts"]["in_flight_at_stop"] = 7
+    suite = junit_tree(doc).getroot().find("testsuite")
+    assert suite is not None and suite.get("skipped") == "1"
+    case = next(c for c in suite.iter("testcase") if c.get("name") == "mail in flight at the stop")
+    skipped = case.find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("7 accepted message(s)")
+    assert "in flight at stop **7**" in markdown(doc)
+
+
 def test_step_summary_is_appended_when_github_names_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -367,10 +365,14 @@ def test_run_with_a_baseline_gates_and_writes_junit(tmp_path: Path) -> None:
         "--set", 'fakemta.processing_delay="const(0ms)"',
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
+    # a baseline of the same scenario, only faster: A's numbers under B's processing delay
+    base = result(a)
+    base["run"]["scenario"]["fakemta"]["processing_delay"] = "const(50ms)"
+    faster = write(tmp_path / "faster.json", base)
     p = mailsla(
         "run", s, "--no-live", "--out", str(b),
         "--set", 'fakemta.processing_delay="const(50ms)"',
-        "--baseline", str(a / "result.json"), "--junit", str(junit),
+        "--baseline", str(faster), "--junit", str(junit),
     )  # fmt: skip
     assert p.returncode == 1, p.stdout + p.stderr  # the SLA passed; the gate failed it
     assert result(b)["sla"]["verdict"] == "pass"
@@ -379,9 +381,13 @@ def test_run_with_a_baseline_gates_and_writes_junit(tmp_path: Path) -> None:
     assert suite is not None and suite.get("name") == "mailsla t"
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
     assert "send_delay.mean" in failed and "send_delay.p50" in failed
-    p = mailsla("compare", str(a), str(b))
+    p = mailsla("compare", str(a), str(b))  # another processing delay: refused
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "fakemta.processing_delay: baseline const(0ms), current const(50ms)" in p.stderr
+    p = mailsla("compare", str(a), str(b), "--allow-different")
     assert p.returncode == 1, p.stdout + p.stderr
     assert "send_delay" in p.stderr and "REGRESSED" in p.stdout
+    assert "warning: comparing runs of different scenarios" in p.stderr
     p = mailsla("compare", str(a), str(a / "result.json"))
     assert p.returncode == 0, p.stdout + p.stderr
 
