@@ -7,6 +7,7 @@ Errors are :class:`ScenarioError` naming the file, the dotted field path and why
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -146,6 +147,8 @@ class Scenario(_Model):
                     "fixed port, the one that system relays postoffice.domain mail to"
                 )
         self._check_thresholds()
+        if self.system.kind == "fakemta":
+            self._check_outages()
         if not self.allow_remote:
             for name, addr in (
                 ("system.submit", self.system.submit),
@@ -179,6 +182,25 @@ class Scenario(_Model):
                     f"{where}: with load.workers > 1 the generator's metrics reach the runner "
                     f"only at the end; a window or abort_on_fail needs one of "
                     f"{', '.join(PARENT_METRICS)} (or load.workers = 1)"
+                )
+
+    def _check_outages(self) -> None:
+        """An outage of the fake MTA must begin while mail is sent: one that begins at or
+        after the end of sending never meets a message, and the run would judge a system
+        that never went down. (One that begins inside and runs on into the drain is
+        legitimate: ``mailsla validate`` warns about it.)"""
+        end = self.load.sending_s
+        basis = (
+            f"the load.steps add up to {format_duration(end)}"
+            if self.load.model == "steps"
+            else f"load.duration is {format_duration(end)}"
+        )
+        for i, o in enumerate(self.fakemta.outages):
+            if o.at >= end:
+                raise ValueError(
+                    f"fakemta.outages[{i}].at: {format_duration(o.at)} is not before the end "
+                    f"of sending ({basis}): the outage would never happen while mail is sent; "
+                    "start it earlier or send for longer"
                 )
 
     def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
@@ -250,9 +272,36 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ScenarioError("--set", [("", f"{text!r}: expected KEY=VALUE, e.g. load.rate=500")])
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
         value = raw.strip()
+        if value[:1] in _TOML_OPENERS:  # meant as TOML (an array, a table, a quoted string)
+            why = f"{value!r} is not valid TOML: {_toml_why(exc)}"
+            if value[:1] in "[{":
+                why += (
+                    "; strings inside need their quotes, which the shell removes unless the "
+                    f"whole --set is in single quotes: --set '{key}=...'"
+                )
+            raise ScenarioError("--set", [(key, why)]) from None
     return key.split("."), value
+
+
+# A --set VALUE starting with one of these is TOML, never a plain string.
+_TOML_OPENERS = ("[", "{", '"', "'")
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_PREFIX = len("v = ")
+
+
+def _toml_why(exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message, its position counted in the user's VALUE (not in ``v = VALUE``)."""
+    text = str(exc)
+    m = _TOML_AT.search(text)
+    if m is None:
+        return text
+    line, col = int(m[1]), int(m[2])
+    if line == 1:
+        col = max(col - _TOML_PREFIX, 1)
+    at = f"at character {col}" if line == 1 else f"at line {line}, column {col}"
+    return f"{text[: m.start()]} ({at})"
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -288,6 +337,9 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
         raise ScenarioError(str(p), [("", f"not valid TOML: {exc}")]) from None
     source = str(p)
     if overrides:
-        data = apply_overrides(data, overrides)
         source += " (with --set " + " --set ".join(overrides) + ")"
+        try:
+            data = apply_overrides(data, overrides)
+        except ScenarioError as exc:  # name the file, as a bad value of an override does
+            raise ScenarioError(source, exc.problems) from None
     return from_dict(data, source)

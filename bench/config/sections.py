@@ -188,6 +188,7 @@ class LoadConfig(_Model):
     think_time: Duration = 0.0
     steps: tuple[Step, ...] = ()
     timeout: Duration = 30.0
+    greeting_timeout: Duration = 5.0  # connecting and the server's greeting
     late_after: Duration = 0.010
     max_messages: int | None = Field(default=None, ge=1)
     direction: Literal["send", "receive", "both"] = "send"
@@ -218,6 +219,12 @@ class LoadConfig(_Model):
         return v
 
     @property
+    def sending_s(self) -> float:
+        """How long the sending phase lasts, in seconds: the steps' total for model "steps",
+        else ``duration``."""
+        return sum(s.duration for s in self.steps) if self.model == "steps" else self.duration
+
+    @property
     def per_connection_cap(self) -> int:
         """Messages a connection takes before it is closed (0: no limit)."""
         return 1 if self.connection == "per_message" else self.messages_per_connection
@@ -230,6 +237,8 @@ class LoadConfig(_Model):
             raise ValueError("duration must be > 0")
         if self.timeout <= 0:
             raise ValueError("timeout must be > 0")
+        if self.greeting_timeout <= 0:
+            raise ValueError("greeting_timeout must be > 0")
         return self
 
 
@@ -324,6 +333,16 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+# Pydantic's words for a value of the wrong shape ("Input should be a valid tuple"), in TOML's.
+_SHAPES = {
+    "tuple_type": "an array, [...] in TOML",
+    "list_type": "an array, [...] in TOML",
+    "model_type": "a table, {...} in TOML",
+    "dict_type": "a table, {...} in TOML",
+    "model_attributes_type": "a table, {...} in TOML",
+}
+
+
 def _why(err: Any) -> str:
     kind, msg = err["type"], str(err["msg"])
     if kind == "extra_forbidden":
@@ -334,6 +353,8 @@ def _why(err: Any) -> str:
         msg = msg[len("Assertion failed, ") :]
     if kind in ("value_error", "assertion_error", "missing"):
         return msg
+    if kind in _SHAPES:
+        return f"must be {_SHAPES[kind]} (got {err.get('input')!r})"
     ctx = err.get("ctx") or {}
     for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if key in ctx:

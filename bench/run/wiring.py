@@ -81,6 +81,7 @@ def session_options(
     return SessionOptions(
         ehlo=system.ehlo,
         timeout=load.timeout,
+        greeting_timeout=load.greeting_timeout,
         tls=system.tls,
         ca_file=ca_file,
         tls_verify=not system.tls_insecure,
