@@ -19,12 +19,19 @@ _CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.S)
 DURATION_HINT = "use a number and a unit: 250ms, 20s, 5m, 1h"
 
 
+MAX_DURATION_S = 31 * 86400.0  # a month: the longest any duration may be (monitor's span)
+
+
 def parse_duration(text: str) -> float:
-    """Parse ``"250ms"``, ``"20s"``, ``"5m"``, ``"1h"`` (also ``us``) into seconds (≥ 0)."""
-    m = _DURATION.match(text)
+    """Parse ``"250ms"``, ``"20s"``, ``"5m"``, ``"1h"`` (also ``us``) into seconds, from 0 to
+    :data:`MAX_DURATION_S` (a month); longer, or a number too long to be finite, is refused."""
+    m = _DURATION.match(text) if len(text) <= 64 else None
     if not m:
         raise ValueError(f"{text!r} is not a duration ({DURATION_HINT})")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not seconds <= MAX_DURATION_S:  # also catches inf and nan
+        raise ValueError(f"{text!r} is longer than 31 days, the longest duration mailsla takes")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)

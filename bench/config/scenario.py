@@ -71,6 +71,9 @@ __all__ = [
     "procs",
 ]
 
+# The receive lane watches a mailbox per user: at most this many.
+MAX_MAILBOXES = 100_000
+
 # Metrics the runner records itself, per interval, even with generator worker processes.
 PARENT_METRICS = ("send_delay", "delivery_delay", "receive_delay")
 
@@ -138,6 +141,12 @@ class Scenario(_Model):
                     )
             if mb.domain.lower() == self.postoffice.domain.lower():
                 raise ValueError("mailbox.domain: must differ from postoffice.domain")
+            if self.message.users > MAX_MAILBOXES:
+                raise ValueError(
+                    f"message.users: {self.message.users:,} mailboxes to watch; a run that "
+                    f"receives watches at most {MAX_MAILBOXES:,} (a Maildir, or an IMAP "
+                    "session's worth of state, each)"
+                )
         if self.system.kind == "smtp" and "send" in self.directions:
             if self.system.submit is None:
                 raise ValueError('system.submit: required when system.kind = "smtp"')
@@ -272,6 +281,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ScenarioError("--set", [("", f"{text!r}: expected KEY=VALUE, e.g. load.rate=500")])
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
+    except RecursionError:
+        raise ScenarioError("--set", [(key, "the value is nested too deeply")]) from None
     except tomllib.TOMLDecodeError as exc:
         value = raw.strip()
         if value[:1] in _TOML_OPENERS:  # meant as TOML (an array, a table, a quoted string)
@@ -335,6 +346,8 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
         raise ScenarioError(str(p), [("", "not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(str(p), [("", f"not valid TOML: {exc}")]) from None
+    except RecursionError:
+        raise ScenarioError(str(p), [("", "not a scenario: nested too deeply")]) from None
     source = str(p)
     if overrides:
         source += " (with --set " + " --set ".join(overrides) + ")"

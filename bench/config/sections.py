@@ -171,14 +171,19 @@ class PostOfficeConfig(_Model):
         return self
 
 
+MIN_RATE = 0.001  # messages a second: one every 1000 s (a smaller rate is no load, or NaN)
+MAX_RATE = 1_000_000.0
+MAX_PLANNED = 10**9  # message ids are written as 10 digits: a run plans at most a billion
+
+
 class Step(_Model):
-    rate: float = Field(gt=0, le=1_000_000)
+    rate: float = Field(ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False)
     duration: Duration
 
 
 class LoadConfig(_Model):
     model: Literal["constant", "poisson", "closed", "steps"] = "constant"
-    rate: float = Field(default=100.0, gt=0, le=1_000_000)
+    rate: float = Field(default=100.0, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False)
     duration: Duration = 20.0
     drain: Duration = 30.0
     sessions: int = Field(default=10, ge=1, le=10_000)
@@ -190,7 +195,7 @@ class LoadConfig(_Model):
     timeout: Duration = 30.0
     greeting_timeout: Duration = 5.0  # connecting and the server's greeting
     late_after: Duration = 0.010
-    max_messages: int | None = Field(default=None, ge=1)
+    max_messages: int | None = Field(default=None, ge=1, le=MAX_PLANNED)
     direction: Literal["send", "receive", "both"] = "send"
     receive_share: float = Field(default=0.5, gt=0, lt=1)  # with "both": the inbound share
     connection: Literal["persistent", "per_message"] = "persistent"
@@ -239,13 +244,22 @@ class LoadConfig(_Model):
             raise ValueError("timeout must be > 0")
         if self.greeting_timeout <= 0:
             raise ValueError("greeting_timeout must be > 0")
+        if self.model == "steps":
+            planned = sum(s.rate * s.duration for s in self.steps)
+        else:
+            planned = self.rate * self.duration if self.model != "closed" else 0.0
+        if planned > MAX_PLANNED:
+            raise ValueError(
+                f"rate x duration plans {planned:.3g} messages; a run plans at most "
+                f"{MAX_PLANNED:,} (message ids have 10 digits)"
+            )
         return self
 
 
 class MessageConfig(_Model):
-    size: Size = 2048
+    size: Size = Field(default=2048, ge=0, le=50 * 1024 * 1024)  # 50 MiB, as large mail goes
     recipients: int = Field(default=1, ge=1, le=100)
-    users: int = Field(default=100, ge=1, le=10_000_000)
+    users: int = Field(default=100, ge=1, le=1_000_000)
     sender: str = Field(default="load@sender.mailsla.test", pattern=r"^[^@\s<>]+@[^@\s<>]+$")
 
     @model_validator(mode="after")
@@ -298,7 +312,7 @@ ThresholdEntry = Annotated[
 class SlaConfig(_Model):
     profile: Literal[PROFILES] = "exmail"  # type: ignore[valid-type]
     thresholds: tuple[ThresholdEntry, ...] = ()
-    availability_window: Duration = Field(default=60.0, gt=0)  # fault windows are this long
+    availability_window: Duration = Field(default=60.0, ge=1.0, le=86400.0)  # 1 s to 1 day
 
 
 class ResultsConfig(_Model):

@@ -99,7 +99,7 @@ def test_error_line_format() -> None:
         from_dict({"name": "x", "bogus": 1, "load": {"rate": -5}}, "dir/s.toml")
     assert sorted(info.value.lines()) == [
         "dir/s.toml: bogus: unknown field",
-        "dir/s.toml: load.rate: must be > 0.0 (got -5)",
+        "dir/s.toml: load.rate: must be >= 0.001 (got -5)",
     ]
 
 
@@ -109,7 +109,7 @@ def test_error_line_format() -> None:
         ({"bogus": 1}, "bogus", "unknown field"),
         ({"load": {"ratee": 5}}, "load.ratee", "unknown field"),
         ({"name": None}, "name", ""),
-        ({"load": {"rate": -5}}, "load.rate", "must be > 0.0 (got -5)"),
+        ({"load": {"rate": -5}}, "load.rate", "must be >= 0.001 (got -5)"),
         ({"load": {"rate": 0}}, "load.rate", "(got 0)"),
         ({"load": {"rate": -0.1}}, "load.rate", "(got -0.1)"),
         ({"load": {"duration": "ten"}}, "load.duration", "'ten' is not a duration"),
@@ -251,9 +251,9 @@ def test_full_scenario_round_trips() -> None:
 
 
 @given(
-    seconds=st.integers(1, 10**6),
+    seconds=st.integers(1, 1000),
     rate=st.floats(0.001, 1_000_000, allow_nan=False),
-    size=st.integers(1, 10**9),
+    size=st.integers(1, 50 * 1024 * 1024),
 )
 def test_as_run_round_trip_property(seconds: int, rate: float, size: int) -> None:
     s = from_dict(

@@ -117,7 +117,7 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-@given(st.integers(0, 10**7))
+@given(st.integers(0, 31 * 86400))
 def test_whole_seconds_round_trip_exactly(n: int) -> None:
     assert parse_duration(format_duration(n)) == n
 
@@ -131,7 +131,7 @@ def test_whole_microseconds_round_trip_closely(n: int) -> None:
     assert text.endswith(("us", "ms", "s", "m", "h"))
 
 
-@given(st.integers(1, 10**6), st.sampled_from(["us", "ms", "s", "m", "h"]))
+@given(st.integers(1, 744), st.sampled_from(["us", "ms", "s", "m", "h"]))
 def test_format_of_parsed_whole_units_is_same_or_coarser(k: int, unit: str) -> None:
     text = format_duration(parse_duration(f"{k}{unit}"))
     order = ["us", "ms", "s", "m", "h"]
