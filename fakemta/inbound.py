@@ -1,30 +1,31 @@
-"""What the fake MTA does with a connection's recipients and messages (aiosmtpd's handler
-hooks, and :meth:`InboundHandler.queue` for :mod:`fakemta.submission` too): recipients in the
-relay domains (or, with local delivery, known local users) are taken; a whole message is
-queued for the relay, or for local delivery, with a drawn delay, unless the queue is full."""
+"""What the fake MTA does with a connection's recipients and messages, as handler hooks
+(aiosmtpd's shape) that both of its servers call: aiosmtpd, and :mod:`bench.smtp.server` on the
+plain submission path (:mod:`fakemta.submission`). Recipients in the relay domains (or, with
+local delivery, known local users) are taken; a whole message is queued for the relay, or for
+local delivery, with a drawn delay, unless the queue is full."""
 
 from __future__ import annotations
 
+import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiosmtpd.smtp import Envelope, Session
-
-from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
 from bench.smtp.aioserver import PipeliningEhlo
+from bench.smtp.server import Envelope, Server, Session
+from fakemta.config import FakeMtaConfig
 from fakemta.faults import QUEUE_FULL, RELAY_DENIED, FaultStats
 from fakemta.maildir import LocalDelivery, LocalJob
 from fakemta.relay import QueuedMessage, Relay
 
-if TYPE_CHECKING:
-    from fakemta.server import FakeMtaConfig
-
 USER_UNKNOWN = "550 5.1.1 <{}>: Recipient address rejected: User unknown in virtual mailbox table"
+RCPT_OK = "250 2.1.5 Ok"
+
+log = logging.getLogger("fakemta.queue")
 
 
 class InboundHandler(PipeliningEhlo):
-    """aiosmtpd hooks: accept relay-domain recipients, queue DATA with a drawn delay; with
-    *local*, also accept known local users and hand their copy to the local MDA."""
+    """Accept relay-domain recipients, queue DATA with a drawn delay; with *local*, also
+    accept known local users and hand their copy to the local MDA."""
 
     def __init__(
         self,
@@ -57,9 +58,9 @@ class InboundHandler(PipeliningEhlo):
             lines = [line for line in lines if not line.startswith("250-AUTH")]
         return lines
 
-    async def handle_RCPT(
+    def handle_RCPT(
         self,
-        server: SMTPServerProtocol,
+        server: Server,
         session: Session,
         envelope: Envelope,
         address: str,
@@ -70,27 +71,24 @@ class InboundHandler(PipeliningEhlo):
         if domain not in self.domains:
             if self.local is None or domain != self.local_domain:
                 return RELAY_DENIED.format(address)
-            user = self.users.get(local.lower())
-            if user is None:
+            if local.lower() not in self.users:
                 self.local.stats.unknown_user += 1
                 return USER_UNKNOWN.format(address)
-            rcpts: list[tuple[str, str]] | None = getattr(envelope, "local_rcpts", None)
-            if rcpts is None:
-                rcpts = envelope.local_rcpts = []  # type: ignore[attr-defined]
-            rcpts.append((user, address))
         envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
+        return RCPT_OK
 
-    async def handle_DATA(
-        self, server: SMTPServerProtocol, session: Session, envelope: Envelope
-    ) -> str:
+    def handle_DATA(self, server: Server, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
-        local = getattr(envelope, "local_rcpts", None)
-        if local is None:
-            return self.queue(envelope.mail_from or "", list(envelope.rcpt_tos), content)
-        if self._full():
-            return QUEUE_FULL
-        return self._data_local(envelope, self.relay.next_qid(), content, local)
+        mail_from = envelope.mail_from or ""
+        try:
+            if self.local is None:
+                return self.queue(mail_from, list(envelope.rcpt_tos), content)
+            if self._full():
+                return QUEUE_FULL
+            return self._data_local(mail_from, list(envelope.rcpt_tos), content)
+        except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
+            log.exception("queueing a message failed")
+            return f"500 5.3.0 Error: ({type(exc).__name__}) queueing failed"
 
     def queue(self, mail_from: str, rcpts: list[str], content: bytes) -> str:
         """Queue a message for relaying (all of *rcpts* in the relay domains; the list is
@@ -115,18 +113,25 @@ class InboundHandler(PipeliningEhlo):
         self.stats.queue_full += 1
         return True
 
-    def _data_local(
-        self, envelope: Envelope, qid: str, content: bytes, local: list[tuple[str, str]]
-    ) -> str:
+    def _data_local(self, mail_from: str, rcpts: list[str], content: bytes) -> str:
+        """A message with local recipients (those not in the relay domains), and perhaps
+        remote ones too: one copy per local mailbox, the rest relayed."""
         assert self.local is not None
-        mail_from = envelope.mail_from or ""
-        if len(local) < len(envelope.rcpt_tos):
-            mine = {addr for _, addr in local}
-            remote = [r for r in envelope.rcpt_tos if r not in mine]
+        qid = self.relay.next_qid()
+        local: dict[str, tuple[str, str]] = {}  # one copy per box (its last address)
+        remote: list[str] = []
+        for rcpt in rcpts:
+            user, _, domain = rcpt.rpartition("@")
+            if domain.lower() in self.domains:
+                remote.append(rcpt)
+            else:
+                name = self.users[user.lower()]
+                local[name] = (name, rcpt)
+        if remote:
             self.relay.submit(
                 QueuedMessage(qid, mail_from, remote, content), self.delay.sample(self.rng)
             )
-        once = list({user: (user, addr) for user, addr in local}.values())  # one copy per box
-        job = LocalJob(qid, mail_from, once, content)
-        self.local.submit(job, self.local_delay.sample(self.local_rng))
+        if local:
+            job = LocalJob(qid, mail_from, list(local.values()), content)
+            self.local.submit(job, self.local_delay.sample(self.local_rng))
         return f"250 2.0.0 Ok: queued as {qid}"

@@ -4,10 +4,12 @@ aiosmtplib spends four round trips, four writes and an address parse on a messag
 2,600 msgs/s it was 42 % of the fake MTA's process. Here, when the server offers PIPELINING,
 MAIL, RCPT and DATA go out in one write and the body in one more, so a message costs two round
 trips and two writes; without it the commands go one at a time. Replies (multi-line too) are
-matched to commands strictly in order; a line that is no reply ends the connection
+matched to commands strictly in order, read as the generator's pipelined client reads them
+(:class:`bench.smtp.replies.ReplyReader`): a line that is no reply ends the connection
 ("protocol"). A refused MAIL or RCPT ends the transaction: a DATA answered 354 anyway is ended
 empty, and a RSET follows any refusal (if the RSET fails, the connection is closed and the
-refusal still stands). A server that refuses EHLO is greeted with HELO.
+refusal still stands). A server that refuses EHLO is greeted with HELO. A failed connection is
+labelled as the generator labels its own (:func:`bench.smtp.outcome.error_name`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import asyncio
 import collections
 from dataclasses import dataclass
 
-Reply = tuple[int, bytes]
+from bench.smtp.outcome import error_name
+from bench.smtp.replies import ProtocolError, ReplyReader
+
+Reply = tuple[int, bytes]  # the code, and the text (bench.smtp.replies.ReplyReader._raw_text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +34,7 @@ class Sent:
     error: str = ""
 
 
-class _Replies(asyncio.Protocol):
+class _Replies(ReplyReader, asyncio.Protocol):
     """Reads replies and hands each to the oldest waiting future."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -44,25 +49,22 @@ class _Replies(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while (i := self.buf.find(b"\n")) >= 0:
-            line, self.buf = self.buf[: i + 1], self.buf[i + 1 :]
-            if not line[:3].isdigit():
-                # Not a reply: matching what follows to the commands would be guesswork
-                # (a stray line would shift every later reply onto the wrong command).
-                self.error = "protocol"
-                _abort(self)
-                return
-            if line[3:4] == b"-":
-                self.lines.append(line)
-                continue
-            text = b"".join(self.lines) + line
-            self.lines = []
-            code = int(line[:3])
-            if self.waiting:
-                fut = self.waiting.popleft()
-                if not fut.done():
-                    fut.set_result((code, text))
+        try:
+            for line in self._reply_lines(data):
+                if not self._reply_ends(line):
+                    continue
+                text = self._raw_text(line)
+                if self.lines:
+                    self.lines = []
+                if self.waiting:
+                    fut = self.waiting.popleft()
+                    if not fut.done():
+                        fut.set_result((int(line[:3]), text))
+        except ProtocolError:
+            # Not a reply: matching what follows to the commands would be guesswork
+            # (a stray line would shift every later reply onto the wrong command).
+            self.error = "protocol"
+            _abort(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -137,10 +139,7 @@ class RelayConnection:
                     return failed
             assert self._p is not None
             sent = await self._transaction(self._p, mail_from, rcpt, body)
-        except TimeoutError:
-            self.close()
-            return Sent(0, error="timeout")
-        except OSError as exc:
+        except OSError as exc:  # a timeout too
             self.close()
             return Sent(0, error=_label(exc))
         if sent.code == 421:
@@ -194,14 +193,11 @@ def _abort(p: _Replies) -> None:
 
 
 def _label(exc: OSError) -> str:
-    """A short, stable name for a network failure (the relay's error counts use it)."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, ConnectionResetError):
-        return "reset"
-    if type(exc) is ConnectionError:  # raised here: "disconnected" or "reset"
+    """A short, stable name for a network failure (the relay's error counts use it): what the
+    connection saw ("disconnected", "reset", "protocol"), or the generator's label."""
+    if type(exc) is ConnectionError:  # raised here
         return str(exc)
-    return (exc.strerror or type(exc).__name__).lower()
+    return error_name(exc)
 
 
 def _write(p: _Replies, data: bytes) -> None:

@@ -1,11 +1,11 @@
 """The stand-in mail system: an SMTP server in front of :class:`fakemta.relay.Relay`.
 
 Its submission port speaks aiosmtpd (:mod:`bench.smtp.aioserver`) when STARTTLS, AUTH, local
-delivery or faults are on, and otherwise mailsla's post office protocol, queueing
-(:mod:`fakemta.submission`: the same replies; 2.4× the messages a second it accepts, measured
-closed-loop through the whole path on 2 cores). ``FakeMtaConfig.fast_paths = False`` keeps
-aiosmtpd (and aiosmtplib for every relayed message): ``mailsla selftest --fast-paths`` measures
-the two side by side.
+delivery or faults are on, and otherwise mailsla's own server core, the post office's
+(:mod:`fakemta.submission`: the same handler, :class:`fakemta.inbound.InboundHandler`, and the
+same replies; 2.4× the messages a second it accepts, measured closed-loop through the whole path
+on 2 cores). ``FakeMtaConfig.fast_paths = False`` keeps aiosmtpd (and aiosmtplib for every
+relayed message): ``mailsla selftest --fast-paths`` measures the two side by side.
 
 It accepts mail for its relay domains on its submission port, answers 250 once the message is
 queued, and relays it after the configured processing delay. With a mailbox root it is also the
@@ -28,13 +28,12 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from bench.config.delays import Delay
-from bench.config.faults import Outage, StageFault, check_faults, check_outages
+from bench.config.faults import check_faults, check_outages
 from bench.errors import RunError
 from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
+from fakemta.config import FakeMtaConfig
 from fakemta.faults import FaultPlan, FaultStats
 from fakemta.faultsmtp import FaultRuntime, FaultySMTP
 from fakemta.inbound import InboundHandler
@@ -43,46 +42,7 @@ from fakemta.relay import Relay
 from fakemta.submission import queue_factory
 from fakemta.tls import ServerTls, UserTable
 
-
-@dataclass(frozen=True, slots=True)
-class FakeMtaConfig:
-    """How the fake MTA listens, what it relays where, what it delivers locally, how slowly."""
-
-    relay_host: str
-    relay_port: int
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
-    hostname: str = "mta.local.test"
-    relay_domains: tuple[str, ...] = ("remote.test",)
-    processing_delay: Delay = field(default_factory=lambda: Delay("const", 0.0))
-    delivery_workers: int = 8
-    seed: int = 1
-    timeout: float = 30.0
-    max_attempts: int = 5
-    # local delivery: on when mailbox_root is set (else local-domain RCPT is relay-denied)
-    local_domain: str = "local.test"
-    local_users: tuple[str, ...] = ()
-    mailbox_root: str | None = None
-    delivery_delay: Delay = field(default_factory=lambda: Delay("const", 0.0))
-    mailbox_file_mode: int = 0o600  # 0o644 lets an IMAP server running as another user read
-    inbound_host: str = "127.0.0.1"
-    inbound_port: int = 0  # listened on only with local delivery; 0: any free port
-    # STARTTLS: without a certificate, a self-signed one is made at start
-    tls: bool = False
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_required: bool = False
-    # AUTH PLAIN/LOGIN on the submission port (only after STARTTLS when tls is on)
-    auth_users: tuple[tuple[str, str], ...] = ()
-    auth_required: bool = False
-    # misbehaving on purpose (fakemta.faults); both ports
-    faults: tuple[StageFault, ...] = ()
-    outages: tuple[Outage, ...] = ()
-    max_rate: float | None = None  # relayed messages per second at most; the queue absorbs more
-    queue_limit: int | None = None  # messages held at most; then 452 after the end of DATA
-    # False: aiosmtpd on the submission port and aiosmtplib for every relayed message, what the
-    # fast paths replaced (``mailsla selftest --fast-paths`` measures one against the other)
-    fast_paths: bool = True
+__all__ = ["FakeMta", "FakeMtaConfig", "ReadyInfo", "StartError"]
 
 
 class ReadyInfo(TypedDict):

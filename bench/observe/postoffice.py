@@ -4,78 +4,28 @@ For each message it records when the relay said MAIL FROM (the SLA's "system sta
 transmit") and when the message was fully received, and hands (identity, both times) to a
 callback. Mail without a mailsla identity is passed on as ``None`` (counted as foreign).
 
-``server="fast"`` (the default) runs :mod:`bench.observe.postoffice_protocol`, a
-plain asyncio protocol about three times as fast; ``server="aiosmtpd"`` runs aiosmtpd with
-the hooks below, kept as the reference that tests/observe/test_fastpost.py compares the fast
-one with.
+Both servers call the same handler (:class:`PostOfficeHandler`, aiosmtpd's hooks):
+``server="fast"`` (the default) runs it on :mod:`bench.smtp.server`, a plain asyncio protocol
+about three times as fast; ``server="aiosmtpd"`` on aiosmtpd, kept as the reference that
+tests/observe/test_fastpost.py compares the fast one with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import Any, Literal
 
-from aiosmtpd.smtp import Envelope, Session
-
-from bench.core.message import Identity, parse_identity
-from bench.observe.postoffice_protocol import DATA_SIZE_DEFAULT, protocol_factory
+from bench.observe.postoffice_protocol import (
+    DATA_SIZE_DEFAULT,
+    ArrivalSink,
+    PostOfficeHandler,
+    protocol_factory,
+)
 from bench.observe.postoffice_replies import Refusals
-from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
-from bench.smtp.aioserver import PipeliningEhlo
+from bench.smtp.aioserver import FastSMTP
 
-ArrivalSink = Callable[[Identity | None, int, int], None]
-
-
-class PostOfficeHandler(PipeliningEhlo):
-    """aiosmtpd hooks: accept mail for *domain*, timestamp MAIL FROM and end of DATA."""
-
-    def __init__(self, domain: str, sink: ArrivalSink, refusals: Refusals | None = None) -> None:
-        self.domain = domain.lower()
-        self.sink = sink
-        self.received = 0
-        self.refusals = refusals
-
-    async def handle_MAIL(
-        self,
-        server: SMTPServerProtocol,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        mail_options: list[str],
-    ) -> str:
-        setattr(envelope, "mail_ns", time.monotonic_ns())  # noqa: B010 (aiosmtpd envelope is open)
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 Ok"
-
-    async def handle_RCPT(
-        self,
-        server: SMTPServerProtocol,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if address.rpartition("@")[2].lower() != self.domain:
-            return f"550 5.1.2 <{address}>: not a domain of this post office"
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(
-        self, server: SMTPServerProtocol, session: Session, envelope: Envelope
-    ) -> str:
-        received_ns = time.monotonic_ns()
-        mail_ns = getattr(envelope, "mail_ns", received_ns)
-        if self.refusals is not None:
-            refused = self.refusals.reply()
-            if refused is not None:
-                return refused.decode().rstrip("\r\n")
-        self.received += 1
-        self.sink(parse_identity(envelope.original_content or b""), mail_ns, received_ns)
-        return "250 2.0.0 Ok: delivered"
+__all__ = ["ArrivalSink", "PostOffice", "PostOfficeHandler"]
 
 
 class PostOffice:
@@ -119,7 +69,7 @@ class PostOffice:
         def factory() -> Any:
             if self.server == "fast":
                 return fast()
-            return SMTPServerProtocol(
+            return FastSMTP(
                 self.handler,
                 hostname=self.hostname,
                 ident="mailsla post office",

@@ -1,25 +1,29 @@
-"""The post office's hot path: :mod:`bench.smtp.server`'s SMTP, recording every arrival.
+"""The post office's side of the conversation: handler hooks (aiosmtpd's shape) that both of
+its servers call, :mod:`bench.smtp.server` (the hot path, :func:`protocol_factory`) and aiosmtpd
+(the reference, :class:`bench.smtp.aioserver.FastSMTP`).
 
 A recipient is taken when its domain is the office's; a whole message is refused on purpose
 (:class:`bench.observe.postoffice_replies.Refusals`) or handed to the office's sink with its
-identity, the time of its MAIL FROM and the time its end of data was read.
-tests/observe/test_fastpost.py checks the conversation against aiosmtpd's
-(:mod:`bench.observe.postoffice` with ``server="aiosmtpd"``).
+identity, the time of its MAIL FROM and the time its end of data was read (``server.arrival_ns``:
+on the hot path, when the chunk holding the command was read). tests/observe/test_fastpost.py
+checks the two servers' conversations against each other.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol, cast
 
 from bench.core.message import Identity, parse_identity
 from bench.observe.postoffice_replies import DELIVERED, Refusals
-from bench.smtp.replies import RCPT_OK, Shared, reply_line
+from bench.smtp.aioserver import PipeliningEhlo
 from bench.smtp.server import (
     DATA_SIZE_DEFAULT,
     LINE_BUFFER_LIMIT,
+    Envelope,
     FastServerProtocol,
+    Server,
+    Session,
     server_factory,
 )
 
@@ -27,70 +31,85 @@ __all__ = [
     "DATA_SIZE_DEFAULT",
     "LINE_BUFFER_LIMIT",
     "ArrivalSink",
-    "Office",
-    "PostOfficeProtocol",
+    "PostOfficeHandler",
     "protocol_factory",
 ]
 
 ArrivalSink = Callable[[Identity | None, int, int], None]
 
+MAIL_OK = "250 2.1.0 Ok"
+RCPT_OK = "250 2.1.5 Ok"
+
 log = logging.getLogger(__name__)
 
 
-class Office(Protocol):
-    """What connections share: the accepted domain (lower case), the sink, the count, and
-    optional :class:`Refusals`."""
+class PostOfficeHandler(PipeliningEhlo):
+    """Accept mail for *domain*, timestamp MAIL FROM and the end of DATA; *sink* gets
+    (identity, both times) for each message received, counted in ``received``."""
 
-    domain: str
-    sink: ArrivalSink
-    received: int
-    refusals: Refusals | None
+    def __init__(self, domain: str, sink: ArrivalSink, refusals: Refusals | None = None) -> None:
+        self.domain = domain.lower()
+        self.sink = sink
+        self.received = 0
+        self.refusals = refusals
 
+    def handle_MAIL(
+        self,
+        server: Server,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        envelope.mail_ns = server.arrival_ns
+        envelope.mail_from = address
+        if mail_options:
+            envelope.mail_options.extend(mail_options)
+        return MAIL_OK
 
-class PostOfficeProtocol(FastServerProtocol):
-    """One SMTP connection to the post office."""
-
-    __slots__ = ("_office",)
-
-    def __init__(self, shared: Shared) -> None:
-        super().__init__(shared)
-        self._office = cast(Office, shared.owner)
-
-    def _recipient(self, address: str) -> bytes:
-        if address.rpartition("@")[2].lower() != self._office.domain:
-            return reply_line(f"550 5.1.2 <{address}>: not a domain of this post office")
-        self._rcpts += 1
+    def handle_RCPT(
+        self,
+        server: Server,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address.rpartition("@")[2].lower() != self.domain:
+            return f"550 5.1.2 <{address}>: not a domain of this post office"
+        envelope.rcpt_tos.append(address)
         return RCPT_OK
 
-    def _accept(self, mail_from: str, content: bytes, now: int) -> bytes:
-        office = self._office
-        if office.refusals is not None:
-            refused = office.refusals.reply()
+    def handle_DATA(self, server: Server, session: Session, envelope: Envelope) -> str:
+        received_ns = server.arrival_ns
+        if self.refusals is not None:
+            refused = self.refusals.reply()
             if refused is not None:
                 return refused
-        office.received += 1
+        self.received += 1
         try:
-            office.sink(parse_identity(content), self._mail_ns, now)
+            identity = parse_identity(envelope.original_content or b"")
+            self.sink(identity, envelope.mail_ns, received_ns)
         except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
             log.exception("post office sink failed")
-            return reply_line(f"500 5.3.0 Error: ({type(exc).__name__}) sink failed")
+            return f"500 5.3.0 Error: ({type(exc).__name__}) sink failed"
         return DELIVERED
 
 
 def protocol_factory(
-    office: Office,
+    handler: PostOfficeHandler,
     *,
     hostname: str,
     timeout: float = 300.0,
     data_size_limit: int = DATA_SIZE_DEFAULT,
-    protocol: type[PostOfficeProtocol] = PostOfficeProtocol,
-) -> Callable[[], PostOfficeProtocol]:
-    """A ``create_server`` factory; *office* is shared by all connections."""
+    protocol: type[FastServerProtocol] = FastServerProtocol,
+) -> Callable[[], FastServerProtocol]:
+    """A ``create_server`` factory of the hot path's connections, all calling *handler*."""
     return server_factory(
-        protocol,
-        office,
+        handler,
         hostname=hostname,
         timeout=timeout,
         data_size_limit=data_size_limit,
         banner="ESMTP mailsla post office",
+        protocol=protocol,
     )

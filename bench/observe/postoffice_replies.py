@@ -1,15 +1,13 @@
-"""The post office's own replies and its on-purpose refusals (the SMTP replies are
-:mod:`bench.smtp.replies`). Pure."""
+"""The post office's own replies (their text, as its handler hooks answer) and its on-purpose
+refusals (the SMTP replies are :mod:`bench.smtp.replies`). Pure."""
 
 from __future__ import annotations
 
 import random
 
-from bench.smtp.replies import reply_line
-
-DELIVERED = reply_line("250 2.0.0 Ok: delivered")
-DEFERRED = reply_line("451 4.3.0 post office: deferred on purpose, try again later")
-REFUSED = reply_line("554 5.3.0 post office: refused on purpose")
+DELIVERED = "250 2.0.0 Ok: delivered"
+DEFERRED = "451 4.3.0 post office: deferred on purpose, try again later"
+REFUSED = "554 5.3.0 post office: refused on purpose"
 
 
 class Refusals:
@@ -23,7 +21,7 @@ class Refusals:
         self.rng = random.Random(f"postoffice-{seed}")
         self.deferred = self.refused = 0
 
-    def reply(self) -> bytes | None:
+    def reply(self) -> str | None:
         """The refusal for this message, or None to accept it."""
         r = self.rng.random()
         if r < self.defer:

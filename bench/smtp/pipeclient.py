@@ -1,7 +1,7 @@
 """A small pipelined SMTP client for the hot path (RFC 2920), as an ``asyncio.Protocol``.
 
 aiosmtplib sends one command and waits for its reply; at load-test rates that round trip per
-command is the generator's limit (see the README's Performance section). When the server
+command is the generator's limit (see docs/performance.md). When the server
 advertises PIPELINING this client writes a message's envelope (MAIL, RCPT…, DATA) in one write,
 and the body together with the *next* message's envelope in the next, so a message costs one
 round trip. Replies are matched to messages strictly in order. Without PIPELINING it sends one
@@ -18,11 +18,13 @@ from typing import cast
 
 from bench.core.stages import StageTimes
 from bench.smtp.outcome import Outcome
+from bench.smtp.replies import ProtocolError, ReplyReader, reply_text
+
+__all__ = ["STAGE_NAMES", "Message", "PipelinedProtocol", "ProtocolError", "reply_text"]
 
 # Reply kinds a message expects, in order.
 MAIL, RCPT, DATA, DOT, ABORT, RSET = range(6)
 STAGE_NAMES = ("mail", "rcpt", "data", "dot", "dot", "mail")
-MAX_LINE = 4096
 
 
 class Message:
@@ -62,12 +64,9 @@ class Message:
         self.t_last = 0  # when its last command went out or its last reply came (monotonic ns)
 
 
-class ProtocolError(Exception):
-    """The peer does not speak SMTP (no 3-digit reply)."""
-
-
-class PipelinedProtocol(asyncio.Protocol):
-    """Matches replies to messages; writes envelopes and bodies as replies allow."""
+class PipelinedProtocol(ReplyReader, asyncio.Protocol):
+    """Matches replies to messages (read as :class:`bench.smtp.replies.ReplyReader` reads
+    them); writes envelopes and bodies as replies allow."""
 
     def __init__(
         self,
@@ -115,10 +114,9 @@ class PipelinedProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.now = time.monotonic_ns()  # one clock read serves every reply in this chunk
-        buf = self.buf + data if self.buf else data
-        lines = buf.split(b"\n")
-        self.buf = lines.pop()
-        if len(self.buf) > MAX_LINE:
+        try:
+            lines = self._reply_lines(data)
+        except ProtocolError:
             self.error = "protocol"
             self.abort()
             return
@@ -127,12 +125,8 @@ class PipelinedProtocol(asyncio.Protocol):
             if self.handshake is None and not self.lines:
                 lines = self._hot_replies(lines)
             for line in lines:
-                if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in b" -\r":
-                    raise ProtocolError(line[:80])
-                if line[3:4] == b"-":  # a continuation line
-                    self.lines.append(line)
-                    continue
-                self._reply(int(line[:3]), line)
+                if self._reply_ends(line):  # else a continuation line, kept
+                    self._reply(int(line[:3]), line)
         except ProtocolError:
             self.error = "protocol"
             self.abort()
@@ -177,12 +171,6 @@ class PipelinedProtocol(asyncio.Protocol):
     def _text(self, last: bytes) -> str:
         """The text of the reply ending with line *last* (lines joined by "\\n")."""
         return reply_text(self._raw_text(last))
-
-    def _raw_text(self, last: bytes) -> bytes:
-        lines = self.lines
-        if not lines:
-            return last[4:].rstrip(b"\r")
-        return b"\n".join([x[4:].rstrip(b"\r") for x in lines] + [last[4:].rstrip(b"\r")])
 
     def _reply(self, code: int, last: bytes) -> None:
         self.last_progress = self.now
@@ -393,8 +381,3 @@ class PipelinedProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def reply_text(raw: bytes) -> str:
-    """A reply's text, as outcomes carry it."""
-    return raw.decode("utf-8", "replace")

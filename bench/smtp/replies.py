@@ -1,7 +1,25 @@
-"""The replies of :mod:`bench.smtp.server` (aiosmtpd's codes and wording, with RFC 3463
-enhanced codes), and :class:`Shared`, a server's own (greeting, EHLO) built once. Pure."""
+"""SMTP replies, both ways. Pure.
+
+The server side: the replies of :mod:`bench.smtp.server` (aiosmtpd's codes and wording, with
+RFC 3463 enhanced codes), built once; the answers that depend on a command's argument alone
+(MAIL and RCPT arguments, VRFY, HELP and the commands not offered); and what its handler's
+hooks are handed and answer with: the light :class:`Session` and :class:`Envelope`, and
+:class:`Shared`, which binds the hooks once per server and keeps the bytes of their replies.
+
+The client side: :class:`ReplyReader`, how mailsla's clients read a server's replies (the
+generator's pipelined client, :mod:`bench.smtp.pipeclient`, and the fake MTA's relay,
+:mod:`fakemta.relayclient`): lines split once per chunk, a line that is no reply is a
+:class:`ProtocolError` (matching what follows to the commands would be guesswork), and so is a
+partial line longer than :data:`MAX_LINE`.
+"""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bench.smtp.aioserver import FastSMTP
 
 # fmt: off
 SYNTAX = {  # HELP texts, as aiosmtpd's @syntax (STARTTLS is hidden without TLS)
@@ -44,20 +62,255 @@ TOO_MUCH = reply_line("552 5.3.4 Error: Too much mail data")
 CANNOT_VRFY = reply_line("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery")
 AUTH_NEEDS_TLS = reply_line("538 5.7.11 Encryption required for requested authentication mechanism")
 MAIL_PARAMS = reply_line("555 5.5.4 MAIL FROM parameters not recognized or not implemented")
+RCPT_PARAMS = reply_line("555 5.5.4 RCPT TO parameters not recognized or not implemented")
 SIZE_EXCEEDED = reply_line("552 5.3.4 Error: message size exceeds fixed maximum message size")
 
 
-class Shared:
-    """Per-server constants, built once so that a connection costs only its own state."""
+def params(options: list[str]) -> dict[str, str | bool] | None:
+    """ESMTP parameters as aiosmtpd's ``_getparams`` reads them (None: bad syntax)."""
+    found: dict[str, str | bool] = {}
+    for p in options:
+        name, eq, value = p.partition("=")
+        if not name.isalnum() or (eq and not value):
+            return None
+        found[name] = value if eq else True
+    return found
 
-    __slots__ = ("ehlo", "greeting", "helo", "limit", "owner", "timed_out", "timeout")
+
+def mail_params_refused(options: list[str], limit: int) -> bytes | None:
+    """The reply refusing MAIL's (upper-cased, non-empty) *options*, as aiosmtpd checks them
+    in its order, or None when they are fine (*limit*: the largest message)."""
+    found = params(options)
+    if found is None:
+        return SYNTAX_ERROR["MAIL", True]
+    if found.pop("BODY", "7BIT") not in ("7BIT", "8BITMIME"):
+        return reply_line("501 5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME")
+    utf8 = found.pop("SMTPUTF8", False)
+    if utf8 is not False:
+        if utf8 is not True:
+            return reply_line("501 5.5.4 Error: SMTPUTF8 takes no arguments")
+        return reply_line("501 5.5.4 Error: SMTPUTF8 disabled")
+    size = found.pop("SIZE", None)
+    if size:
+        if isinstance(size, bool) or not size.isdigit():
+            return SYNTAX_ERROR["MAIL", True]
+        if int(size) > limit:
+            return SIZE_EXCEEDED
+    return MAIL_PARAMS if found else None
+
+
+class _NoLocalLimit:
+    """Stands in for aiosmtpd's SMTP instance in ``_getaddr`` (it reads only this)."""
+
+    local_part_limit = 0
+
+
+_NO_LOCAL_LIMIT = _NoLocalLimit()
+_getaddr: Callable[[Any, str], tuple[str | None, str | None]] = FastSMTP._getaddr
+
+
+def _unparsable(exc: Exception) -> bytes:  # aiosmtpd's parser raises on some inputs
+    return reply_line(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
+
+
+def envelope_arg(arg: str | None, verb: str, extended: bool) -> tuple[str, list[str]] | bytes:
+    """The address and upper-cased parameters of MAIL/RCPT *arg*, or the error reply
+    (*extended*: after EHLO)."""
+    syntax = SYNTAX_ERROR[verb, extended]
+    keyword = "FROM:" if verb == "MAIL" else "TO:"
+    if arg is None or arg[: len(keyword)].upper() != keyword:
+        return syntax
+    try:
+        address, rest = _getaddr(_NO_LOCAL_LIMIT, arg[len(keyword) :].strip())
+    except Exception as exc:
+        return _unparsable(exc)
+    if address is None:
+        return MALFORMED
+    if not address or (rest and not extended):
+        return syntax
+    return address, (rest or "").upper().split()
+
+
+def vrfy_arg(arg: str | None) -> str | bytes:
+    """The address VRFY *arg* asks about, or the error reply."""
+    if not arg:
+        return reply_line("501 5.5.4 Syntax: VRFY <address>")
+    try:
+        address = _getaddr(_NO_LOCAL_LIMIT, arg)[0]
+    except Exception as exc:
+        return _unparsable(exc)
+    return reply_line("502 5.5.4 Could not VRFY " + arg) if address is None else address
+
+
+def other_reply(command: str, arg: str | None, helo: bool, extended: bool) -> bytes | None:
+    """The reply to HELP or a command not offered (EXPN, STARTTLS, AUTH); None: unknown
+    (*helo*: after HELO or EHLO, *extended*: after EHLO)."""
+    if command == "HELP":
+        if not arg:
+            return reply_line("250 2.0.0 " + SUPPORTED)
+        text = SYNTAX.get(arg.upper())
+        if text is None:
+            return reply_line("501 5.5.4 " + SUPPORTED)
+        more = EXTENDED if extended and arg.upper() in ("MAIL", "RCPT") else ""
+        return reply_line("250 2.0.0 Syntax: " + text + more)
+    if command == "EXPN":
+        return reply_line("502 5.5.1 EXPN not implemented")
+    if command == "STARTTLS":
+        return reply_line("454 4.7.0 TLS not available")
+    if command == "AUTH":  # not offered; answered as aiosmtpd answers without TLS
+        if not helo:
+            return reply_line("503 5.5.1 Error: send EHLO first")
+        if not extended:
+            return reply_line("500 5.5.1 Error: command 'AUTH' not recognized")
+        return AUTH_NEEDS_TLS
+    return None  # BDAT and CHUNKING are not offered either: unknown, as in aiosmtpd
+
+
+# -- what a handler's hooks are handed ---------------------------------------------------
+class Server(Protocol):
+    """What a hook may ask of the server calling it (bench.smtp.server's, or FastSMTP)."""
+
+    @property
+    def arrival_ns(self) -> int: ...
+
+
+class Session:
+    """The connection as hooks see it: aiosmtpd's ``Session``, light."""
+
+    __slots__ = ("extended_smtp", "host_name", "peer")
+
+    def __init__(self, peer: Any) -> None:
+        self.peer = peer
+        self.host_name: str | None = None
+        self.extended_smtp = False
+
+
+class Envelope:
+    """The transaction as hooks see it: aiosmtpd's ``Envelope``, light (``content`` is
+    ``original_content``, bytes), and ``mail_ns``, the MAIL hook's to set (the post office
+    notes the arrival of MAIL there). The connection's own: see :mod:`bench.smtp.server`."""
+
+    # fmt: off
+    __slots__ = ("content", "mail_from", "mail_ns", "mail_options", "original_content",
+                 "rcpt_options", "rcpt_tos", "smtp_utf8")
+    # fmt: on
+
+    def __init__(self) -> None:
+        self.mail_from: str | None = None
+        self.mail_options: list[str] = []
+        self.rcpt_tos: list[str] = []
+        self.rcpt_options: list[str] = []
+        self.content: bytes | None = None
+        self.original_content: bytes | None = None
+        self.smtp_utf8 = False
+        self.mail_ns = 0
+
+
+HOOKS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY")
+Hook = Callable[..., Any]
+
+
+class _Wire(dict[str, bytes]):
+    """A hook's reply text → the bytes sent; a handler's replies are mostly a few constants,
+    so they are kept (up to a bound: queue ids and addresses make each one new)."""
+
+    def __missing__(self, status: str) -> bytes:
+        wire = reply_line(status)
+        if len(self) < 256:
+            self[status] = wire
+        return wire
+
+
+def _bind(handler: object, command: str) -> Hook | None:
+    """The handler's hook for *command*, callable from synchronous code (None: none)."""
+    hook: Hook | None = getattr(handler, "handle_" + command, None)
+    if hook is None or not inspect.iscoroutinefunction(hook):
+        return hook
+    run_async = hook
+
+    def run(*args: Any) -> Any:
+        coro = run_async(*args)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value
+        coro.close()
+        raise RuntimeError(f"handle_{command} waited: this server's hooks may not")
+
+    return run
+
+
+class Shared:
+    """Per server: the handler's hooks, bound once, and the replies built once, so that a
+    connection costs only its own state."""
+
+    # fmt: off
+    __slots__ = ("ehlo", "ehlo_lines", "greeting", "handler", "helo", "limit", "on_data", "on_ehlo",
+                 "on_helo", "on_mail", "on_noop", "on_quit", "on_rcpt", "on_rset", "on_vrfy",
+                 "timed_out", "timeout", "wire")
+    # fmt: on
 
     def __init__(
-        self, owner: object, hostname: str, timeout: float, limit: int, banner: str
+        self, handler: object, hostname: str, timeout: float, limit: int, banner: str
     ) -> None:
-        self.owner, self.timeout, self.limit = owner, timeout, limit  # owner: the subclass's
+        self.handler, self.timeout, self.limit = handler, timeout, limit
         self.greeting = reply_line(f"220 {hostname} {banner}")
         self.helo = reply_line(f"250 {hostname}")
         self.timed_out = reply_line(f"421 4.4.2 {hostname} Error: timeout exceeded")
         ehlo = (hostname, f"SIZE {limit}", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES")
-        self.ehlo = b"".join(reply_line("250-" + x) for x in ehlo) + reply_line("250 HELP")
+        self.ehlo_lines = (*("250-" + x for x in ehlo), "250 HELP")
+        self.ehlo = b"".join(reply_line(x) for x in self.ehlo_lines)
+        self.wire = _Wire()
+        hooks = [_bind(handler, command) for command in HOOKS]
+        self.on_helo, self.on_ehlo, self.on_mail, self.on_rcpt, self.on_data = hooks[:5]
+        self.on_rset, self.on_noop, self.on_quit, self.on_vrfy = hooks[5:]
+
+
+# -- reading replies (the client side) ---------------------------------------------------
+MAX_LINE = 4096  # a partial reply line longer than this is no SMTP server's
+
+
+class ProtocolError(Exception):
+    """The peer does not speak SMTP (no 3-digit reply)."""
+
+
+def reply_text(raw: bytes) -> str:
+    """A reply's text, as outcomes carry it."""
+    return raw.decode("utf-8", "replace")
+
+
+class ReplyReader:
+    """A client protocol's reading of replies, mixed into its ``asyncio.Protocol``: the
+    protocol keeps ``buf`` (a partial line) and ``lines`` (the continuation lines of the reply
+    being read; it empties the list once the reply is handled)."""
+
+    buf: bytes
+    lines: list[bytes]
+
+    def _reply_lines(self, data: bytes) -> list[bytes]:
+        """The complete lines of what was buffered and *data* (without their LF); the partial
+        rest stays buffered. Raises :class:`ProtocolError` if the rest is longer than a line."""
+        buf = self.buf + data if self.buf else data
+        lines = buf.split(b"\n")
+        self.buf = lines.pop()
+        if len(self.buf) > MAX_LINE:
+            raise ProtocolError(self.buf[:80])
+        return lines
+
+    def _reply_ends(self, line: bytes) -> bool:
+        """Whether *line* ends a reply; a continuation line is kept in ``lines``. Raises
+        :class:`ProtocolError` for a line that is no reply."""
+        if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in b" -\r":
+            raise ProtocolError(line[:80])
+        if line[3:4] == b"-":
+            self.lines.append(line)
+            return False
+        return True
+
+    def _raw_text(self, last: bytes) -> bytes:
+        """The text of the reply ending with line *last*: its lines without their codes,
+        joined by "\\n"."""
+        lines = self.lines
+        if not lines:
+            return last[4:].rstrip(b"\r")
+        return b"\n".join([x[4:].rstrip(b"\r") for x in lines] + [last[4:].rstrip(b"\r")])

@@ -15,57 +15,76 @@ aiosmtpd: body lines may be longer than 1000 bytes (only the message size is lim
 idle timeout counts any received bytes, not only valid commands, and says 421 before closing;
 unknown commands are not echoed back.
 
-:class:`FastServerProtocol` is the SMTP; what a recipient and a whole message mean is left to
-a subclass (:meth:`FastServerProtocol._recipient`, :meth:`FastServerProtocol._accept`):
-:class:`bench.observe.postoffice_protocol.PostOfficeProtocol` records arrivals, and
-:class:`fakemta.submission.QueueProtocol` queues them for the relay.
+Policy is a handler with aiosmtpd's hooks, so that one handler serves this server and aiosmtpd
+(:class:`bench.smtp.aioserver.FastSMTP`) alike: ``handle_`` + HELO, EHLO, MAIL, RCPT, DATA,
+RSET, NOOP, QUIT or VRFY (:data:`bench.smtp.replies.HOOKS`), looked up once per server (when
+:func:`server_factory` is called) and called as aiosmtpd calls them,
+``(server, session, envelope, *args)`` once the command has passed the server's own checks, for
+the reply's text (EHLO: its lines); without one, this server's default. As in aiosmtpd, taking
+a sender sets ``envelope.mail_from`` and taking a recipient appends it to ``envelope.rcpt_tos``.
+A hook is a plain function, or a coroutine function that never waits; one that raises is
+answered 500. ``server.arrival_ns`` is when the command's chunk was read (monotonic ns).
+Unlike aiosmtpd's, the :class:`Envelope` is the connection's own, reset rather than replaced
+after each transaction (a message costs no objects of its own): a hook copies what it keeps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from bench.smtp.aioserver import FastSMTP
 from bench.smtp.replies import (
-    AUTH_NEEDS_TLS,
     BAD_SYNTAX,
     BYE,
     CANNOT_VRFY,
-    EXTENDED,
     GO_AHEAD,
     GOODBYE,
     MAIL_OK,
-    MAIL_PARAMS,
-    MALFORMED,
     NEED_HELO,
     NEED_MAIL,
     NEED_RCPT,
     NESTED,
     NOT_ASCII,
     OK,
-    SIZE_EXCEEDED,
-    SUPPORTED,
-    SYNTAX,
+    RCPT_OK,
+    RCPT_PARAMS,
     SYNTAX_ERROR,
     TOO_LONG,
     TOO_MUCH,
     UNKNOWN,
+    Envelope,
+    Hook,
+    Server,
+    Session,
     Shared,
+    envelope_arg,
+    mail_params_refused,
+    other_reply,
+    params,
     reply_line,
+    vrfy_arg,
 )
+
+__all__ = [
+    "DATA_SIZE_DEFAULT",
+    "LINE_BUFFER_LIMIT",
+    "Envelope",
+    "FastServerProtocol",
+    "Server",
+    "Session",
+    "server_factory",
+]
 
 DATA_SIZE_DEFAULT = 2**25  # aiosmtpd's default message size limit
 COMMAND_LIMIT = 512  # aiosmtpd's command_size_limit; MAIL after EHLO gets +26 for SIZE=
 LINE_BUFFER_LIMIT = 1001  # a partial command line longer than this is discarded
 BOGUS_LIMIT = 5  # the 5th unknown command closes the connection, as in aiosmtpd
 
-P = TypeVar("P", bound="FastServerProtocol")
-
+log = logging.getLogger(__name__)
 _now = time.monotonic_ns
-_getaddr: Callable[[Any, str], tuple[str | None, str | None]] = FastSMTP._getaddr
 
 
 class FastServerProtocol(asyncio.Protocol):
@@ -73,8 +92,8 @@ class FastServerProtocol(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "_body", "_bogus", "_closing", "_extended", "_helo", "_in_data", "_last_ns", "_mail_from",
-        "_mail_ns", "_pending", "_rcpts", "_s", "_skipping", "_timer", "_too_much", "_transport",
+        "_body", "_bogus", "_closing", "_env", "_extended", "_helo", "_in_data", "_pending", "_s",
+        "_session", "_skipping", "_timer", "_too_much", "_transport", "arrival_ns",
     )
     # fmt: on
 
@@ -85,21 +104,23 @@ class FastServerProtocol(asyncio.Protocol):
         self._pending = b""  # a partial command line (at most LINE_BUFFER_LIMIT bytes)
         self._body: bytearray | None = None  # a body spanning chunks, after a CRLF prefix
         self._in_data = self._skipping = self._too_much = self._closing = False
-        self._helo = self._extended = False
-        self._mail_from: str | None = None
-        self._rcpts = self._mail_ns = self._last_ns = 0
+        self._helo = self._extended = False  # what the session says, kept at hand
+        self._session = Session(None)
+        self._env = Envelope()
+        self.arrival_ns = 0
         self._bogus = BOGUS_LIMIT
 
     # -- transport events --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._transport = transport
-        self._last_ns = _now()
+        self._session.peer = transport.get_extra_info("peername")
+        self.arrival_ns = _now()
         transport.write(self._s.greeting)
         self._timer = asyncio.get_running_loop().call_later(self._s.timeout, self._on_timer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        # A message not yet ended by its dot is dropped: no sink call.
+        # A message not yet ended by its dot is dropped: no hook call.
         self._transport, self._body, self._in_data = None, None, False
         if self._timer is not None:
             self._timer.cancel()
@@ -119,7 +140,7 @@ class FastServerProtocol(asyncio.Protocol):
         t = self._transport
         if t is None or t.is_closing():
             return
-        idle = (_now() - self._last_ns) / 1e9
+        idle = (_now() - self.arrival_ns) / 1e9
         if idle >= self._s.timeout - 0.001:
             t.write(self._s.timed_out)
             t.close()
@@ -127,15 +148,14 @@ class FastServerProtocol(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(self._s.timeout - idle, self._on_timer)
 
     def data_received(self, data: bytes) -> None:
-        now = _now()
-        self._last_ns = now
+        self.arrival_ns = _now()
         out: list[bytes] = []
         if self._pending:
             data, self._pending = self._pending + data, b""
         pos, end = 0, len(data)
         while pos < end and not self._closing:  # every pass consumes >= 1 byte or stops
             if self._in_data:
-                pos = self._data(data, pos, now, out)
+                pos = self._data(data, pos, out)
                 continue
             nl = data.find(b"\n", pos)
             if nl < 0:
@@ -149,7 +169,10 @@ class FastServerProtocol(asyncio.Protocol):
                 self._skipping = False
                 out.append(TOO_LONG)
             else:
-                out.append(self._command(data[pos:nl].rstrip(b"\r"), now))
+                try:
+                    out.append(self._command(data[pos:nl].rstrip(b"\r")))
+                except Exception as exc:  # a failing hook, as in aiosmtpd: a 500, not a crash
+                    out.append(_failed(exc))
             pos = nl + 1
         t = self._transport
         if t is not None:
@@ -159,12 +182,12 @@ class FastServerProtocol(asyncio.Protocol):
                 t.close()
 
     # -- DATA --------------------------------------------------------------------------
-    def _data(self, data: bytes, pos: int, now: int, out: list[bytes]) -> int:
+    def _data(self, data: bytes, pos: int, out: list[bytes]) -> int:
         """Take body bytes from data[pos:]; return where the commands resume."""
         body = self._body
         if body is None:  # the common case: the whole body is in this chunk
             if data.startswith(b".\r\n", pos):
-                out.append(self._deliver(b"", 0, now))
+                out.append(self._deliver(b"", 0))
                 return pos + 3
             i = data.find(b"\r\n.\r\n", pos)
             if i >= 0:
@@ -172,7 +195,7 @@ class FastServerProtocol(asyncio.Protocol):
                 content = raw.replace(b"\r\n.", b"\r\n")
                 if content[:1] == b".":
                     content = content[1:]
-                out.append(self._deliver(content, len(raw), now))
+                out.append(self._deliver(content, len(raw)))
                 return i + 5
             # The CRLF prefix makes a dot on the first line look like any other line start.
             body = self._body = bytearray(b"\r\n")
@@ -188,28 +211,43 @@ class FastServerProtocol(asyncio.Protocol):
             return len(data)
         rest = len(body) - (i + 5)  # bytes after the dot: commands, from this chunk
         if self._too_much:
-            out.append(self._deliver(b"", self._s.limit + 1, now))
+            out.append(self._deliver(b"", self._s.limit + 1))
         else:
             content = bytes(body[: i + 2].replace(b"\r\n.", b"\r\n")[2:])
-            out.append(self._deliver(content, i, now))
+            out.append(self._deliver(content, i))
         return len(data) - rest
 
-    def _deliver(self, content: bytes, raw_size: int, now: int) -> bytes:
-        """End of DATA: :meth:`_accept` the message (if not too big); reset the envelope."""
-        mail_from = self._mail_from or ""
+    def _deliver(self, content: bytes, raw_size: int) -> bytes:
+        """End of DATA: the DATA hook has the message (if not too big); reset the envelope."""
         self._in_data = self._too_much = False
         self._body = None
-        self._mail_from, self._rcpts = None, 0
-        if raw_size > self._s.limit:
-            return TOO_MUCH
-        return self._accept(mail_from, content, now)
+        s, env = self._s, self._env
+        if raw_size > s.limit:
+            reply = TOO_MUCH
+        elif s.on_data is None:
+            reply = OK
+        else:
+            env.content = env.original_content = content
+            try:
+                reply = s.wire[s.on_data(self, self._session, env)]
+            except Exception as exc:  # as in aiosmtpd: a 500, not a crash
+                reply = _failed(exc)
+        self._reset()
+        return reply
 
-    def _accept(self, mail_from: str, content: bytes, now: int) -> bytes:
-        """The reply to a whole message (the subclass's job)."""
-        raise NotImplementedError
+    def _reset(self) -> None:
+        """A new transaction (aiosmtpd's ``_set_rset_state``), in the same envelope."""
+        env = self._env
+        env.mail_from = env.content = env.original_content = None
+        if env.rcpt_tos:
+            env.rcpt_tos.clear()
+        if env.mail_options:
+            env.mail_options.clear()
+        if env.rcpt_options:
+            env.rcpt_options.clear()
 
     # -- commands ----------------------------------------------------------------------
-    def _command(self, line: bytes, now: int) -> bytes:
+    def _command(self, line: bytes) -> bytes:
         """The reply to one command line (without its line end), in aiosmtpd's order."""
         if not line:
             return BAD_SYNTAX
@@ -227,168 +265,126 @@ class FastServerProtocol(asyncio.Protocol):
         if len(line) > limit:
             return TOO_LONG
         if command == "MAIL":
-            return self._mail(arg, now)
+            return self._mail(arg)
         if command == "RCPT":
             return self._rcpt(arg)
         if command == "DATA":
             if not self._helo:
                 return NEED_HELO
-            if not self._rcpts:
+            if not self._env.rcpt_tos:
                 return NEED_RCPT
             if arg:
                 return reply_line("501 5.5.4 Syntax: DATA")
             self._in_data = True
             return GO_AHEAD
         if command in ("EHLO", "HELO"):
-            if not arg:
-                return reply_line(f"501 5.5.4 Syntax: {command} hostname")
-            self._helo, self._extended = True, command == "EHLO"
-            self._mail_from, self._rcpts = None, 0
-            return self._s.ehlo if self._extended else self._s.helo
+            return self._hello(command, arg)
         if command in ("RSET", "QUIT", "STARTTLS") and arg:
             return reply_line(f"501 5.5.4 Syntax: {command}")
         if command == "RSET":
-            self._mail_from, self._rcpts = None, 0
-            return OK
+            self._reset()
+            return self._answer(self._s.on_rset, OK)
         if command == "QUIT":
             self._closing = True
-            return BYE
+            return self._answer(self._s.on_quit, BYE)
         if command == "NOOP":
-            return OK
+            return self._answer(self._s.on_noop, OK, arg)
         return self._rare(command, arg)
+
+    def _answer(self, hook: Hook | None, default: bytes, *args: Any) -> bytes:
+        """The reply from a hook that only answers (RSET, QUIT, NOOP, VRFY), or *default*."""
+        return (
+            default if hook is None else self._s.wire[hook(self, self._session, self._env, *args)]
+        )
+
+    def _hello(self, command: str, arg: str | None) -> bytes:
+        if not arg:
+            return reply_line(f"501 5.5.4 Syntax: {command} hostname")
+        self._reset()
+        s, session = self._s, self._session
+        extended = session.extended_smtp = self._extended = command == "EHLO"
+        hook = s.on_ehlo if extended else s.on_helo
+        if hook is None:
+            session.host_name = arg
+            reply = s.ehlo if extended else s.helo
+        elif extended:
+            lines = hook(self, session, self._env, arg, list(s.ehlo_lines))
+            reply = b"".join(reply_line(x) for x in lines)
+        else:
+            reply = s.wire[hook(self, session, self._env, arg)]
+        self._helo = bool(session.host_name)  # as aiosmtpd: a hook may leave it unset
+        return reply
 
     def _rare(self, command: str, arg: str | None) -> bytes:
         if command == "VRFY":
-            if not arg:
-                return reply_line("501 5.5.4 Syntax: VRFY <address>")
-            try:
-                address = _getaddr(_NO_LOCAL_LIMIT, arg)[0]
-            except Exception as exc:
-                return reply_line(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
-            if address is None:
-                return reply_line("502 5.5.4 Could not VRFY " + arg)
-            return CANNOT_VRFY
-        if command == "HELP":
-            if not arg:
-                return reply_line("250 2.0.0 " + SUPPORTED)
-            text = SYNTAX.get(arg.upper())
-            if text is None:
-                return reply_line("501 5.5.4 " + SUPPORTED)
-            extended = self._extended and arg.upper() in ("MAIL", "RCPT")
-            return reply_line("250 2.0.0 Syntax: " + text + (EXTENDED if extended else ""))
-        if command == "EXPN":
-            return reply_line("502 5.5.1 EXPN not implemented")
-        if command == "STARTTLS":
-            return reply_line("454 4.7.0 TLS not available")
-        if command == "AUTH":  # not offered; answered as aiosmtpd answers without TLS
-            if not self._helo:
-                return reply_line("503 5.5.1 Error: send EHLO first")
-            if not self._extended:
-                return reply_line("500 5.5.1 Error: command 'AUTH' not recognized")
-            return AUTH_NEEDS_TLS
-        self._bogus -= 1  # BDAT and CHUNKING are not offered: unknown, as in aiosmtpd
+            address = vrfy_arg(arg)
+            if isinstance(address, bytes):
+                return address
+            return self._answer(self._s.on_vrfy, CANNOT_VRFY, address)
+        reply = other_reply(command, arg, self._helo, self._extended)
+        if reply is not None:
+            return reply
+        self._bogus -= 1
         if self._bogus < 1:
             self._closing = True
             return GOODBYE
         return UNKNOWN
 
-    def _envelope_arg(self, arg: str | None, verb: str) -> tuple[str, list[str]] | bytes:
-        """The address and upper-cased parameters of MAIL/RCPT, or the error reply."""
-        syntax = SYNTAX_ERROR[verb, self._extended]
-        keyword = "FROM:" if verb == "MAIL" else "TO:"
-        if arg is None or arg[: len(keyword)].upper() != keyword:
-            return syntax
-        try:
-            address, rest = _getaddr(_NO_LOCAL_LIMIT, arg[len(keyword) :].strip())
-        except Exception as exc:  # aiosmtpd's parser raises on some inputs: it answers 500
-            return reply_line(f"500 5.5.2 Error: ({type(exc).__name__}) unparsable address")
-        if address is None:
-            return MALFORMED
-        if not address or (rest and not self._extended):
-            return syntax
-        return address, (rest or "").upper().split()
-
-    @staticmethod
-    def _params(options: list[str]) -> dict[str, str | bool] | None:
-        """ESMTP parameters as aiosmtpd's ``_getparams`` reads them (None: bad syntax)."""
-        params: dict[str, str | bool] = {}
-        for p in options:
-            name, eq, value = p.partition("=")
-            if not name.isalnum() or (eq and not value):
-                return None
-            params[name] = value if eq else True
-        return params
-
-    def _mail(self, arg: str | None, now: int) -> bytes:
+    def _mail(self, arg: str | None) -> bytes:
         if not self._helo:
             return NEED_HELO
-        parsed = self._envelope_arg(arg, "MAIL")
+        parsed = envelope_arg(arg, "MAIL", self._extended)
         if isinstance(parsed, bytes):
             return parsed
         address, options = parsed
-        if self._mail_from:
+        s, env = self._s, self._env
+        if env.mail_from:
             return NESTED
-        params = self._params(options) if options else {}
-        if params is None:
-            return SYNTAX_ERROR["MAIL", True]
-        if params:
-            if params.pop("BODY", "7BIT") not in ("7BIT", "8BITMIME"):
-                return reply_line("501 5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME")
-            utf8 = params.pop("SMTPUTF8", False)
-            if utf8 is not False:
-                if utf8 is not True:
-                    return reply_line("501 5.5.4 Error: SMTPUTF8 takes no arguments")
-                return reply_line("501 5.5.4 Error: SMTPUTF8 disabled")
-            size = params.pop("SIZE", None)
-            if size:
-                if isinstance(size, bool) or not size.isdigit():
-                    return SYNTAX_ERROR["MAIL", True]
-                if int(size) > self._s.limit:
-                    return SIZE_EXCEEDED
-            if params:
-                return MAIL_PARAMS
-        self._mail_from, self._mail_ns = address, now
-        return MAIL_OK
+        if options:
+            refused = mail_params_refused(options, s.limit)
+            if refused is not None:
+                return refused
+        if s.on_mail is None:
+            env.mail_from = address
+            if options:
+                env.mail_options.extend(options)
+            return MAIL_OK
+        return s.wire[s.on_mail(self, self._session, env, address, options)]
 
     def _rcpt(self, arg: str | None) -> bytes:
         if not self._helo:
             return NEED_HELO
-        if not self._mail_from:
+        env = self._env
+        if not env.mail_from:
             return NEED_MAIL
-        parsed = self._envelope_arg(arg, "RCPT")
+        parsed = envelope_arg(arg, "RCPT", self._extended)
         if isinstance(parsed, bytes):
             return parsed
         address, options = parsed
-        if options and self._params(options) is None:
-            return SYNTAX_ERROR["RCPT", True]
         if options:
-            return reply_line("555 5.5.4 RCPT TO parameters not recognized or not implemented")
-        return self._recipient(address)
-
-    def _recipient(self, address: str) -> bytes:
-        """The reply to a well-formed RCPT; taking it counts it in ``_rcpts`` (the
-        subclass's job)."""
-        raise NotImplementedError
-
-
-class _NoLocalLimit:
-    """Stands in for aiosmtpd's SMTP instance in ``_getaddr`` (it reads only this)."""
-
-    local_part_limit = 0
+            return SYNTAX_ERROR["RCPT", True] if params(options) is None else RCPT_PARAMS
+        s = self._s
+        if s.on_rcpt is None:
+            env.rcpt_tos.append(address)
+            return RCPT_OK
+        return s.wire[s.on_rcpt(self, self._session, env, address, options)]
 
 
-_NO_LOCAL_LIMIT = _NoLocalLimit()
+def _failed(exc: Exception) -> bytes:
+    """The reply when a hook raised (called while handling it: the log has the traceback)."""
+    log.exception("an SMTP handler hook failed")
+    return reply_line(f"500 5.3.0 Error: ({type(exc).__name__}) handler failed")
 
 
 def server_factory(
-    make: Callable[[Shared], P],
-    owner: object,
+    handler: object,
     *,
     hostname: str,
+    banner: str,
     timeout: float = 300.0,
     data_size_limit: int = DATA_SIZE_DEFAULT,
-    banner: str,
-) -> Callable[[], P]:
-    """A ``create_server`` factory of *make*(shared) connections; *owner* is what they share."""
-    shared = Shared(owner, hostname, timeout, data_size_limit, banner)
-    return lambda: make(shared)
+    protocol: type[FastServerProtocol] = FastServerProtocol,
+) -> Callable[[], FastServerProtocol]:
+    """A ``create_server`` factory of connections calling *handler*'s hooks (bound now)."""
+    shared = Shared(handler, hostname, timeout, data_size_limit, banner)
+    return lambda: protocol(shared)

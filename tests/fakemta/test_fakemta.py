@@ -104,7 +104,7 @@ async def test_delay_does_not_occupy_a_delivery_worker(
     await client.quit()
 
 
-@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # its DATA hook is replaced below
+@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # sees the DATA hook replaced below
 @pytest.mark.parametrize("mta_delay", ["const(0ms)"])
 async def test_deferred_mail_is_retried(
     postoffice: tuple[PostOffice, Arrivals], fakemta: FakeMta
@@ -113,11 +113,11 @@ async def test_deferred_mail_is_retried(
     original = po.handler.handle_DATA
     calls = {"n": 0}
 
-    async def flaky(server, session, envelope):  # type: ignore[no-untyped-def]
+    def flaky(server, session, envelope):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
             return "451 4.3.0 try again later"
-        return await original(server, session, envelope)
+        return original(server, session, envelope)
 
     po.handler.handle_DATA = flaky  # type: ignore[method-assign]
     f = _factory()

@@ -179,7 +179,7 @@ async def test_same_mailbox_twice_gets_one_copy(local_mta: FakeMta) -> None:
     assert len(list(box(local_mta, "user0").iterdir())) == 1
 
 
-@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # its RCPT hook is replaced below
+@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # sees the RCPT hook replaced below
 async def test_mixed_recipients_relay_remote_and_deliver_local(
     local_mta: FakeMta, postoffice: tuple[PostOffice, Arrivals]
 ) -> None:
@@ -187,9 +187,9 @@ async def test_mixed_recipients_relay_remote_and_deliver_local(
     seen: list[str] = []
     original = po.handler.handle_RCPT
 
-    async def spy(server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+    def spy(server, session, envelope, address, options):  # type: ignore[no-untyped-def]
         seen.append(address)
-        return await original(server, session, envelope, address, options)
+        return original(server, session, envelope, address, options)
 
     po.handler.handle_RCPT = spy  # type: ignore[method-assign]
     client = await _client(local_mta.port)

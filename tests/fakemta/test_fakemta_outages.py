@@ -181,7 +181,7 @@ async def test_queue_limit_answers_452(start_mta: StartMta) -> None:
     assert stats["queue_full"] == 1 and stats["queued"] == 5 and stats["in_queue"] == 5
 
 
-@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # its DATA hook is replaced below
+@pytest.mark.parametrize("postoffice_server", ["aiosmtpd"])  # sees the DATA hook replaced below
 async def test_relay_bounces_a_5xx_at_once(
     start_mta: StartMta, postoffice: tuple[PostOffice, Arrivals]
 ) -> None:

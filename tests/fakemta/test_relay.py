@@ -19,11 +19,12 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from bench.smtp.replies import MAX_LINE
 from bench.timing.pacer import Pacer
 from fakemta.relay import QueuedMessage, Relay, wire
 from fakemta.relayclient import RelayConnection, Sent, _Replies
 from fakemta.server import FakeMta, FakeMtaConfig
-from tests.conftest import until
+from tests.conftest import free_port, until
 
 
 @given(st.binary(max_size=200) | st.text("\r\n.ab", max_size=60).map(str.encode))
@@ -263,6 +264,21 @@ async def test_relay_client_ends_a_connection_that_sends_a_line_that_is_no_reply
     assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="protocol")
     assert not conn.usable and b"x\r\n.\r\n" not in log
     server.close()
+
+
+async def test_relay_client_ends_a_connection_that_sends_an_endless_line() -> None:
+    """Read as the generator's client reads replies: a partial line past MAX_LINE is no
+    SMTP server's, and is not buffered on and on."""
+    conn, _, server = await _scripted([EHLO_PIPELINING, b"250 " + b"x" * (MAX_LINE + 1)])
+    assert await conn.send("a@x.test", "b@y.test", b"x\r\n") == Sent(0, error="protocol")
+    assert not conn.usable
+    server.close()
+
+
+async def test_relay_client_labels_a_refused_connection_as_the_generator_does() -> None:
+    port = free_port()  # nothing listens there
+    sent = await RelayConnection("127.0.0.1", port, "mta.test", 5.0).send("a@x.test", "b@y", b"")
+    assert sent == Sent(0, error="refused")
 
 
 async def test_relay_client_greets_with_helo_when_ehlo_is_refused() -> None:

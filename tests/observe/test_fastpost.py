@@ -1,4 +1,5 @@
-"""The fast post office (bench/observe/postoffice_protocol.py) must answer as the aiosmtpd one does.
+"""The fast post office (bench/smtp/server.py calling the post office's handler,
+bench/observe/postoffice_protocol.py) must answer as the aiosmtpd one (the same handler) does.
 
 Differential: the same conversations go to both servers over real sockets and the reply codes
 must agree, with the exact text where mailsla depends on it (250 for MAIL/RCPT/end of data,
@@ -18,15 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bench.observe.postoffice
 import bench.observe.postoffice_protocol
 from bench.core.message import parse_identity
 from bench.observe.postoffice import PostOffice, PostOfficeHandler
-from bench.observe.postoffice_protocol import (
-    LINE_BUFFER_LIMIT,
-    PostOfficeProtocol,
-    protocol_factory,
-)
+from bench.observe.postoffice_protocol import LINE_BUFFER_LIMIT, protocol_factory
+from bench.smtp.server import FastServerProtocol
 from tests.conftest import Arrivals
 
 LIMIT = 20_000  # data_size_limit of both servers: small, so that 552 is cheap to reach
@@ -49,20 +46,18 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
+async def pair() -> AsyncIterator[Pair]:
     p = Pair()
-    for module, name in (
-        (bench.observe.postoffice, "aiosmtpd"),
-        (bench.observe.postoffice_protocol, "fast"),
-    ):
+    for name, po in p.po.items():  # one handler class: each office's own is watched
 
-        def record(content: bytes, name: str = name) -> Any:
-            p.bodies[name].append(bytes(content))
-            return parse_identity(content)
+        def record(
+            server: Any, session: Any, envelope: Any, name: str = name, h: Any = po.handler
+        ) -> str:
+            p.bodies[name].append(bytes(envelope.original_content))
+            return type(h).handle_DATA(h, server, session, envelope)  # type: ignore[no-any-return]
 
-        monkeypatch.setattr(module, "parse_identity", record)
-    for po in p.po.values():
-        await po.start()
+        po.handler.handle_DATA = record  # type: ignore[method-assign]
+        await po.start()  # from here on, its servers call the hooks they find now
     yield p
     for po in p.po.values():
         await po.stop()
@@ -249,7 +244,13 @@ COMMAND = st.builds(lambda v, sp, a: v + sp + "".join(a), VERB, SPACE, st.lists(
 async def test_generated_commands_agree(pair: Pair, lines: list[str], greet: bool) -> None:
     """Random command lines, pipelined (a DATA among them makes the next lines a body)."""
     steps = [*(HELLO if greet else []), *(x.encode("latin-1") + b"\r\n" for x in lines)]
-    await agree(pair, [*steps, b"\r\n.\r\n"], lockstep=False)
+    replies = await agree(pair, [*steps, b"\r\n.\r\n"], lockstep=False)
+    if any(x.startswith("502 5.5.1 Too many") for x in replies):
+        # aiosmtpd goes on with the commands it had read before its goodbye, even a DATA and
+        # its body (a quirk of its own, at its own pace): what it takes then is not compared.
+        await asyncio.sleep(0.1)
+        del pair.ref.items[len(pair.fast.items) :]
+        del pair.bodies["aiosmtpd"][len(pair.bodies["fast"]) :]
     await same_arrivals(pair)
 
 
@@ -268,8 +269,11 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return self.closed
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 25) if name == "peername" else default
 
-def fake(office: PostOfficeHandler, **kw: Any) -> tuple[PostOfficeProtocol, FakeTransport]:
+
+def fake(office: PostOfficeHandler, **kw: Any) -> tuple[FastServerProtocol, FakeTransport]:
     proto = protocol_factory(office, hostname="h.test", **kw)()
     t = FakeTransport()
     proto.connection_made(cast(asyncio.Transport, t))
@@ -408,7 +412,7 @@ async def test_hang_up_mid_data_delivers_nothing(
     assert arrivals.items == [] and po.handler.received == 0
 
 
-class Measured(PostOfficeProtocol):
+class Measured(FastServerProtocol):
     """Records the most this connection ever held in its buffers."""
 
     peak = 0

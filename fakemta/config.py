@@ -1,0 +1,50 @@
+"""How a fake MTA is set up (:class:`FakeMtaConfig`), apart from the server that reads it, so
+that its handlers can name it without importing the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.config.delays import Delay
+from bench.config.faults import Outage, StageFault
+
+
+@dataclass(frozen=True, slots=True)
+class FakeMtaConfig:
+    """How the fake MTA listens, what it relays where, what it delivers locally, how slowly."""
+
+    relay_host: str
+    relay_port: int
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    hostname: str = "mta.local.test"
+    relay_domains: tuple[str, ...] = ("remote.test",)
+    processing_delay: Delay = field(default_factory=lambda: Delay("const", 0.0))
+    delivery_workers: int = 8
+    seed: int = 1
+    timeout: float = 30.0
+    max_attempts: int = 5
+    # local delivery: on when mailbox_root is set (else local-domain RCPT is relay-denied)
+    local_domain: str = "local.test"
+    local_users: tuple[str, ...] = ()
+    mailbox_root: str | None = None
+    delivery_delay: Delay = field(default_factory=lambda: Delay("const", 0.0))
+    mailbox_file_mode: int = 0o600  # 0o644 lets an IMAP server running as another user read
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = 0  # listened on only with local delivery; 0: any free port
+    # STARTTLS: without a certificate, a self-signed one is made at start
+    tls: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_required: bool = False
+    # AUTH PLAIN/LOGIN on the submission port (only after STARTTLS when tls is on)
+    auth_users: tuple[tuple[str, str], ...] = ()
+    auth_required: bool = False
+    # misbehaving on purpose (fakemta.faults); both ports
+    faults: tuple[StageFault, ...] = ()
+    outages: tuple[Outage, ...] = ()
+    max_rate: float | None = None  # relayed messages per second at most; the queue absorbs more
+    queue_limit: int | None = None  # messages held at most; then 452 after the end of DATA
+    # False: aiosmtpd on the submission port and aiosmtplib for every relayed message, what the
+    # fast paths replaced (``mailsla selftest --fast-paths`` measures one against the other)
+    fast_paths: bool = True
