@@ -126,6 +126,9 @@ def test_abort_on_fail_stops_the_run_exit_1(tmp_path: Path) -> None:
     c = doc["counts"]
     assert 0 < c["sent"] < 50 * 10
     assert_accounted(doc)
+    # Held 200 ms when the threshold stopped the run: in flight at the stop, not lost.
+    assert c["undelivered"] == 0 and c["in_flight_at_stop"] > 0
+    assert next(ch for ch in doc["sla"]["checks"] if ch["name"] == "send_delay.max")["pass"]
     check = next(ch for ch in doc["sla"]["checks"] if ch["name"] == "send_delay.p99[1s]")
     assert not check["pass"] and "aborted the run at" in check["note"]
     assert doc["sla"]["verdict"] == "fail"
