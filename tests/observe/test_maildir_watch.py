@@ -122,6 +122,23 @@ async def test_crlf_lf_and_foreign(watch: tuple[MaildirWatcher, Visible], md: Pa
     assert (w.stats.seen, w.stats.foreign, w.stats.errors) == (3, 1, 0)
 
 
+async def test_a_bad_identity_costs_only_its_own_message(
+    watch: tuple[MaildirWatcher, Visible], md: Path
+) -> None:
+    """A 5,000-digit id (it once raised in the callback and dropped the rest of the batch of
+    file events), an id wider than mailsla writes, and good mail around them in one batch."""
+    w, seen = watch
+    deliver(md, "a", message(1))
+    huge = b"X-Mailsla-Run: r1\r\nX-Mailsla-Id: " + b"9" * 5000 + b"\r\n\r\nx"
+    deliver(md, "b", huge)
+    deliver(md, "c", message(99999999999))  # 11 digits: not an id mailsla writes
+    deliver(md, "d", message(2))
+    await seen.wait(4)
+    await w.stop()
+    assert sorted(i.id for i, _ in seen.items if i) == [1, 2]
+    assert (w.stats.seen, w.stats.foreign, w.stats.errors) == (4, 2, 0)
+
+
 async def test_messages_already_there_are_reported_at_start(md: Path, mode: str) -> None:
     deliver(md, "old", message(1))
     seen = Visible()
