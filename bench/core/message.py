@@ -114,6 +114,10 @@ class MessageFactory:
         body = _body(max(size - len(sample), 0))
         self._body = body
         self._message = head + body.replace(b"%", b"%%") + b".\r\n"
+        # RFC 1870: a message declares its size at MAIL FROM when the server offers SIZE; every
+        # message of the run is at most the widest one, which each declares (an upper bound).
+        self.max_size = len(sample) + len(body)
+        self._mail_sized = self._mail_cmd[:-2] + b" SIZE=%d\r\n" % self.max_size
 
     @classmethod
     def for_scenario(cls, sc: Scenario, run_id: str, key: bytes) -> MessageFactory:
@@ -163,15 +167,17 @@ class MessageFactory:
         """The message's bytes, CRLF line endings, ready for DATA (not yet dot-terminated)."""
         return self._header(seq, rcpts, planned_wall_ns) + self._body
 
-    def envelope(self, seq: int) -> list[bytes]:
-        """Message *seq*'s commands, ready to write: MAIL, one RCPT per recipient, DATA."""
+    def envelope(self, seq: int, sized: bool = False) -> list[bytes]:
+        """Message *seq*'s commands, ready to write: MAIL (with ``SIZE=`` when *sized*: the
+        server offers SIZE), one RCPT per recipient, DATA."""
         base = seq * self.recipients
         users, dom = self.users, self._domain_b
+        mail = self._mail_sized if sized else self._mail_cmd
         if self.recipients == 1:
-            return [self._mail_cmd, b"RCPT TO:<user%d@%s>\r\n" % (base % users, dom), _DATA]
+            return [mail, b"RCPT TO:<user%d@%s>\r\n" % (base % users, dom), _DATA]
         rcpt = b"RCPT TO:<user%d@%s>\r\n"
         rcpts = [rcpt % ((base + j) % users, dom) for j in range(self.recipients)]
-        return [self._mail_cmd, *rcpts, _DATA]
+        return [mail, *rcpts, _DATA]
 
     def payload(self, seq: int, planned_wall_ns: int) -> bytes:
         """What follows DATA for message *seq*: the same bytes as :meth:`build`, with the end

@@ -104,7 +104,7 @@ class Chain:
         gen = self.gen
         f = gen.factory
         body = f.payload(seq, gen.start_wall_ns + (planned_ns - gen.start_ns))
-        cmds = f.envelope(seq)
+        cmds = f.envelope(seq, self.session.sized)
         start = time.monotonic_ns()
         self.seq, self.planned_ns, self.start_ns = seq, planned_ns, start
         gen.corr.on_sent(seq, planned_ns, start)

@@ -178,7 +178,8 @@ class SmtpSession:
         assert client.protocol is not None
         t = time.monotonic_ns()
         self.stage = "mail"
-        resp = await client.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">")
+        size = b" SIZE=%d" % len(data) if client.supports_extension("size") else b""
+        resp = await client.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + size)
         if resp.code != 250:
             await self._reset()
             return Outcome("rejected", "mail", resp.code, resp.message)

@@ -51,6 +51,12 @@ class PipelinedSession:
     def connected(self) -> bool:
         return self.proto is not None and self.proto.usable
 
+    @property
+    def sized(self) -> bool:
+        """The server offers SIZE (RFC 1870): each MAIL FROM declares the message's size, so a
+        server with a smaller limit refuses it there (552), before its body is sent."""
+        return "SIZE" in self.extensions
+
     # -- opening -------------------------------------------------------------------------
     def _timed(self, stage: str, since: int) -> int:
         return timed(self.stages, stage, since)
@@ -181,7 +187,8 @@ class PipelinedSession:
             if bad is not None:
                 return bad
             proto = self.proto
-        cmds = [b"MAIL FROM:<" + mail_from.encode() + b">\r\n"]
+        size = b" SIZE=%d" % len(data) if self.sized else b""
+        cmds = [b"MAIL FROM:<" + mail_from.encode() + b">" + size + b"\r\n"]
         cmds += [b"RCPT TO:<" + r.encode() + b">\r\n" for r in rcpts]
         cmds.append(b"DATA\r\n")
         fut: asyncio.Future[Outcome] = proto.loop.create_future()

@@ -273,3 +273,37 @@ async def test_a_session_closed_under_the_chain_still_ends_the_message(
     assert rec.balanced() and rec.counts.sent == 40
     assert rec.outcomes.failed == {("mail", "disconnected"): 1}
     assert rec.counts.accepted == 39
+
+
+@pytest.mark.parametrize("advertised", [True, False])
+async def test_size_is_declared_when_offered_and_a_smaller_limit_refuses_at_mail(
+    advertised: bool,
+) -> None:
+    """RFC 1870: with SIZE offered, each MAIL FROM declares the message's size (an upper bound
+    of the run's messages), so a server with a smaller limit says 552 before any body is
+    sent; without SIZE, none is declared."""
+    mails: list[bytes] = []
+
+    def limit(stage: str, arg: bytes) -> str | None:
+        if stage == "mail":
+            mails.append(arg)
+            size = arg.upper().partition(b"SIZE=")[2]
+            if size and int(size) > 100:
+                return "552 5.3.4 Message size exceeds fixed limit"
+        return None
+
+    ehlo = PIPE_EHLO.replace("250 8BITMIME", "250-SIZE 100\r\n250 8BITMIME")
+    script = Script(ehlo=ehlo if advertised else PIPE_EHLO, rule=limit)
+    server = ScriptedServer(script)
+    port = await server.start()
+    rec = Spy()
+    await generator(port, rec, sessions=1, depth=1, max_messages=20).run()
+    await server.stop()
+    assert rec.balanced() and rec.counts.sent == 20
+    if advertised:
+        assert all(b" SIZE=" in m for m in mails), mails[:2]
+        assert rec.counts.rejected == 20 and not script.messages  # no body went out
+        assert set(rec.outcomes.rejected) == {("mail", 552)}
+    else:
+        assert not any(b"SIZE=" in m for m in mails)
+        assert rec.counts.accepted == 20
