@@ -38,10 +38,9 @@ from bench.run.lane_driver import drive_lane
 from bench.run.lanes import Lane, aim, merged_metrics, session_split, targets_line, total_counts
 from bench.run.record import RunRecord, RunStatus, make_run_id
 from bench.run.results import Observer, Reserve, RunResult, Snapshot, versions, write_result
-from bench.run.system_under_test import ChildFakeMta
+from bench.run.system_under_test import ChildFakeMta, start_system
 from bench.run.timeseries import series_for
 from bench.run.wiring import (
-    fakemta_config,
     make_postoffice,
     resolve_workers,
     session_options,
@@ -81,6 +80,7 @@ class Runner:
         self.key = secrets.token_bytes(16)  # the run's secret: its mail's identity tags
         self.out_dir = out_dir or Path("results") / self.run_id
         self._reserve = Reserve(self.out_dir)
+        self._mta: ChildFakeMta | None = None
         self.observer = observer
         self.source, self.overrides = source, overrides
         late_ns = round(scenario.load.late_after * NS)
@@ -188,7 +188,6 @@ class Runner:
         )
         if isinstance(po, PostOffice):
             self.refusals = po.handler.refusals
-        mta: ChildFakeMta | None = None
         ticker: asyncio.Task[None] | None = None
         try:
             try:
@@ -201,19 +200,12 @@ class Runner:
             self.system_info["postoffice"] = f"{sc.postoffice.listen[0]}:{po_port}"
             if "receive" in self.by_dir:
                 self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password)
-            ca_file = sc.system.ca_file
-            if sc.system.kind == "fakemta":
-                mta = ChildFakeMta(fakemta_config(sc, po_port, self.mailboxes, self.credentials))
-                host, port = sc.fakemta.listen[0], await mta.start()
-                inbound = (sc.fakemta.inbound[0], mta.inbound_port or 0)
-                ca_file = ca_file or mta.cert_file
-            else:
-                host, port = sc.system.submit or ("", 0)
-                inbound = sc.system.inbound or ("", 0)
-            self.system_info.update(aim(self.lanes, (host, port), inbound))
+            system = await start_system(sc, po_port, self.mailboxes, self.credentials)
+            self._mta = system.mta
+            self.system_info.update(aim(self.lanes, system.submit, system.inbound))
             if self.mailboxes is not None:
                 await self.mailboxes.start()
-            opts = session_options(sc, ca_file, self.credentials)
+            opts = session_options(sc, system.ca_file, self.credentials)
             self._announce()
             freeze_startup()
             if self.series is not None:
@@ -239,7 +231,7 @@ class Runner:
                     self.status = "error"  # the live view died: say so, do not hide it
                     self.reason = f"internal error in the live view: {ticker.exception()!r}"
                 ticker.cancel()
-            await self._stop_all(mta, po)
+            await self._stop_all(self._mta, po)
         return self._conclude()
 
     async def _stop_all(self, mta: ChildFakeMta | None, po: PostOffice | PostOfficeFleet) -> None:
@@ -323,6 +315,10 @@ class Runner:
             snap = self.snapshot()
             if self.observer is not None:
                 self.observer.update(snap)
+            died = self._mta.exit_reason() if self._mta is not None else None
+            if died and self.status == "completed":  # the measurement is void: say so, stop
+                self.status, self.reason = "error", died
+                self._halt(now=True)
             self._last_accepted = snap.counts["accepted"]
             if series is not None:
                 closed: list[Interval] = []

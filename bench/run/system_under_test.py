@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import signal
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.config.scenario import Scenario
 from bench.errors import StartupError
+from bench.run.wiring import MailboxRoot, fakemta_config
 from fakemta.process import run_child
 from fakemta.server import FakeMtaConfig
 
@@ -57,6 +61,15 @@ class ChildFakeMta:
         self.cert_file = info.get("cert_file")
         return self.port
 
+    def exit_reason(self) -> str | None:
+        """Why the child is gone, when it died during the run (None while it runs)."""
+        proc = self._proc
+        if proc is None or proc.is_alive():
+            return None
+        code = proc.exitcode or 0
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"the embedded fake MTA died during the run ({how}); the mail it held is lost"
+
     async def stop(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask the child to stop; returns its queue counts (empty if it had died)."""
         stats: dict[str, Any] = {}
@@ -84,3 +97,31 @@ class ChildFakeMta:
             self._conn.close()
             self._conn = None
         self._proc = None
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """The system under test once it is up: the fake MTA's child (None for kind "smtp"), where
+    users submit, where other post offices deliver, and the CA file to trust."""
+
+    mta: ChildFakeMta | None
+    submit: tuple[str, int]
+    inbound: tuple[str, int]
+    ca_file: str | None
+
+
+async def start_system(
+    sc: Scenario,
+    po_port: int,
+    mailboxes: MailboxRoot | None,
+    credentials: tuple[str, str] | None,
+) -> System:
+    """Start the embedded fake MTA (relaying to the post office at *po_port*), or take the
+    scenario's addresses of an existing system."""
+    ca_file = sc.system.ca_file
+    if sc.system.kind != "fakemta":
+        return System(None, sc.system.submit or ("", 0), sc.system.inbound or ("", 0), ca_file)
+    mta = ChildFakeMta(fakemta_config(sc, po_port, mailboxes, credentials))
+    port = await mta.start()
+    inbound = (sc.fakemta.inbound[0], mta.inbound_port or 0)
+    return System(mta, (sc.fakemta.listen[0], port), inbound, ca_file or mta.cert_file)

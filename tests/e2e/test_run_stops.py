@@ -4,6 +4,7 @@ as in flight, not lost by the system. Real processes, real sockets."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -11,6 +12,10 @@ from typing import Any
 
 import pytest
 
+from bench.config.scenario import load as load_scenario
+from bench.errors import ExitCode
+from bench.run.results import Snapshot
+from bench.run.runner import Runner
 from tests.e2e.test_run import MAILSLA, ROOT, assert_accounted, result
 
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
@@ -93,3 +98,37 @@ def test_mail_on_its_way_at_the_stop_is_not_lost(tmp_path: Path) -> None:
     checks = {ch["name"]: ch for ch in doc["sla"]["checks"]}
     assert checks["send_delay.max"]["pass"] is True  # mail in flight is not over the limit
     assert doc["availability"]["accepted_then_lost"] == 0
+
+
+class KillMta:
+    """An observer that kills the embedded fake MTA's process once mail has been accepted."""
+
+    def __init__(self) -> None:
+        self.runner: Runner | None = None
+        self.killed = False
+
+    def started(self, line: str) -> None:
+        pass
+
+    def update(self, snap: Snapshot) -> None:
+        mta = self.runner._mta if self.runner is not None else None
+        if not self.killed and mta is not None and snap.counts["accepted"] > 0:
+            os.kill(mta._proc.pid, signal.SIGKILL)
+            self.killed = True
+
+
+async def test_the_embedded_fake_mta_dying_ends_the_run_with_its_reason(tmp_path: Path) -> None:
+    sc = load_scenario(QUICKSTART, ['load.duration="20s"', "load.rate=50"])
+    kill = KillMta()
+    runner = Runner(sc, tmp_path / "out", kill)
+    kill.runner = runner
+    res = await runner.run()
+    assert kill.killed
+    assert res.exit_code == ExitCode.RUN and res.status == "error"
+    assert res.reason == (
+        "the embedded fake MTA died during the run (killed by SIGKILL); the mail it held is lost"
+    )
+    doc = result(tmp_path / "out")
+    assert doc["run"]["reason"] == res.reason
+    assert_accounted(doc)
+    assert doc["counts"]["not_sent"] > 0  # it stopped then, not after the 20 s of load
