@@ -163,6 +163,9 @@ class PostOfficeConfig(_Model):
     workers: Workers = "auto"
     defer: float = Field(default=0.0, ge=0, le=1)  # share of messages answered 451 at the dot
     refuse: float = Field(default=0.0, ge=0, le=1)  # share answered 554 (the system bounces)
+    # In processes of its own (the default), nothing the post office receives (garbage, a
+    # flood) can slow the generator's loop; false: one post office in the run's own loop.
+    isolate: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> PostOfficeConfig:

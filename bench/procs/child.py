@@ -229,7 +229,8 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
         send_batch()
     await po.stop()
     send_batch()
-    conn.send(Done())
+    r = po.handler.refusals
+    conn.send(Done(deferred=r.deferred, refused=r.refused) if r is not None else Done())
 
 
 def postoffice_main(job: PostJob, conn: Connection) -> None:

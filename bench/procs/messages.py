@@ -58,6 +58,8 @@ class Done:
 
     totals: WorkerTotals | None = None
     abort_reason: str | None = None
+    deferred: int = 0  # a post office worker's on-purpose refusals (postoffice.defer)
+    refused: int = 0  # (postoffice.refuse)
 
 
 # -- a post office worker to the runner ------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -130,6 +131,14 @@ class GeneratorFleet:
         await asyncio.gather(*(w.join() for w in self.workers))
 
 
+@dataclass(slots=True)
+class RefusalCounts:
+    """The post office workers' on-purpose refusals, summed as each worker ends."""
+
+    deferred: int = 0
+    refused: int = 0
+
+
 class PostOfficeFleet:
     """``postoffice.workers`` post office processes on one port (SO_REUSEPORT)."""
 
@@ -138,10 +147,15 @@ class PostOfficeFleet:
         self.workers: list[Worker] = []
         self.port = 0
         self.on_arrivals: Any = None  # called after each batch (the runner's drain check)
+        po = sc.postoffice
+        self.refusals = RefusalCounts() if po.defer or po.refuse else None
 
     def _on_message(self, ready: asyncio.Future[Ready | Failed], msg: FromWorker) -> None:
         if isinstance(msg, Ready | Failed) and not ready.done():
             ready.set_result(msg)
+        elif isinstance(msg, Done) and self.refusals is not None:
+            self.refusals.deferred += msg.deferred
+            self.refusals.refused += msg.refused
         elif isinstance(msg, Arrivals):
             corr = self.corr
             rows = zip(unpack(msg.ids), unpack(msg.mail_ns), unpack(msg.received_ns), strict=True)

@@ -30,7 +30,6 @@ from bench.core.metrics import window_stats
 from bench.errors import StartupError
 from bench.observe.mailboxes import Mailboxes
 from bench.observe.postoffice import PostOffice
-from bench.observe.postoffice_replies import Refusals
 from bench.procs.parent import PostOfficeFleet
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
@@ -42,6 +41,7 @@ from bench.run.system_under_test import ChildFakeMta, start_system
 from bench.run.timeseries import series_for
 from bench.run.wiring import (
     make_postoffice,
+    refusal_counts,
     resolve_workers,
     session_options,
     system_info,
@@ -97,7 +97,7 @@ class Runner:
         )
         self.mailboxes: Mailboxes | None = None
         self.availability: Availability | None = None
-        self.refusals: Refusals | None = None
+        self._po: PostOffice | PostOfficeFleet | None = None
         self.phase = "starting"
         self.status: RunStatus = "completed"
         self.reason: str | None = None
@@ -186,8 +186,7 @@ class Runner:
         po = make_postoffice(
             sc, self.corr, self.run_id, self.key, self._on_arrival, self._check_drained
         )
-        if isinstance(po, PostOffice):
-            self.refusals = po.handler.refusals
+        self._po = po
         ticker: asyncio.Task[None] | None = None
         try:
             try:
@@ -358,7 +357,7 @@ class Runner:
     def _conclude(self) -> RunResult:
         """Close the last interval, freeze what the run produced, judge it, write result.json
         (into the space reserved for it), then the optional files."""
-        sc, series, refusals = self.sc, self.series, self.refusals
+        sc, series = self.sc, self.series
         if series is not None:
             counts, metrics = self.snapshot().counts, merged_metrics(self.lanes)
             series.close(time.monotonic(), time.time(), counts, metrics)
@@ -378,11 +377,7 @@ class Runner:
             availability=self.availability,
             windows=series.windows_for(sc.sla.thresholds) if series is not None else None,
             trip=self.trip,
-            postoffice=(
-                {"deferred": refusals.deferred, "refused": refusals.refused}
-                if refusals is not None
-                else None
-            ),
+            postoffice=refusal_counts(self._po) if self._po is not None else None,
             receive=self.mailboxes.info() if self.mailboxes is not None else None,
             fakemta=self.fakemta_stats,
             warnings=tuple(series.dropped) if series is not None else (),

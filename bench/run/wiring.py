@@ -162,10 +162,11 @@ def make_postoffice(
     on_arrival: ArrivalSink,
     on_batch: Callable[[], None],
 ) -> PostOffice | PostOfficeFleet:
-    """The run's destination post office: in this process, calling *on_arrival* per message,
-    or ``postoffice.workers`` processes feeding *corr* in batches (then *on_batch*)."""
+    """The run's destination post office: ``postoffice.workers`` processes of its own feeding
+    *corr* in batches (then *on_batch*), or, with ``postoffice.isolate = false`` and one
+    worker, in this process's loop, calling *on_arrival* per message."""
     pc = sc.postoffice
-    if procs(pc.workers) > 1:
+    if pc.isolate or procs(pc.workers) > 1:
         fleet = PostOfficeFleet(corr, sc, run_id, key)
         fleet.on_arrivals = on_batch
         return fleet
@@ -190,3 +191,10 @@ def system_info(sc: Scenario, cores: int) -> dict[str, Any]:
         "cores": cores,
         "workers": {"load": sc.load.workers, "postoffice": sc.postoffice.workers},
     }
+
+
+def refusal_counts(po: PostOffice | PostOfficeFleet) -> dict[str, int] | None:
+    """The post office's on-purpose refusals (``postoffice.defer`` / ``refuse``), for
+    result.json; None when it refuses nothing on purpose."""
+    r = po.handler.refusals if isinstance(po, PostOffice) else po.refusals
+    return None if r is None else {"deferred": r.deferred, "refused": r.refused}

@@ -33,6 +33,7 @@ from bench.selftest.anchors import (
     smtp_source_rate,
 )
 from bench.selftest.figure import Figure, Progress
+from bench.selftest.isolation import isolation
 from bench.selftest.through_cli import latency_added, memory
 from fakemta.server import FakeMtaConfig
 
@@ -99,6 +100,7 @@ async def run_selftest(
         figs.extend(await _post_office(rounds, sink.port, n, cores, say))
     figs.extend(await _whole_path(rounds, n // 2, say))
     figs.extend(await latency_added(rounds, say, secs))
+    figs.extend(await isolation(rounds, say, secs))
     figs.extend(await memory(memory_messages, say))
     return figs
 
