@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from bench.config.delays import Delay
 from bench.config.faults import Outage, StageFault
+from bench.smtp.limits import Limits
+
+QUEUE_LIMIT = 100_000  # messages held by default (overload grew the queue ~13 MB/s unbounded)
+QUEUE_BYTES_LIMIT = 1 << 30  # their bytes held by default: 1 GiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,26 @@ class FakeMtaConfig:
     faults: tuple[StageFault, ...] = ()
     outages: tuple[Outage, ...] = ()
     max_rate: float | None = None  # relayed messages per second at most; the queue absorbs more
-    queue_limit: int | None = None  # messages held at most; then 452 after the end of DATA
+    # what a client may ask of either port (bench.smtp.limits: Postfix's defaults and replies)
+    recipient_limit: int = 1000  # smtpd_recipient_limit: 452 4.5.3 past it
+    line_length_limit: int = 2048  # line_length_limit, for command lines: 500 5.5.2 past it
+    message_size_limit: int = 10_240_000  # message_size_limit: advertised SIZE; 552 5.3.4 past it
+    error_limit: int = 20  # smtpd_hard_error_limit: 421 4.7.0 and close after that many errors
+    idle_timeout: float = 300.0  # smtpd_timeout: 421 4.4.2 and close after that long silent
+    # messages held at most (None: QUEUE_LIMIT); then 452 4.3.1 after the end of DATA
+    queue_limit: int | None = None
+    queue_bytes_limit: int | None = None  # their bytes at most (None: QUEUE_BYTES_LIMIT); 452 too
+
+    def limits(self) -> Limits:
+        """The limits of both ports (ValueError if one is out of range)."""
+        return Limits(
+            recipients=self.recipient_limit,
+            line_length=self.line_length_limit,
+            message_size=self.message_size_limit,
+            errors=self.error_limit,
+            idle_timeout=self.idle_timeout,
+        )
+
     # False: aiosmtpd on the submission port and aiosmtplib for every relayed message, what the
     # fast paths replaced (``mailsla selftest --fast-paths`` measures one against the other)
     fast_paths: bool = True

@@ -161,7 +161,7 @@ class FaultySMTP(FastSMTP):
     async def _hang_up(self, reply: str | None) -> NoReturn:
         if reply is not None:
             with contextlib.suppress(ConnectionError):
-                await self.push(reply)
+                await self.push_policy(reply)
         self.drop()
         raise HungUp
 
@@ -201,8 +201,9 @@ class FaultySMTP(FastSMTP):
     # -- replies ----------------------------------------------------------------------------
 
     async def push(self, status: Any) -> None:
-        if self._greeting is not None:
+        if self._greeting is not None:  # an injected greeting: policy, not an error
             status, self._greeting = self._greeting, None
+            self._exempt = status
         await super().push(status)
         if self._body_due:  # that was the 354
             self._body_due = False
@@ -234,6 +235,9 @@ class FaultySMTP(FastSMTP):
         f = outcome
         stats.count(f)
         if f.kind in ("4xx", "5xx"):
+            # what it makes the client get wrong (a pipelined RCPT and DATA after a refused
+            # MAIL: 503) is not the client's error: refunded, up to the limit
+            self._errors = min(self._errors + 2, self.limits.errors)
             return fault_reply(stage, f.reply_code)
         if f.kind == "accept_drop":
             stats.dropped += 1
@@ -259,15 +263,15 @@ class FaultySMTP(FastSMTP):
             if self.rt.outage is not None:
                 await self._outage()
             if self._banner_refused and command != "QUIT":
-                await self.push(banner_refused_reply())
+                await self.push_policy(banner_refused_reply())
                 return
             if stage is not None and self._normal_reply_due(command, arg):
                 user = self._first_rcpt if command == "DATA" else None
                 reply = await self._inject(stage, user)
                 if reply is not None:
                     if command == "DATA":
-                        self._set_post_data_state()  # type: ignore[no-untyped-call]
-                    await self.push(reply)
+                        self._set_post_data_state()
+                    await self.push_policy(reply)
                     return
                 self._body_due = command == "DATA" and "body" in self.rt.plan.stages
             await method(arg)
@@ -301,8 +305,10 @@ class FaultySMTP(FastSMTP):
             else:
                 reply = await self._inject(stage)
                 if reply is not None and command == "EHLO":
+                    self._exempt = reply
                     return [reply]
         if reply is not None:
+            self._exempt = reply  # an injected reply: policy, not the client's error
             return reply
         return await super()._call_handler_hook(command, *args)
 

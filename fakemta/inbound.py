@@ -2,7 +2,7 @@
 (aiosmtpd's shape) that both of its servers call: aiosmtpd, and :mod:`bench.smtp.server` on the
 plain submission path (:mod:`fakemta.submission`). Recipients in the relay domains (or, with
 local delivery, known local users) are taken; a whole message is queued for the relay, or for
-local delivery, with a drawn delay, unless the queue is full."""
+local delivery, with a drawn delay, unless the queue is full (its messages or their bytes)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.smtp.aioserver import PipeliningEhlo
 from bench.smtp.server import Envelope, Server, Session
-from fakemta.config import FakeMtaConfig
+from fakemta.config import QUEUE_BYTES_LIMIT, QUEUE_LIMIT, FakeMtaConfig
 from fakemta.faults import QUEUE_FULL, RELAY_DENIED, FaultStats
 from fakemta.maildir import LocalDelivery, LocalJob
 from fakemta.relay import QueuedMessage, Relay
@@ -47,7 +47,9 @@ class InboundHandler(PipeliningEhlo):
         self.local_delay = config.delivery_delay
         self.local_rng = random.Random(f"{config.seed}-local-{relaying}")
         self.hide_auth = hide_auth
-        self.queue_limit = config.queue_limit
+        limit, size = config.queue_limit, config.queue_bytes_limit
+        self.queue_limit = QUEUE_LIMIT if limit is None else limit
+        self.queue_bytes_limit = QUEUE_BYTES_LIMIT if size is None else size
         self.stats = stats if stats is not None else FaultStats()
 
     async def handle_EHLO(
@@ -83,7 +85,7 @@ class InboundHandler(PipeliningEhlo):
         try:
             if self.local is None:
                 return self.queue(mail_from, list(envelope.rcpt_tos), content)
-            if self._full():
+            if self._full(len(content)):
                 return QUEUE_FULL
             return self._data_local(mail_from, list(envelope.rcpt_tos), content)
         except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
@@ -93,7 +95,7 @@ class InboundHandler(PipeliningEhlo):
     def queue(self, mail_from: str, rcpts: list[str], content: bytes) -> str:
         """Queue a message for relaying (all of *rcpts* in the relay domains; the list is
         kept); returns the reply to its end of DATA."""
-        if self._full():
+        if self._full(len(content)):
             return QUEUE_FULL
         qid = self.relay.next_qid()
         self.relay.submit(
@@ -101,14 +103,17 @@ class InboundHandler(PipeliningEhlo):
         )
         return f"250 2.0.0 Ok: queued as {qid}"
 
-    def _full(self) -> bool:
-        """The queue limit is reached (and counted as such)."""
-        if self.queue_limit is None:
-            return False
-        held = self.relay.stats.holding
+    def _full(self, size: int) -> bool:
+        """A limit of the queue is reached, or would be with *size* bytes more (and counted as
+        such; an empty queue takes any message)."""
+        stats = self.relay.stats
+        held, held_bytes = stats.holding, stats.holding_bytes
         if self.local is not None:
             held += self.local.stats.holding
-        if held < self.queue_limit:
+            held_bytes += self.local.stats.holding_bytes
+        if held < self.queue_limit and (
+            not held_bytes or held_bytes + size <= self.queue_bytes_limit
+        ):
             return False
         self.stats.queue_full += 1
         return True

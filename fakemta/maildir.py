@@ -6,6 +6,13 @@ does it: into ``tmp/`` under a unique name (``<sec>.M<usec>P<pid>Q<seq>.<host>``
 renamed into ``new/``, where a reader only ever sees whole messages. ``Return-Path:`` and
 ``Delivered-To:`` are prepended; the rest is the message exactly as received.
 
+Nothing below the mailbox root is followed, at set-up or at delivery: the root is opened once
+(it is what the configuration names), and each mailbox, its ``tmp/`` and ``new/``, and the
+message file are opened relative to their parent's descriptor with ``O_NOFOLLOW``, so a planted
+symlink (``user0 -> elsewhere``, ``user0/new -> elsewhere``) is refused, never written through. A
+mailbox is one of the configured users' names (checked: one path component), never a
+recipient's local part, so an address like ``../x@local.test`` is an unknown user.
+
 The file work runs on a few threads so a burst of deliveries does not stall SMTP. Ready
 deliveries are handed over in batches: at most :data:`MDA_THREADS` batches are in flight, and
 whatever becomes ready meanwhile waits in one list and goes out as the next batch.
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import itertools
 import logging
@@ -23,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bench.smtp.body import release_soon
 from bench.timing.pacer import Pacer
 
 log = logging.getLogger("fakemta.maildir")
@@ -50,6 +59,7 @@ class LocalStats:
     delivered: int = 0
     failed: int = 0
     holding: int = 0
+    holding_bytes: int = 0  # the content of the jobs held (one copy per job)
     unknown_user: int = 0
 
     def as_dict(self) -> dict[str, object]:
@@ -68,35 +78,85 @@ def maildir_name(host: str) -> str:
     return f"{sec}.M{ns // 1000}P{os.getpid()}Q{next(_seq)}.{host}"
 
 
-def make_maildir(path: str) -> None:
-    for sub in ("tmp", "new", "cur"):
-        os.makedirs(os.path.join(path, sub), exist_ok=True)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def deliver_one(mailbox: str, name: str, head: bytes, content: bytes, mode: int = 0o600) -> str:
-    """Write *head* + *content* to ``<mailbox>/tmp/<name>``, fsync, rename into ``new/``;
-    returns the final path. Blocking: call it from a thread."""
-    tmp = os.path.join(mailbox, "tmp", name)
-    final = os.path.join(mailbox, "new", name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+def check_name(name: str) -> None:
+    """Raise ValueError unless *name* can be one folder's name (no path in it)."""
+    if not name or "/" in name or name in (".", "..") or "\0" in name:
+        raise ValueError(f"{name!r} cannot be a mailbox name")
+
+
+def open_root(root: str) -> int:
+    """The mailbox root (made if missing) opened as a folder: the one path that is followed."""
+    os.makedirs(root, exist_ok=True)
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def open_folder(parent: int, name: str, *, make: bool = False) -> int:
+    """The folder *name* in the folder open as *parent* (made first if *make*), opened without
+    following a link: a symlink or a file there is an OSError saying so."""
+    check_name(name)
+    if make:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o777, dir_fd=parent)  # the umask applies, as to makedirs
     try:
-        total = len(head) + len(content)
-        done = os.writev(fd, (head, content))
-        if done < total:  # a short write: finish it plainly
-            rest = memoryview(head + content)[done:]
-            while rest:
-                rest = rest[os.write(fd, rest) :]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, final)
-    except BaseException:
-        if fd >= 0:
+        return os.open(name, _DIR, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        raise OSError(
+            exc.errno, f"{name!r} is a symlink or a file, not a folder: links are not followed"
+        ) from None
+
+
+def make_maildir(root: int | str, user: str) -> None:
+    """Create the Maildir ``<root>/<user>`` with tmp/, new/ and cur/ (*root*: a path, or a
+    folder already open); nothing below the root is followed."""
+    top = open_root(root) if isinstance(root, str) else os.dup(root)
+    try:
+        box = open_folder(top, user, make=True)
+    finally:
+        os.close(top)
+    try:
+        for sub in ("tmp", "new", "cur"):
+            os.close(open_folder(box, sub, make=True))
+    finally:
+        os.close(box)
+
+
+def deliver_one(
+    root: int, user: str, name: str, head: bytes, content: bytes, mode: int = 0o600
+) -> str:
+    """Write *head* + *content* to ``<user>/tmp/<name>`` below the folder open as *root*,
+    fsync, rename into ``new/``; returns the final path below the root. Nothing is followed
+    (:func:`open_folder`). Blocking: call it from a thread."""
+    box = open_folder(root, user)
+    tmp = new = fd = -1
+    try:
+        tmp, new = open_folder(box, "tmp"), open_folder(box, "new")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(name, flags, mode, dir_fd=tmp)
+        try:
+            total = len(head) + len(content)
+            done = os.writev(fd, (head, content))
+            if done < total:  # a short write: finish it plainly
+                rest = memoryview(head + content)[done:]
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+            os.fsync(fd)
             os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return final
+            fd = -1
+            os.rename(name, name, src_dir_fd=tmp, dst_dir_fd=new)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=tmp)
+            raise
+    finally:
+        for d in (fd, new, tmp, box):
+            if d >= 0:
+                os.close(d)
+    return os.path.join(user, "new", name)
 
 
 class Maildirs:
@@ -106,17 +166,25 @@ class Maildirs:
         self, root: str, users: tuple[str, ...], hostname: str, file_mode: int = 0o600
     ) -> None:
         for u in users:
-            if not u or "/" in u or u in (".", "..") or "\0" in u:
-                raise ValueError(f"{u!r} cannot be a mailbox name")
+            check_name(u)
         self.root = root
+        self.root_fd = -1  # open from create() to close()
         self.users = users
         self.file_mode = file_mode  # 0o644 when an IMAP server running as another user reads
         # Maildir: '/' and ':' in the host part are written as \057 and \072
         self.host = hostname.replace("/", r"\057").replace(":", r"\072")
 
     def create(self) -> None:
+        """Open the root and create every user's Maildir (OSError: one cannot be)."""
+        if self.root_fd < 0:
+            self.root_fd = open_root(self.root)
         for u in self.users:
-            make_maildir(os.path.join(self.root, u))
+            make_maildir(self.root_fd, u)
+
+    def close(self) -> None:
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
 
     def deliver_batch(self, jobs: list[LocalJob]) -> tuple[int, int]:
         """Deliver every recipient of every job; returns (delivered, failed)."""
@@ -128,8 +196,11 @@ class Maildirs:
                 to = f"Delivered-To: {addr.lower()}\r\n"  # as Postfix: the lowercased recipient
                 head = rp + to.encode(errors="surrogateescape")
                 try:
+                    if self.root_fd < 0:
+                        raise OSError(errno.EBADF, "the mailboxes are closed")
                     deliver_one(
-                        os.path.join(self.root, user),
+                        self.root_fd,
+                        user,
                         maildir_name(self.host),
                         head,
                         job.content,
@@ -166,6 +237,7 @@ class LocalDelivery:
         n = len(job.rcpts)
         self.stats.queued += n
         self.stats.holding += n
+        self.stats.holding_bytes += len(job.content)
         if self._stopping:  # a connection still open at the stop: it stays in the queue
             return
         if delay <= 0:
@@ -196,10 +268,13 @@ class LocalDelivery:
             fut = loop.run_in_executor(self._pool, self.maildirs.deliver_batch, batch)
             self._inflight.add(fut)
             n = sum(len(j.rcpts) for j in batch)
-            fut.add_done_callback(functools.partial(self._done, n=n))
+            size = sum(len(j.content) for j in batch)
+            fut.add_done_callback(functools.partial(self._done, n=n, size=size))
 
-    def _done(self, fut: asyncio.Future[tuple[int, int]], n: int) -> None:
+    def _done(self, fut: asyncio.Future[tuple[int, int]], n: int, size: int) -> None:
         self._inflight.discard(fut)
+        self.stats.holding_bytes -= size
+        release_soon(size)
         if fut.cancelled():
             delivered, failed = 0, 0
         elif (exc := fut.exception()) is not None:
@@ -225,3 +300,5 @@ class LocalDelivery:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if not self._inflight:  # a batch still writing keeps the root open
+            self.maildirs.close()

@@ -34,6 +34,7 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
+from bench.smtp.body import BIG, release_soon
 from bench.timing.pacer import Pacer
 from fakemta.relayclient import RelayConnection, Sent
 
@@ -61,6 +62,7 @@ class RelayStats:
     deferred: int = 0
     bounced: int = 0
     holding: int = 0
+    holding_bytes: int = 0  # the content of the messages held (the queue's bytes limit)
     rate_limited: int = 0  # messages the max_rate held beyond their drawn delay
     released_early: int = 0  # held messages let go before their delay ended: always 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -122,6 +124,7 @@ class Relay:
         messages up to 1 ms early: a const(20ms) hold showed a send_delay of 18.99 ms.)"""
         self.stats.queued += 1
         self.stats.holding += 1
+        self.stats.holding_bytes += len(msg.content)
         if self._stopping:  # a connection still open at the stop: it stays in the queue
             return
         release = self._gate if self._interval else self._ready.put_nowait
@@ -165,6 +168,11 @@ class Relay:
             await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
 
+    def _gone(self, msg: QueuedMessage) -> None:
+        """*msg* has left the queue (relayed or bounced)."""
+        self.stats.holding -= 1
+        self.stats.holding_bytes -= len(msg.content)
+
     def _error(self, key: str) -> None:
         self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
 
@@ -173,7 +181,7 @@ class Relay:
         self._error(why)
         if msg.attempts >= self.max_attempts:
             self.stats.bounced += 1
-            self.stats.holding -= 1
+            self._gone(msg)
             log.warning("bounced %s after %d attempts: %s", msg.qid, msg.attempts, why)
             return
         self.stats.deferred += 1
@@ -203,6 +211,12 @@ class Relay:
                     self._settle(msg, sent)
                 else:
                     client = await self._send_each(client, msg)
+                # Waiting for the next one must not keep this one: a big message's content
+                # stayed alive until each worker's next message.
+                big = len(msg.content) >= BIG
+                del msg
+                if big:
+                    release_soon(BIG)
         finally:
             conn.close()
             if client is not None:
@@ -211,7 +225,7 @@ class Relay:
     def _settle(self, msg: QueuedMessage, sent: Sent) -> None:
         if sent.code == 250:
             self.stats.relayed += 1
-            self.stats.holding -= 1
+            self._gone(msg)
         elif sent.code:
             self._settle_refused(msg, sent.code, sent.stage)
         else:  # the connection failed: the next send opens another
@@ -235,7 +249,7 @@ class Relay:
             self._defer(msg, type(exc).__name__)
         else:
             self.stats.relayed += 1
-            self.stats.holding -= 1
+            self._gone(msg)
         return client
 
     def _settle_refused(self, msg: QueuedMessage, code: int, stage: str) -> None:
@@ -244,7 +258,7 @@ class Relay:
         else:
             self._error(f"{stage} {code}")
             self.stats.bounced += 1
-            self.stats.holding -= 1
+            self._gone(msg)
 
 
 def wire(content: bytes) -> bytes:

@@ -169,7 +169,9 @@ class RelayConnection:
                 refused = Sent(code, stage)
                 break
         if len(replies) == 3 and replies[2][0] == 354:
-            code, _ = await self._ask(p, b".\r\n" if refused else body + b".\r\n")
+            if refused is None:  # not body + b".\r\n": a second copy of a big message
+                _write(p, body)
+            code, _ = await self._ask(p, b".\r\n")
             if refused is None and code == 250:
                 return Sent(250)
             refused = refused or Sent(code, "dot")

@@ -16,8 +16,11 @@ optional (:mod:`fakemta.tls`). Everything binds 127.0.0.1 with an explicit hostn
 ``getfqdn()`` lookups).
 
 It can misbehave on purpose (:mod:`fakemta.faults`, :mod:`fakemta.faultsmtp`): stage faults and
-outages on both ports, a service-rate cap on the relay (``max_rate``) and a queue limit: with
-``queue_limit`` messages held, the reply after the end of DATA is :data:`QUEUE_FULL` (at the
+outages on both ports, and a service-rate cap on the relay (``max_rate``). It holds its clients
+to limits, the same on both ports and both server paths (:mod:`bench.smtp.limits`: Postfix's
+defaults and replies, set by the config's ``*_limit`` fields and ``idle_timeout``), and its queue
+to a limit: with ``queue_limit`` messages (default :data:`fakemta.config.QUEUE_LIMIT`) or
+``queue_bytes_limit`` bytes held, the reply after the end of DATA is :data:`QUEUE_FULL` (at the
 dot, where the check and the queueing are one step, so the limit holds exactly).
 """
 
@@ -71,6 +74,9 @@ class FakeMta:
         check_outages(config.outages)
         if config.queue_limit is not None and config.queue_limit < 1:
             raise ValueError(f"queue_limit {config.queue_limit}: must be at least 1")
+        if config.queue_bytes_limit is not None and config.queue_bytes_limit < 1:
+            raise ValueError(f"queue_bytes_limit {config.queue_bytes_limit}: must be at least 1")
+        self.limits = config.limits()  # ValueError when one is out of range
         self.fault_stats = FaultStats()
         self.faults: FaultRuntime | None = None
         if config.faults or config.outages:
@@ -151,6 +157,7 @@ class FakeMta:
             make = SMTPServerProtocol if self.faults is None else FaultySMTP
             return make(
                 handler,
+                limits=self.limits,
                 hostname=cfg.hostname,
                 ident="fakemta",
                 enable_SMTPUTF8=False,
@@ -163,7 +170,7 @@ class FakeMta:
         fast = None
         plain = tls_context is None and self.auth is None and self.local is None
         if plain and self.faults is None and cfg.fast_paths:
-            fast = queue_factory(self.handler, cfg.hostname)
+            fast = queue_factory(self.handler, cfg.hostname, self.limits)
 
         def submission() -> Any:
             if cfg.auth_required and not cfg.tls:

@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bench.smtp.limits import Limits
 from bench.smtp.server import FastServerProtocol, server_factory
 
 if TYPE_CHECKING:
     from fakemta.inbound import InboundHandler
 
 
-def queue_factory(handler: InboundHandler, hostname: str) -> Callable[[], FastServerProtocol]:
-    """A ``create_server`` factory for the submission port."""
-    return server_factory(handler, hostname=hostname, banner="fakemta")
+def queue_factory(
+    handler: InboundHandler, hostname: str, limits: Limits
+) -> Callable[[], FastServerProtocol]:
+    """A ``create_server`` factory for the submission port, its sessions held to *limits*."""
+    return server_factory(handler, hostname=hostname, banner="fakemta", limits=limits)

@@ -121,3 +121,18 @@ class UserTable:
         self.failures += 1
         # handled=False: aiosmtpd answers "535 5.7.8 Authentication credentials invalid"
         return AuthResult(success=False, handled=False)
+
+
+def parse_users(text: str, source: str) -> tuple[tuple[str, str], ...]:
+    """AUTH users from *text*: one ``USER:PASSWORD`` a line (the password is the rest of the
+    line, colons and all); blank lines and lines starting with ``#`` are skipped. ValueError
+    naming *source* and the line (never the password) when one is not USER:PASSWORD."""
+    users: list[tuple[str, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, colon, password = line.partition(":")
+        if not user or not colon or user != user.strip():
+            raise ValueError(f"{source}, line {n}: not USER:PASSWORD")
+        users.append((user, password))
+    return tuple(users)

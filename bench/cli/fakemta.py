@@ -1,5 +1,11 @@
 """``mailsla fakemta``: the embedded fake mail system, run in the foreground until Ctrl-C. It
-prints where it listens, then one JSON line with the same."""
+prints where it listens, then one JSON line with the same.
+
+As ``run`` does, it refuses addresses off loopback (where it listens, where it relays) unless
+``--allow-remote``. AUTH users come from ``--auth-file`` or ``MAILSLA_FAKEMTA_AUTH`` (one
+``USER:PASSWORD`` a line), which ``ps`` does not show; ``--auth`` still works, with a warning.
+Its limits (``--*-limit``, ``--idle-timeout``) are Postfix's by default.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,13 @@ import sys
 import click
 import uvloop
 
+from bench.cli.fakemta_options import (
+    AUTH_ENV,
+    auth_users,
+    check_local,
+    limit_options,
+    limits_config,
+)
 from bench.cli.options import address_param
 from bench.config.delays import parse_delay
 from bench.config.fieldtypes import parse_address
@@ -106,11 +119,19 @@ from bench.errors import RunError, UsageError
 )
 @click.option("--tls-required", is_flag=True, help="Refuse MAIL before STARTTLS (530).")
 @click.option(
+    "--auth-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help=f"Users who may AUTH PLAIN/LOGIN, one USER:PASSWORD a line (also {AUTH_ENV}; only "
+    "after STARTTLS with --tls).",
+)
+@click.option(
     "--auth",
     "auth",
     multiple=True,
     metavar="USER:PASSWORD",
-    help="A user who may AUTH PLAIN/LOGIN (repeatable; only after STARTTLS with --tls).",
+    help="A user who may AUTH (repeatable); shows the password in ps: prefer --auth-file.",
 )
 @click.option("--auth-required", is_flag=True, help="Refuse MAIL before AUTH (530).")
 @click.option(
@@ -141,10 +162,12 @@ from bench.errors import RunError, UsageError
 @click.option(
     "--queue-limit",
     type=click.IntRange(min=1),
-    default=None,
+    default=100_000,
+    show_default=True,
     metavar="N",
     help="Hold at most N messages; then 452 4.3.1 after the end of DATA.",
 )
+@limit_options
 def fakemta(
     listen: tuple[str, int],
     relay_to: tuple[str, int],
@@ -162,12 +185,20 @@ def fakemta(
     tls_cert: str | None,
     tls_key: str | None,
     tls_required: bool,
+    auth_file: str | None,
     auth: tuple[str, ...],
     auth_required: bool,
     fault_specs: tuple[str, ...],
     outage_specs: tuple[str, ...],
     max_rate: float | None,
-    queue_limit: int | None,
+    queue_limit: int,
+    queue_bytes_limit: str,
+    recipient_limit: int,
+    line_length_limit: int,
+    message_size_limit: str,
+    error_limit: int,
+    idle_timeout: str,
+    allow_remote: bool,
 ) -> None:
     """Run the embedded fake mail system on its own, until Ctrl-C."""
     from bench.config.faults import check_faults, check_outages, parse_fault, parse_outage
@@ -188,19 +219,25 @@ def fakemta(
         inbound_at = parse_address(inbound or "127.0.0.1:0")
     except ValueError as exc:
         raise UsageError(f"--inbound: {exc}") from None
+    if not allow_remote:
+        named = [("--listen", listen), ("--relay-to", relay_to)]
+        check_local(named + ([("--inbound", inbound_at)] if inbound is not None else []))
     tls = tls or tls_cert is not None
     if tls_required and not tls:
         raise UsageError("--tls-required needs --tls")
     if tls_key is not None and tls_cert is None:
         raise UsageError("--tls-key needs --tls-cert")
-    users: list[tuple[str, str]] = []
-    for pair in auth:
-        user, colon, password = pair.partition(":")
-        if not user or not colon:
-            raise UsageError(f"--auth: {pair!r} is not USER:PASSWORD") from None
-        users.append((user, password))
+    users = auth_users(auth, auth_file)
     if auth_required and not users:
-        raise UsageError("--auth-required needs at least one --auth USER:PASSWORD")
+        raise UsageError(f"--auth-required needs a user (--auth-file, {AUTH_ENV} or --auth)")
+    limits = limits_config(
+        queue_bytes_limit=queue_bytes_limit,
+        recipient_limit=recipient_limit,
+        line_length_limit=line_length_limit,
+        message_size_limit=message_size_limit,
+        error_limit=error_limit,
+        idle_timeout=idle_timeout,
+    )
     try:
         faults = tuple(parse_fault(spec) for spec in fault_specs)
         check_faults(faults)
@@ -237,6 +274,7 @@ def fakemta(
         outages=outages,
         max_rate=max_rate,
         queue_limit=queue_limit,
+        **limits,
     )
 
     def ready(info: ReadyInfo) -> None:
@@ -264,10 +302,8 @@ def fakemta(
             click.echo(f"fakemta: faults {', '.join(map(str, faults))} (seed {seed})")
         if outages:
             click.echo(f"fakemta: outages {', '.join(map(str, outages))}")
-        if max_rate is not None or queue_limit is not None:
-            rate = f"at most {max_rate:g} msgs/s" if max_rate is not None else "no rate cap"
-            limit = f"queue limit {queue_limit}" if queue_limit is not None else "no queue limit"
-            click.echo(f"fakemta: relaying {rate}, {limit}")
+        if max_rate is not None:
+            click.echo(f"fakemta: relaying at most {max_rate:g} msgs/s")
         click.echo(
             json.dumps(
                 {
@@ -279,6 +315,7 @@ def fakemta(
                     "outages": [o.as_dict() for o in outages],
                     "max_rate": max_rate,
                     "queue_limit": queue_limit,
+                    "limits": limits,
                 }
             )
         )

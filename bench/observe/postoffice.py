@@ -17,21 +17,26 @@ import logging
 from typing import Any, Literal
 
 from bench.observe.postoffice_protocol import (
-    DATA_SIZE_DEFAULT,
     ArrivalSink,
     PostOfficeHandler,
+    limits_of,
     protocol_factory,
 )
 from bench.observe.postoffice_replies import Refusals
 from bench.smtp.aioserver import FastSMTP
+from bench.smtp.limits import Limits
 
-__all__ = ["ArrivalSink", "PostOffice", "PostOfficeHandler"]
+__all__ = ["ArrivalSink", "Limits", "PostOffice", "PostOfficeHandler"]
 
 
 class PostOffice:
     """Runs the post office on the running loop at ``host:port`` (0: any).
 
-    *timeout*: seconds a connection may stay idle; *data_size_limit*: largest message.
+    *limits*: what a session may ask (default
+    :data:`bench.observe.postoffice_protocol.POSTOFFICE_LIMITS`: recipients, line length,
+    message size, errors, idle timeout); *timeout* (seconds a connection may stay idle) and
+    *data_size_limit* (the largest message), when given, replace those two. Both servers keep
+    the same limits. ValueError when one is out of range.
     """
 
     def __init__(
@@ -44,27 +49,24 @@ class PostOffice:
         hostname: str = "postoffice.remote.test",
         reuse_port: bool = False,
         server: Literal["fast", "aiosmtpd"] = "fast",
-        timeout: float = 300.0,
-        data_size_limit: int = DATA_SIZE_DEFAULT,
+        timeout: float | None = None,
+        data_size_limit: int | None = None,
         refusals: Refusals | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.handler = PostOfficeHandler(domain, sink, refusals)
         self.host, self.port, self.hostname = host, port, hostname
         self.reuse_port = reuse_port
         self.server = server
-        self.timeout, self.data_size_limit = timeout, data_size_limit
+        self.limits = limits_of(limits, timeout, data_size_limit)
+        self.timeout, self.data_size_limit = self.limits.idle_timeout, self.limits.message_size
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> int:
         logging.getLogger("mail.log").setLevel(logging.ERROR)
         loop = asyncio.get_running_loop()
 
-        fast = protocol_factory(
-            self.handler,
-            hostname=self.hostname,
-            timeout=self.timeout,
-            data_size_limit=self.data_size_limit,
-        )
+        fast = protocol_factory(self.handler, hostname=self.hostname, limits=self.limits)
 
         def factory() -> Any:
             if self.server == "fast":
@@ -75,8 +77,7 @@ class PostOffice:
                 ident="mailsla post office",
                 enable_SMTPUTF8=False,
                 decode_data=False,
-                timeout=self.timeout,
-                data_size_limit=self.data_size_limit,
+                limits=self.limits,
                 loop=loop,
             )
 

@@ -7,6 +7,11 @@ A recipient is taken when its domain is the office's; a whole message is refused
 identity, the time of its MAIL FROM and the time its end of data was read (``server.arrival_ns``:
 on the hot path, when the chunk holding the command was read). tests/observe/test_fastpost.py
 checks the two servers' conversations against each other.
+
+Both hold a session to :data:`POSTOFFICE_LIMITS`: Postfix's (:mod:`bench.smtp.limits`), but for
+the message size, :data:`DATA_SIZE_DEFAULT`, above the largest message a scenario may send
+(``message.size`` at most 50 MiB, plus the headers on the way): the instrument's own
+destination must not be what refuses a message the system under test relayed.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from collections.abc import Callable
 from bench.core.message import Identity, parse_identity
 from bench.observe.postoffice_replies import DELIVERED, Refusals
 from bench.smtp.aioserver import PipeliningEhlo
+from bench.smtp.limits import DEFAULT_LIMITS, Limits
 from bench.smtp.server import (
-    DATA_SIZE_DEFAULT,
     LINE_BUFFER_LIMIT,
     Envelope,
     FastServerProtocol,
@@ -30,10 +35,20 @@ from bench.smtp.server import (
 __all__ = [
     "DATA_SIZE_DEFAULT",
     "LINE_BUFFER_LIMIT",
+    "POSTOFFICE_LIMITS",
     "ArrivalSink",
     "PostOfficeHandler",
     "protocol_factory",
 ]
+
+DATA_SIZE_DEFAULT = 64 * 1024 * 1024  # the post office's message size limit
+POSTOFFICE_LIMITS = Limits(
+    recipients=DEFAULT_LIMITS.recipients,
+    line_length=DEFAULT_LIMITS.line_length,
+    message_size=DATA_SIZE_DEFAULT,
+    errors=DEFAULT_LIMITS.errors,
+    idle_timeout=DEFAULT_LIMITS.idle_timeout,
+)
 
 ArrivalSink = Callable[[Identity | None, int, int], None]
 
@@ -96,20 +111,36 @@ class PostOfficeHandler(PipeliningEhlo):
         return DELIVERED
 
 
+def limits_of(
+    limits: Limits | None = None, timeout: float | None = None, data_size_limit: int | None = None
+) -> Limits:
+    """*limits* (default :data:`POSTOFFICE_LIMITS`) with an idle *timeout* and a
+    *data_size_limit* when given (ValueError if out of range)."""
+    base = POSTOFFICE_LIMITS if limits is None else limits
+    return Limits(
+        recipients=base.recipients,
+        line_length=base.line_length,
+        message_size=base.message_size if data_size_limit is None else data_size_limit,
+        errors=base.errors,
+        idle_timeout=base.idle_timeout if timeout is None else timeout,
+    )
+
+
 def protocol_factory(
     handler: PostOfficeHandler,
     *,
     hostname: str,
-    timeout: float = 300.0,
-    data_size_limit: int = DATA_SIZE_DEFAULT,
+    timeout: float | None = None,
+    data_size_limit: int | None = None,
+    limits: Limits | None = None,
     protocol: type[FastServerProtocol] = FastServerProtocol,
 ) -> Callable[[], FastServerProtocol]:
-    """A ``create_server`` factory of the hot path's connections, all calling *handler*."""
+    """A ``create_server`` factory of the hot path's connections, all calling *handler*, held to
+    :func:`limits_of` (*limits*, *timeout*, *data_size_limit*)."""
     return server_factory(
         handler,
         hostname=hostname,
-        timeout=timeout,
-        data_size_limit=data_size_limit,
         banner="ESMTP mailsla post office",
+        limits=limits_of(limits, timeout, data_size_limit),
         protocol=protocol,
     )

@@ -1,10 +1,13 @@
 """SMTP replies, both ways. Pure.
 
 The server side: the replies of :mod:`bench.smtp.server` (aiosmtpd's codes and wording, with
-RFC 3463 enhanced codes), built once; the answers that depend on a command's argument alone
-(MAIL and RCPT arguments, VRFY, HELP and the commands not offered); and what its handler's
-hooks are handed and answer with: the light :class:`Session` and :class:`Envelope`, and
-:class:`Shared`, which binds the hooks once per server and keeps the bytes of their replies.
+RFC 3463 enhanced codes, and Postfix's where a limit is reached: :mod:`bench.smtp.limits`),
+built once; the answers that depend on a command's argument alone (MAIL and RCPT arguments,
+VRFY, HELP and the commands not offered); and what its handler's hooks are handed and answer
+with: the light :class:`Session` and :class:`Envelope`, and :class:`Shared`, which binds the
+hooks once per server and keeps the bytes of their replies. A reply of the server's own that
+counts towards the error limit is a :class:`Refusal` (bytes all the same), so that the server
+tells it from a hook's reply with one type check.
 
 The client side: :class:`ReplyReader`, how mailsla's clients read a server's replies (the
 generator's pipelined client, :mod:`bench.smtp.pipeclient`, and the fake MTA's relay,
@@ -20,6 +23,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bench.smtp.aioserver import FastSMTP
+from bench.smtp.limits import (
+    LINE_TOO_LONG,
+    SIZE_EXCEEDED,
+    TOO_MANY_RECIPIENTS,
+    Limits,
+    nul_reply,
+    timed_out,
+    too_many_errors,
+)
 
 # fmt: off
 SYNTAX = {  # HELP texts, as aiosmtpd's @syntax (STARTTLS is hidden without TLS)
@@ -32,7 +44,20 @@ EXTENDED = " [SP <mail-parameters>]"
 SUPPORTED = "Supported commands: " + " ".join(sorted(SYNTAX))
 
 
+class Refusal(bytes):
+    """The bytes of an error reply of the server's own: it counts towards the error limit."""
+
+    __slots__ = ()
+
+
 def reply_line(text: str) -> bytes:
+    """The wire form of the server's own reply *text*: a :class:`Refusal` for 4xx and 5xx."""
+    wire = text.encode("ascii") + b"\r\n"
+    return Refusal(wire) if text[:1] in ("4", "5") else wire
+
+
+def plain_line(text: str) -> bytes:
+    """The wire form of *text*, never counted as an error (a hook's, or an end of DATA's)."""
     return text.encode("ascii") + b"\r\n"
 
 
@@ -50,20 +75,24 @@ GO_AHEAD = reply_line("354 End data with <CR><LF>.<CR><LF>")
 BYE = reply_line("221 2.0.0 Bye")
 BAD_SYNTAX = reply_line("500 5.5.2 Error: bad syntax")
 NOT_ASCII = reply_line("500 5.5.2 Error: strict ASCII mode")
-TOO_LONG = reply_line("500 5.5.2 Error: command line too long")
+TOO_LONG = reply_line(LINE_TOO_LONG)
 UNKNOWN = reply_line("500 5.5.2 Error: command not recognized")
-GOODBYE = reply_line("502 5.5.1 Too many unrecognized commands, goodbye.")
+GOODBYE = plain_line("502 5.5.1 Too many unrecognized commands, goodbye.")  # then closed
 NEED_HELO = reply_line("503 5.5.1 Error: send HELO first")
 NEED_MAIL = reply_line("503 5.5.1 Error: need MAIL command")
 NEED_RCPT = reply_line("503 5.5.1 Error: need RCPT command")
 NESTED = reply_line("503 5.5.1 Error: nested MAIL command")
 MALFORMED = reply_line("553 5.1.3 Error: malformed address")
-TOO_MUCH = reply_line("552 5.3.4 Error: Too much mail data")
+TOO_MUCH = plain_line(SIZE_EXCEEDED)  # at the end of DATA: not a command's error
 CANNOT_VRFY = reply_line("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery")
 AUTH_NEEDS_TLS = reply_line("538 5.7.11 Encryption required for requested authentication mechanism")
 MAIL_PARAMS = reply_line("555 5.5.4 MAIL FROM parameters not recognized or not implemented")
 RCPT_PARAMS = reply_line("555 5.5.4 RCPT TO parameters not recognized or not implemented")
-SIZE_EXCEEDED = reply_line("552 5.3.4 Error: message size exceeds fixed maximum message size")
+SIZE_TOO_BIG = reply_line(SIZE_EXCEEDED)  # MAIL FROM with a SIZE= over the limit
+TOO_MANY_RCPTS = plain_line(TOO_MANY_RECIPIENTS)  # not counted (Postfix's overshoot)...
+TOO_MANY_RCPTS_COUNTED = reply_line(TOO_MANY_RECIPIENTS)  # ...until as many again were refused
+COMMANDS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "HELP", "EXPN")
+NUL_REPLY = {verb: reply_line(nul_reply(verb)) for verb in (*COMMANDS, "STARTTLS", "AUTH")}
 
 
 def params(options: list[str]) -> dict[str, str | bool] | None:
@@ -95,7 +124,7 @@ def mail_params_refused(options: list[str], limit: int) -> bytes | None:
         if isinstance(size, bool) or not size.isdigit():
             return SYNTAX_ERROR["MAIL", True]
         if int(size) > limit:
-            return SIZE_EXCEEDED
+            return SIZE_TOO_BIG
     return MAIL_PARAMS if found else None
 
 
@@ -215,7 +244,7 @@ class _Wire(dict[str, bytes]):
     so they are kept (up to a bound: queue ids and addresses make each one new)."""
 
     def __missing__(self, status: str) -> bytes:
-        wire = reply_line(status)
+        wire = plain_line(status)
         if len(self) < 256:
             self[status] = wire
         return wire
@@ -241,22 +270,26 @@ def _bind(handler: object, command: str) -> Hook | None:
 
 
 class Shared:
-    """Per server: the handler's hooks, bound once, and the replies built once, so that a
-    connection costs only its own state."""
+    """Per server: the handler's hooks, bound once, the limits, and the replies built once, so
+    that a connection costs only its own state."""
 
     # fmt: off
-    __slots__ = ("ehlo", "ehlo_lines", "greeting", "handler", "helo", "limit", "on_data", "on_ehlo",
-                 "on_helo", "on_mail", "on_noop", "on_quit", "on_rcpt", "on_rset", "on_vrfy",
-                 "timed_out", "timeout", "wire")
+    __slots__ = ("ehlo", "ehlo_lines", "errors", "greeting", "handler", "helo", "limit",
+                 "on_data", "on_ehlo", "on_helo", "on_mail", "on_noop", "on_quit",
+                 "on_rcpt", "on_rset", "on_vrfy", "raw_line", "recipients", "timed_out", "timeout",
+                 "too_many_errors", "wire")
     # fmt: on
 
-    def __init__(
-        self, handler: object, hostname: str, timeout: float, limit: int, banner: str
-    ) -> None:
-        self.handler, self.timeout, self.limit = handler, timeout, limit
+    def __init__(self, handler: object, hostname: str, banner: str, limits: Limits) -> None:
+        self.handler = handler
+        self.timeout, self.limit = limits.idle_timeout, limits.message_size
+        self.raw_line = limits.line_length + 1  # a command and its CR (or LF alone) at most
+        self.recipients, self.errors = limits.recipients, limits.errors
         self.greeting = reply_line(f"220 {hostname} {banner}")
         self.helo = reply_line(f"250 {hostname}")
-        self.timed_out = reply_line(f"421 4.4.2 {hostname} Error: timeout exceeded")
+        self.timed_out = plain_line(timed_out(hostname))
+        self.too_many_errors = plain_line(too_many_errors(hostname))
+        limit = self.limit
         ehlo = (hostname, f"SIZE {limit}", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES")
         self.ehlo_lines = (*("250-" + x for x in ehlo), "250 HELP")
         self.ehlo = b"".join(reply_line(x) for x in self.ehlo_lines)

@@ -6,26 +6,25 @@ line, a ``drain()`` per reply, coroutine switches per command. Here each ``data_
 chunk is handled synchronously: every complete command line in it is answered in order, the
 replies of the chunk go out in ONE ``transport.write`` (pipelined clients send a whole group
 at once, so one write answers it), and a body is found with one ``bytes.find`` of
-``CRLF.CRLF`` over the whole buffer and dot-unstuffed with one ``replace``. The clock is read
-once per chunk: all lines of a chunk arrived together.
+``CRLF.CRLF`` over the whole buffer and dot-unstuffed with one ``replace`` (one spanning chunks is
+gathered by :class:`bench.smtp.body.Body`). The clock is read once per chunk.
 
 Replies follow aiosmtpd's (the reference, see tests/observe/test_fastpost.py) in codes and wording,
-with RFC 3463 enhanced codes added since ENHANCEDSTATUSCODES is advertised. On purpose unlike
-aiosmtpd: body lines may be longer than 1000 bytes (only the message size is limited); the
-idle timeout counts any received bytes, not only valid commands, and says 421 before closing;
-unknown commands are not echoed back.
+with RFC 3463 enhanced codes (ENHANCEDSTATUSCODES is advertised), and Postfix's limits and wording
+where a client asks too much (:mod:`bench.smtp.limits`, kept by aiosmtpd's path too), each a
+comparison. Unlike aiosmtpd: body lines are not limited in length (only the message is); the idle
+timeout counts any received bytes and says 421; unknown commands are not echoed back.
 
 Policy is a handler with aiosmtpd's hooks, so that one handler serves this server and aiosmtpd
-(:class:`bench.smtp.aioserver.FastSMTP`) alike: ``handle_`` + HELO, EHLO, MAIL, RCPT, DATA,
-RSET, NOOP, QUIT or VRFY (:data:`bench.smtp.replies.HOOKS`), looked up once per server (when
-:func:`server_factory` is called) and called as aiosmtpd calls them,
-``(server, session, envelope, *args)`` once the command has passed the server's own checks, for
-the reply's text (EHLO: its lines); without one, this server's default. As in aiosmtpd, taking
-a sender sets ``envelope.mail_from`` and taking a recipient appends it to ``envelope.rcpt_tos``.
-A hook is a plain function, or a coroutine function that never waits; one that raises is
-answered 500. ``server.arrival_ns`` is when the command's chunk was read (monotonic ns).
-Unlike aiosmtpd's, the :class:`Envelope` is the connection's own, reset rather than replaced
-after each transaction (a message costs no objects of its own): a hook copies what it keeps.
+(:class:`bench.smtp.aioserver.FastSMTP`) alike: ``handle_`` + a command of
+:data:`bench.smtp.replies.HOOKS`, looked up once per server (by :func:`server_factory`) and called
+as aiosmtpd calls them, ``(server, session, envelope, *args)``, once the command has passed the
+server's own checks, for the reply's text (EHLO: its lines); without one, this server's default.
+As in aiosmtpd, taking a sender sets ``envelope.mail_from`` and taking a recipient appends it to
+``envelope.rcpt_tos``. A hook is a plain function, or a coroutine function that never waits; one
+that raises is answered 500. ``server.arrival_ns`` is when the command's chunk was read
+(monotonic ns). The :class:`Envelope` is the connection's own, reset rather than replaced after
+each transaction (a message costs no objects of its own): a hook copies what it keeps.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from bench.smtp.body import Body, release_soon
+from bench.smtp.limits import DEFAULT_LIMITS, Limits
 from bench.smtp.replies import (
     BAD_SYNTAX,
     BYE,
@@ -48,15 +49,19 @@ from bench.smtp.replies import (
     NEED_RCPT,
     NESTED,
     NOT_ASCII,
+    NUL_REPLY,
     OK,
     RCPT_OK,
     RCPT_PARAMS,
     SYNTAX_ERROR,
     TOO_LONG,
+    TOO_MANY_RCPTS,
+    TOO_MANY_RCPTS_COUNTED,
     TOO_MUCH,
     UNKNOWN,
     Envelope,
     Hook,
+    Refusal,
     Server,
     Session,
     Shared,
@@ -68,19 +73,13 @@ from bench.smtp.replies import (
     vrfy_arg,
 )
 
-__all__ = [
-    "DATA_SIZE_DEFAULT",
-    "LINE_BUFFER_LIMIT",
-    "Envelope",
-    "FastServerProtocol",
-    "Server",
-    "Session",
-    "server_factory",
-]
+# fmt: off
+__all__ = ["DATA_SIZE_DEFAULT", "LINE_BUFFER_LIMIT", "Envelope", "FastServerProtocol", "Limits",
+           "Server", "Session", "server_factory"]
+# fmt: on
 
-DATA_SIZE_DEFAULT = 2**25  # aiosmtpd's default message size limit
-COMMAND_LIMIT = 512  # aiosmtpd's command_size_limit; MAIL after EHLO gets +26 for SIZE=
-LINE_BUFFER_LIMIT = 1001  # a partial command line longer than this is discarded
+DATA_SIZE_DEFAULT = DEFAULT_LIMITS.message_size  # Postfix's message_size_limit
+LINE_BUFFER_LIMIT = DEFAULT_LIMITS.line_length + 1  # a partial command line kept at most
 BOGUS_LIMIT = 5  # the 5th unknown command closes the connection, as in aiosmtpd
 
 log = logging.getLogger(__name__)
@@ -92,8 +91,8 @@ class FastServerProtocol(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "_body", "_bogus", "_closing", "_env", "_extended", "_helo", "_in_data", "_pending", "_s",
-        "_session", "_skipping", "_timer", "_too_much", "_transport", "arrival_ns",
+        "_body", "_bogus", "_closing", "_env", "_errors", "_extended", "_helo", "_in_data", "_over",
+        "_pending", "_s", "_session", "_skipping", "_timer", "_transport", "arrival_ns",
     )
     # fmt: on
 
@@ -101,14 +100,16 @@ class FastServerProtocol(asyncio.Protocol):
         self._s = shared
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._pending = b""  # a partial command line (at most LINE_BUFFER_LIMIT bytes)
-        self._body: bytearray | None = None  # a body spanning chunks, after a CRLF prefix
-        self._in_data = self._skipping = self._too_much = self._closing = False
+        self._pending = b""  # a partial command line (at most the line length and its CR)
+        self._body: Body | None = None  # a body spanning chunks
+        self._in_data = self._skipping = self._closing = False
         self._helo = self._extended = False  # what the session says, kept at hand
         self._session = Session(None)
         self._env = Envelope()
         self.arrival_ns = 0
         self._bogus = BOGUS_LIMIT
+        self._errors = shared.errors  # error replies left before the connection is closed
+        self._over = 0  # recipients refused in this transaction for the limit
 
     # -- transport events --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,7 +153,7 @@ class FastServerProtocol(asyncio.Protocol):
         out: list[bytes] = []
         if self._pending:
             data, self._pending = self._pending + data, b""
-        pos, end = 0, len(data)
+        pos, end, longest = 0, len(data), self._s.raw_line
         while pos < end and not self._closing:  # every pass consumes >= 1 byte or stops
             if self._in_data:
                 pos = self._data(data, pos, out)
@@ -160,19 +161,22 @@ class FastServerProtocol(asyncio.Protocol):
             nl = data.find(b"\n", pos)
             if nl < 0:
                 if not self._skipping:
-                    if end - pos > LINE_BUFFER_LIMIT:
+                    if end - pos > longest:
                         self._skipping = True  # drop it all; answer once the line ends
                     else:
                         self._pending = data[pos:]
                 break
-            if self._skipping:
+            if self._skipping or nl - pos > longest:  # too long, whatever it says
                 self._skipping = False
-                out.append(TOO_LONG)
+                reply = TOO_LONG
             else:
                 try:
-                    out.append(self._command(data[pos:nl].rstrip(b"\r")))
+                    reply = self._command(data[pos:nl].rstrip(b"\r"))
                 except Exception as exc:  # a failing hook, as in aiosmtpd: a 500, not a crash
-                    out.append(_failed(exc))
+                    reply = _failed(exc)
+            out.append(reply)
+            if type(reply) is Refusal:  # the server's own error: one fewer left
+                self._refused(out)
             pos = nl + 1
         t = self._transport
         if t is not None:
@@ -180,6 +184,13 @@ class FastServerProtocol(asyncio.Protocol):
                 t.write(b"".join(out))
             if self._closing:
                 t.close()
+
+    def _refused(self, out: list[bytes]) -> None:
+        """An error reply of the server's own went out: past the limit, 421 and close."""
+        self._errors -= 1
+        if self._errors < 1 and not self._closing:
+            out.append(self._s.too_many_errors)
+            self._closing = True
 
     # -- DATA --------------------------------------------------------------------------
     def _data(self, data: bytes, pos: int, out: list[bytes]) -> int:
@@ -197,29 +208,19 @@ class FastServerProtocol(asyncio.Protocol):
                     content = content[1:]
                 out.append(self._deliver(content, len(raw)))
                 return i + 5
-            # The CRLF prefix makes a dot on the first line look like any other line start.
-            body = self._body = bytearray(b"\r\n")
-            scan = 0
-        else:
-            scan = max(len(body) - 4, 0)  # the marker may straddle the chunks
-        body += data[pos:] if pos else data
-        i = body.find(b"\r\n.\r\n", scan)
-        if i < 0:
-            if len(body) - 4 > self._s.limit:  # too big whatever follows: keep the tail
-                self._too_much = True
-                del body[:-4]
+            body = self._body = Body(self._s.limit)
+        chunk = data[pos:] if pos else data
+        end = body.feed(chunk)
+        if end < 0:
             return len(data)
-        rest = len(body) - (i + 5)  # bytes after the dot: commands, from this chunk
-        if self._too_much:
-            out.append(self._deliver(b"", self._s.limit + 1))
-        else:
-            content = bytes(body[: i + 2].replace(b"\r\n.", b"\r\n")[2:])
-            out.append(self._deliver(content, i))
-        return len(data) - rest
+        size = body.size  # over the limit when there is no content
+        out.append(self._deliver(body.content() or b"", size))
+        release_soon(size)  # once this message's buffers are gone
+        return pos + end
 
     def _deliver(self, content: bytes, raw_size: int) -> bytes:
         """End of DATA: the DATA hook has the message (if not too big); reset the envelope."""
-        self._in_data = self._too_much = False
+        self._in_data = False
         self._body = None
         s, env = self._s, self._env
         if raw_size > s.limit:
@@ -239,6 +240,8 @@ class FastServerProtocol(asyncio.Protocol):
         """A new transaction (aiosmtpd's ``_set_rset_state``), in the same envelope."""
         env = self._env
         env.mail_from = env.content = env.original_content = None
+        if self._over:
+            self._over = 0
         if env.rcpt_tos:
             env.rcpt_tos.clear()
         if env.mail_options:
@@ -261,9 +264,8 @@ class FastServerProtocol(asyncio.Protocol):
             if not argb.isascii():
                 return NOT_ASCII
             arg = argb.decode("ascii")
-        limit = COMMAND_LIMIT + 26 if command == "MAIL" and self._extended else COMMAND_LIMIT
-        if len(line) > limit:
-            return TOO_LONG
+        if b"\0" in line and command in NUL_REPLY:  # NUL in a verb makes an unknown one
+            return NUL_REPLY[command]
         if command == "MAIL":
             return self._mail(arg)
         if command == "RCPT":
@@ -364,6 +366,9 @@ class FastServerProtocol(asyncio.Protocol):
         if options:
             return SYNTAX_ERROR["RCPT", True] if params(options) is None else RCPT_PARAMS
         s = self._s
+        if len(env.rcpt_tos) >= s.recipients:
+            self._over += 1  # counted as errors once as many again were refused (Postfix)
+            return TOO_MANY_RCPTS_COUNTED if self._over > s.recipients else TOO_MANY_RCPTS
         if s.on_rcpt is None:
             env.rcpt_tos.append(address)
             return RCPT_OK
@@ -381,10 +386,10 @@ def server_factory(
     *,
     hostname: str,
     banner: str,
-    timeout: float = 300.0,
-    data_size_limit: int = DATA_SIZE_DEFAULT,
+    limits: Limits = DEFAULT_LIMITS,
     protocol: type[FastServerProtocol] = FastServerProtocol,
 ) -> Callable[[], FastServerProtocol]:
-    """A ``create_server`` factory of connections calling *handler*'s hooks (bound now)."""
-    shared = Shared(handler, hostname, timeout, data_size_limit, banner)
+    """A ``create_server`` factory of connections calling *handler*'s hooks (bound now), each
+    held to *limits*."""
+    shared = Shared(handler, hostname, banner, limits)
     return lambda: protocol(shared)

@@ -74,22 +74,29 @@ async def read_reply(r: asyncio.StreamReader) -> str:
 
 
 async def converse(port: int, steps: list[bytes], lockstep: bool) -> list[str]:
-    """Send *steps* (each earns one reply) and QUIT, one at a time or all in one write."""
+    """Send *steps* (each earns one reply) and QUIT, one at a time or all in one write; the
+    replies until the server closes (after QUIT, or a 421)."""
     steps = [*steps, b"QUIT\r\n"]
+    replies: list[str] = []
     async with asyncio.timeout(10):
         r, w = await asyncio.open_connection("127.0.0.1", port)
-        replies = [await read_reply(r)]
-        if lockstep:
-            for step in steps:
-                w.write(step)
-                reply = await read_reply(r)
-                if not reply:
-                    break
+        try:
+            replies.append(await read_reply(r))
+            if lockstep:
+                for step in steps:
+                    w.write(step)
+                    reply = await read_reply(r)
+                    if not reply:
+                        break
+                    replies.append(reply)
+                    if reply.startswith("421"):
+                        break
+            else:
+                w.write(b"".join(steps))
+            while reply := await read_reply(r):
                 replies.append(reply)
-        else:
-            w.write(b"".join(steps))
-        while reply := await read_reply(r):
-            replies.append(reply)
+        except ConnectionError:  # a write after the server closed: it says no more
+            pass
         w.close()
     return replies
 
@@ -419,7 +426,7 @@ class Measured(FastServerProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        held = len(self._pending) + len(self._body or b"")
+        held = len(self._pending) + (self._body.held if self._body is not None else 0)
         Measured.peak = max(Measured.peak, held)
 
 

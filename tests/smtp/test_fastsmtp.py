@@ -12,6 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.smtp.aioserver import FastSMTP
+from bench.smtp.limits import DEFAULT_LIMITS
 from fakemta.server import FakeMta
 
 
@@ -161,7 +162,11 @@ async def _transcript(proto: type[SMTP]) -> tuple[list[bytes], list[bytes], _Han
     loop = asyncio.get_running_loop()
 
     def make() -> SMTP:
-        p = proto(handler, hostname="s.test")
+        # aiosmtpd's own with FastSMTP's message size limit (Postfix's), for the same EHLO
+        extra = (
+            {} if issubclass(proto, FastSMTP) else {"data_size_limit": DEFAULT_LIMITS.message_size}
+        )
+        p = proto(handler, hostname="s.test", **extra)
         p.writes = writes  # type: ignore[attr-defined]
         return p
 
