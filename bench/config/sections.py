@@ -104,6 +104,10 @@ class FakeMtaSettings(_Model):
     hostname: Hostname = "mta.local.test"
     max_rate: float | None = Field(default=None, gt=0)  # messages/s it can process
     queue_limit: int | None = Field(default=None, ge=1)  # 452 when this many are queued
+    # What a client may ask of it (Postfix's message_size_limit and smtpd_recipient_limit):
+    # advertised as SIZE, 552 past it; 452 past the recipient limit.
+    message_size_limit: Size = Field(default=10_240_000, ge=1024, le=1 << 32)
+    recipient_limit: int = Field(default=1000, ge=1, le=1_000_000)
     faults: tuple[FaultConfig, ...] = ()
     outages: tuple[OutageConfig, ...] = ()
 

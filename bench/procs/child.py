@@ -45,6 +45,7 @@ from bench.procs.messages import (
     Ready,
     ToWorker,
 )
+from bench.smtp.limits import Limits
 from bench.smtp.options import SessionOptions
 from bench.smtp.outcome import Session
 from bench.timing.gcfreeze import freeze_startup
@@ -182,6 +183,7 @@ class PostJob:
     refuse: float = 0.0
     seed: int = 1
     key: bytes = b""  # the run's secret: only mail with a genuine tag is the run's
+    message_size_limit: int = 64 << 20  # what the post office takes (see run/wiring.py)
 
 
 async def _postoffice(job: PostJob, conn: Connection) -> None:
@@ -206,6 +208,7 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
         hostname=job.hostname,
         reuse_port=True,
         refusals=refusals,
+        limits=Limits(message_size=job.message_size_limit),
     )
     try:
         port = await po.start()

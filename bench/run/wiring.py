@@ -17,6 +17,7 @@ from bench.observe.mailboxes import mailbox_users
 from bench.observe.postoffice import ArrivalSink, PostOffice
 from bench.observe.postoffice_replies import Refusals
 from bench.procs.parent import PostOfficeFleet
+from bench.smtp.limits import Limits
 from bench.smtp.options import SessionOptions
 from fakemta.server import FakeMtaConfig
 
@@ -69,6 +70,8 @@ def fakemta_config(
         outages=tuple(Outage(o.at, o.duration, o.kind) for o in fm.outages),
         max_rate=fm.max_rate,
         queue_limit=fm.queue_limit,
+        message_size_limit=fm.message_size_limit,
+        recipient_limit=fm.recipient_limit,
     )
 
 
@@ -154,6 +157,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# The post office takes whatever a scenario can send (message.size is at most 50 MiB): it is
+# the instrument, not the system under test; the other limits are Postfix's.
+POSTOFFICE_LIMITS = Limits(message_size=64 << 20)
+
+
 def make_postoffice(
     sc: Scenario,
     corr: Correlator,
@@ -177,6 +185,7 @@ def make_postoffice(
         port=pc.listen[1],
         hostname=pc.hostname,
         refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
+        limits=POSTOFFICE_LIMITS,
     )
 
 
