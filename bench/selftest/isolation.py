@@ -37,13 +37,13 @@ async def _throw(port: int, until: float, rng: random.Random) -> int:
             continue
         try:
             for _ in range(rng.randint(1, 50)):
-                if time.monotonic() >= until:
-                    break
+                if time.monotonic() >= until or w.is_closing():
+                    break  # the server hung up on the garbage (its error limit): reconnect
                 w.write(rng.randbytes(rng.randint(1, CHUNK)))
                 await asyncio.wait_for(w.drain(), 1.0)
                 sent += CHUNK
                 await asyncio.sleep(rng.random() * 0.01)
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError, RuntimeError):  # uvloop: a write on a closed transport
             pass
         finally:
             w.close()

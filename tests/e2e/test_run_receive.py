@@ -39,8 +39,11 @@ def test_receive_delay_const_300ms_via_maildir(tmp_path: Path) -> None:
     rd = doc["metrics"]["receive_delay"]  # type: ignore[index]
     assert rd["count"] == 300
     assert abs(rd["mean_s"] - 0.300) <= 0.300 * 0.03, rd["mean_s"]
-    # The fake MTA starts its hold before the client has read the 250: a few ms of slack.
-    assert rd["min_s"] >= 0.29
+    # The fake MTA starts its hold before the client has read the 250, and on a loaded machine
+    # that read can lag by ten milliseconds and more (CI saw 289 ms): the median is held to
+    # the delay, and no message may come out unheld (that shows as a few ms).
+    assert rd["percentiles_s"]["50"] >= 0.295, rd
+    assert rd["min_s"] >= 0.25, rd
     assert doc["receive"]["mode"] == "inotify"  # type: ignore[index]
     assert doc["receive"]["stats"]["seen"] == 300  # type: ignore[index]
     checks = {c["name"] for c in doc["sla"]["checks"]}  # type: ignore[index]
