@@ -264,7 +264,7 @@ class FastServerProtocol(asyncio.Protocol):
             if not argb.isascii():
                 return NOT_ASCII
             arg = argb.decode("ascii")
-        if b"\0" in line and command in NUL_REPLY:  # NUL in a verb makes an unknown one
+        if 0 in line and command in NUL_REPLY:  # (a NUL in a verb makes an unknown one)
             return NUL_REPLY[command]
         if command == "MAIL":
             return self._mail(arg)

@@ -1,7 +1,7 @@
 """The hostile-input suite's servers and tools: the fake MTA (its fast path, and aiosmtpd's,
-forced by STARTTLS being offered) and the post office (server "fast" and "aiosmtpd"), each on a
-loopback port 0, with Postfix's limits but a one-second idle timeout; a raw client; and the
-process's own memory, read from /proc/self/status."""
+forced by STARTTLS being offered, or by a fault that never fires) and the post office (server
+"fast" and "aiosmtpd"), each on a loopback port 0, with Postfix's limits but a one-second idle
+timeout; a raw client; and the process's own memory, read from /proc/self/status."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import aiosmtplib
 import pytest
 
 from bench.config.delays import parse_delay
+from bench.config.faults import StageFault
 from bench.observe.postoffice import PostOffice
 from bench.smtp.limits import Limits
 from fakemta.server import FakeMta, FakeMtaConfig
@@ -26,7 +27,14 @@ from tests.conftest import Arrivals
 IDLE = 1.0  # seconds: the idle timeout of every server here
 LIMITS = Limits(idle_timeout=IDLE)  # Postfix's otherwise
 BODY = b"From: a@sender.test\r\nSubject: an ordinary message\r\n\r\nhello\r\n"
-TARGETS = ["fakemta-fast", "fakemta-aiosmtpd", "postoffice-fast", "postoffice-aiosmtpd"]
+TARGETS = [
+    "fakemta-fast",
+    "fakemta-aiosmtpd",
+    "fakemta-faults",
+    "postoffice-fast",
+    "postoffice-aiosmtpd",
+]
+NEVER = StageFault("mail", "4xx", 0.0)  # forces the fake MTA's faulty protocol, never fires
 
 
 @dataclass
@@ -85,6 +93,7 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
             delivery_workers=2,
             idle_timeout=IDLE,
             tls=server == "aiosmtpd",  # offered, not required: aiosmtpd, used in plain text
+            faults=(NEVER,) if server == "faults" else (),
         )
         mta = FakeMta(config)
         await mta.start()

@@ -240,7 +240,7 @@ VERB = st.sampled_from(
 )  # fmt: skip
 ARG = st.sampled_from(
     ["FROM:", "TO:", "<a@remote.test>", "<b@x.test>", "SIZE=10", "BODY=8BITMIME", "SMTPUTF8", " ",
-     "=", "<", ">", "@", "x", '"', "(c)", ".", "\t", "\r", "\xe9", "mail"]
+     "=", "<", ">", "@", "x", '"', "(c)", ".", "\t", "\r", "\xe9", "mail", "\x00", "y" * 2040]
 )  # fmt: skip
 SPACE = st.sampled_from(["", " "])
 COMMAND = st.builds(lambda v, sp, a: v + sp + "".join(a), VERB, SPACE, st.lists(ARG, max_size=4))
