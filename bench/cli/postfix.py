@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from bench.cli.options import address_param
-from bench.errors import RunError, UsageError
+from bench.errors import StartupError, UsageError
 
 
 @click.command()
@@ -52,6 +52,12 @@ from bench.errors import RunError, UsageError
     help="Also run Dovecot IMAP over the Maildirs on this port (0: no IMAP).",
 )
 @click.option("--imap-password", default="mailsla", show_default=True)
+@click.option(
+    "--filters",
+    is_flag=True,
+    help="Also run rspamd (milter: GTUBE rejected) and ClamAV's clamd (a local EICAR "
+    "signature) on every message; see scenarios/filters.toml.",
+)
 def postfix(
     port: int,
     relay_to: tuple[str, int],
@@ -61,18 +67,23 @@ def postfix(
     base: Path,
     imap_port: int,
     imap_password: str,
+    filters: bool,
 ) -> None:
     """Run a throwaway Postfix (and Dovecot) in a folder of its own, until Ctrl-C.
 
     Remote-domain mail is relayed to mailsla's post office; local-domain mail is delivered to
     one Maildir per user under DIR/mail/<local domain>/. Needs root and Debian's postfix (and
-    dovecot-imapd for --imap-port). See scenarios/postfix.toml.
+    dovecot-imapd for --imap-port; rspamd and clamav-daemon for --filters). See
+    scenarios/postfix.toml and scenarios/filters.toml.
     """
-    from bench.harness.dovecot import DovecotError, ThrowawayDovecot
-    from bench.harness.postfix import PostfixError, ThrowawayPostfix
+    from bench.harness.daemons import HarnessError
+    from bench.harness.dovecot import ThrowawayDovecot
+    from bench.harness.filters import ThrowawayFilters
+    from bench.harness.postfix import ThrowawayPostfix
 
     if os.geteuid() != 0:
         raise UsageError("a throwaway Postfix needs root (it runs Postfix's own daemons)")
+    fl = ThrowawayFilters(Path(f"{base}-filters")) if filters else None
     pf = ThrowawayPostfix(
         f"{relay_to[0]}:{relay_to[1]}",
         relay_domain=relay_domain,
@@ -80,19 +91,23 @@ def postfix(
         port=port,
         base=base,
         users=n_users,
+        milter=fl.milter if fl is not None else None,
     )
     dc: ThrowawayDovecot | None = None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        if fl is not None:
+            fl.start()
         pf.start()
-        info = {
+        info: dict[str, object] = {
             "submit": f"127.0.0.1:{port}",
             "inbound": f"127.0.0.1:{port}",
             "relay_to": f"{relay_to[0]}:{relay_to[1]}",
             "maildir": str(pf.maildir_root),
             "imap": None,
+            "filters": None,
         }
         if imap_port:
             pf.maildir_root.mkdir(parents=True, exist_ok=True)
@@ -104,15 +119,28 @@ def postfix(
             f"{info['relay_to']}, delivering {local_domain} ({n_users} users) to "
             f"{info['maildir']}/<user>/, log {pf.base}/log/maillog"
         )
+        if fl is not None:
+            info["filters"] = {
+                "milter": fl.milter,
+                "clamd": f"unix:{fl.clamd.socket}",
+                "scenario": "scenarios/filters.toml",
+            }
+            click.echo(
+                f"filters: rspamd milter {fl.milter} (GTUBE rejected, log "
+                f"{fl.rspamd.base}/log/rspamd.log), clamd unix:{fl.clamd.socket} (EICAR, log "
+                f"{fl.clamd.base}/clamd.log); run scenarios/filters.toml"
+            )
         if dc is not None:
             click.echo(f"dovecot: IMAP 127.0.0.1:{imap_port}, any user, password {imap_password}")
         click.echo(json.dumps(info))
         sys.stdout.flush()
         stop.wait()
-    except (PostfixError, DovecotError) as exc:
-        raise RunError(*(str(exc).splitlines() or ["did not start"])) from None
+    except HarnessError as exc:
+        raise StartupError(*(str(exc).splitlines() or ["did not start"])) from None
     finally:
         if dc is not None:
             dc.stop()
         pf.stop()
+        if fl is not None:
+            fl.stop()
     click.echo("postfix: stopped")

@@ -8,10 +8,10 @@ import socket
 import subprocess
 import time
 
-from bench.errors import RunError
+from bench.errors import StartupError
 
 
-class HarnessError(RunError):
+class HarnessError(StartupError):
     """A throwaway server (Postfix, Dovecot) could not be set up or did not start."""
 
 

@@ -67,6 +67,21 @@ default_destination_concurrency_limit = 20
 """
 
 
+def _milter_cf(milter: str | None) -> str:
+    """Every SMTP message through *milter* (rspamd's); if it cannot be reached, mail is deferred
+    with a 4xx (never passed unfiltered)."""
+    if milter is None:
+        return ""
+    return f"""smtpd_milters = {milter}
+milter_protocol = 6
+milter_default_action = tempfail
+milter_mail_macros = i {{mail_addr}} {{client_addr}} {{client_name}} {{auth_authen}}
+milter_connect_timeout = 10s
+milter_command_timeout = 30s
+milter_content_timeout = 60s
+"""
+
+
 def _master_cf(port: int) -> str:
     out = []
     for line in MASTER_PROTO.read_text().splitlines():
@@ -93,7 +108,9 @@ class ThrowawayPostfix:
         port: int = 0,
         base: Path | None = None,
         users: int = 1000,
+        milter: str | None = None,
     ) -> None:
+        self.milter = milter  # e.g. rspamd's "unix:/path/milter.sock": smtpd_milters
         self.users = users  # local mailboxes user0 .. user<users-1>; others get 550
         self.relay_to, self.relay_domain, self.local_domain = relay_to, relay_domain, local_domain
         self.port = port or free_port()
@@ -129,9 +146,8 @@ class ThrowawayPostfix:
         (b / "etc" / "vmailbox").write_text(
             "".join(f"user{i}@{d} {d}/user{i}/\n" for i in range(self.users))
         )
-        (b / "etc" / "main.cf").write_text(
-            _main_cf(b, self.relay_to, self.relay_domain, self.local_domain)
-        )
+        main_cf = _main_cf(b, self.relay_to, self.relay_domain, self.local_domain)
+        (b / "etc" / "main.cf").write_text(main_cf + _milter_cf(self.milter))
         (b / "etc" / "master.cf").write_text(_master_cf(self.port))
         for f in ("dynamicmaps.cf",):
             if Path("/etc/postfix", f).exists():
