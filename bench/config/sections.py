@@ -25,6 +25,7 @@ from bench.config.faults import KINDS as FAULT_KINDS
 from bench.config.faults import STAGES as FAULT_STAGES
 from bench.config.faults import USER_STAGES
 from bench.config.fieldtypes import Address, DelayDist, Duration, Hostname, Size, ThresholdT
+from bench.config.filter_sections import ClassMix, FilterConfig
 from bench.config.names import PROFILES
 from bench.config.thresholds import Threshold, parse_threshold
 from bench.config.units import format_duration
@@ -110,6 +111,7 @@ class FakeMtaSettings(_Model):
     recipient_limit: int = Field(default=1000, ge=1, le=1_000_000)
     faults: tuple[FaultConfig, ...] = ()
     outages: tuple[OutageConfig, ...] = ()
+    filter: FilterConfig | None = None  # off unless the table is given
 
     @model_validator(mode="after")
     def _check(self) -> FakeMtaSettings:
@@ -268,6 +270,9 @@ class MessageConfig(_Model):
     recipients: int = Field(default=1, ge=1, le=100)
     users: int = Field(default=100, ge=1, le=1_000_000)
     sender: str = Field(default="load@sender.mailsla.test", pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+    # Labelled traffic (bench.core.corpus): the shares of ham, spam and virus; None: none.
+    mix: ClassMix | None = None
+    sizes: Literal["fixed", "real"] = "fixed"  # ham: about ``size``, or real mail's up to it
 
     @model_validator(mode="after")
     def _check(self) -> MessageConfig:

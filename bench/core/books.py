@@ -13,6 +13,7 @@ from typing import Protocol
 
 from bench.core.availability import Availability
 from bench.core.correlate import GEN_METRICS, Counts, Outcomes, WorkerTotals
+from bench.core.fates import FateBooks
 from bench.core.metrics import EncodedMetric, MetricSet
 
 
@@ -43,6 +44,7 @@ class GenRecorder:
         self.accepted_ns: array[int] = array("q")
         self.unaccepted_ids: array[int] = array("q")
         self.availability: Availability | None = None  # set when the run's start is known
+        self.fates: FateBooks | None = None  # labelled traffic: rejections by class
 
     def start(self, availability: Availability) -> Availability:
         """The run has started: its availability windows (returned) begin now."""
@@ -72,11 +74,15 @@ class GenRecorder:
     def on_rejected(self, seq: int, stage: str, code: int) -> None:
         self.counts.rejected += 1
         self.outcomes.rejected[(stage, code)] += 1
+        if self.fates is not None:
+            self.fates.on_rejected(seq, stage, code)
         self.unaccepted_ids.append(seq)
 
     def on_failed(self, seq: int, stage: str, error: str) -> None:
         self.counts.failed += 1
         self.outcomes.failed[(stage, error)] += 1
+        if self.fates is not None:
+            self.fates.on_failed(seq)
         self.unaccepted_ids.append(seq)
 
     def take_batch(self) -> tuple[bytes, bytes, bytes]:
@@ -102,6 +108,7 @@ class GenRecorder:
                 for n, m in self.metrics.items()
                 if n in GEN_METRICS or (n.startswith("stage.") and m.count)
             ),
+            fates=self.fates.export() if self.fates is not None else None,
         )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.core.availability import Availability
+from bench.core.fates import FateBooks
 from bench.core.metrics import EncodedMetric, Metric, MetricSet
 
 GEN_METRICS = ("submit_latency", "service_time", "schedule_lag")
@@ -89,6 +90,7 @@ class WorkerTotals:
     failed: dict[tuple[str, str], int]
     availability: Availability | None
     metrics: tuple[EncodedMetric, ...]
+    fates: dict[str, Any] | None = None  # labelled traffic: FateBooks.export()
 
 
 class Bitset:
@@ -142,6 +144,7 @@ class Correlator:
         self.remote = False  # the generator runs elsewhere: ids arrive in batches
         self.availability: Availability | None = None  # workers' records merge into it
         self.finished = False
+        self.fates: FateBooks | None = None  # labelled traffic: the fate of each class
 
     def expect_remote(self) -> None:
         """The generator runs in worker processes: ids arrive in batches, so an arrival may
@@ -183,11 +186,15 @@ class Correlator:
     def on_rejected(self, seq: int, stage: str, code: int) -> None:
         self.counts.rejected += 1
         self.outcomes.rejected[(stage, code)] += 1
+        if self.fates is not None:
+            self.fates.on_rejected(seq, stage, code)
         self._settle_unaccepted(seq)
 
     def on_failed(self, seq: int, stage: str, error: str) -> None:
         self.counts.failed += 1
         self.outcomes.failed[(stage, error)] += 1
+        if self.fates is not None:
+            self.fates.on_failed(seq)
         self._settle_unaccepted(seq)
 
     def _settle_unaccepted(self, seq: int) -> None:
@@ -219,11 +226,16 @@ class Correlator:
             self.metrics[enc.name].merge(enc.decode())
         if totals.availability is not None and self.availability is not None:
             self.availability.merge(totals.availability)
+        if totals.fates is not None and self.fates is not None:
+            self.fates.absorb(totals.fates)
 
     # -- post office side ----------------------------------------------------------------
-    def on_arrival(self, run: str, seq: int, mail_ns: int, received_ns: int) -> None:
+    def on_arrival(
+        self, run: str, seq: int, mail_ns: int, received_ns: int, marks: int = 0
+    ) -> None:
         """Message *seq* of *run* arrived: relay's MAIL FROM at *mail_ns*, complete at
-        *received_ns* (for the receive lane: both are when it became visible)."""
+        *received_ns* (for the receive lane: both are when it became visible); *marks*: what
+        :mod:`bench.observe.fate_reader` saw in it (labelled traffic)."""
         if run != self.run_id or seq < 0 or (seq >= self._issued and not self.remote):
             self.counts.foreign += 1
             return
@@ -233,6 +245,8 @@ class Correlator:
         if seq in self._unaccepted:
             self.counts.failed_then_delivered += 1
             return
+        if self.fates is not None:
+            self.fates.on_delivered(seq, marks)
         accepted_ns = self._awaiting.pop(seq, None)
         if accepted_ns is None:
             self._early[seq] = (mail_ns, received_ns)
@@ -261,6 +275,9 @@ class Correlator:
         (neither delivered nor lost); stray early arrivals are foreign."""
         if not self.finished:
             self.finished = True
+            if self.fates is not None:
+                for seq in self._awaiting:
+                    self.fates.on_undelivered(seq, stopped=stopped)
             if stopped:
                 self.counts.in_flight_at_stop += len(self._awaiting)
             else:

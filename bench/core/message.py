@@ -18,6 +18,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from bench.config.scenario import Scenario
+from bench.core.corpus import Corpus
 
 FILLER = b"mailsla synthetic load: the quick brown fox jumps over the lazy dog 0123456789"
 
@@ -54,6 +55,7 @@ class Identity:
     run: str
     id: int
     tag: bytes = field(default=b"", compare=False)  # the same message, whatever its proof
+    marks: int = field(default=0, compare=False)  # what a filter did to it (core.fates)
 
     def genuine(self, key: bytes) -> bool:
         """Whether the tag is the run's MAC of run and id (compared in constant time)."""
@@ -73,8 +75,10 @@ class MessageFactory:
         domain: str,
         users: int,
         recipients: int,
+        corpus: Corpus | None = None,
     ) -> None:
         self.run_id = run_id
+        self.corpus = corpus
         self.key = key
         # The MAC of each id: the run's part hashed once, each message adds its id.
         self._mac = hashlib.blake2b(run_id.encode("ascii") + b":", key=key, digest_size=TAG_BYTES)
@@ -117,6 +121,17 @@ class MessageFactory:
         # RFC 1870: a message declares its size at MAIL FROM when the server offers SIZE; every
         # message of the run is at most the widest one, which each declares (an upper bound).
         self.max_size = len(sample) + len(body)
+        # Labelled traffic: a template per body of the corpus (its MIME lines replace ours).
+        self._labelled: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._bare = head
+        if corpus is not None:
+            mime = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            bare = head[: -len(mime)] + b"MIME-Version: 1.0\r\n"
+            self._bare = bare
+            for cls, pool in corpus.bodies.items():
+                self._labelled[cls] = [(bare + e.replace(b"%", b"%%") + b".\r\n", e) for e in pool]
+            widest_body = max(len(e) for pool in corpus.bodies.values() for e in pool)
+            self.max_size = len(sample) - len(mime) + 21 + widest_body
         self._mail_sized = self._mail_cmd[:-2] + b" SIZE=%d\r\n" % self.max_size
 
     @classmethod
@@ -125,6 +140,7 @@ class MessageFactory:
         m = sc.message
         return cls(
             run_id,
+            corpus=Corpus.of(sc),
             key=key,
             size=m.size,
             sender=m.sender,
@@ -165,6 +181,12 @@ class MessageFactory:
 
     def build(self, seq: int, rcpts: list[str], planned_wall_ns: int) -> bytes:
         """The message's bytes, CRLF line endings, ready for DATA (not yet dot-terminated)."""
+        if self.corpus is not None:
+            cls, i = self.corpus.body_of(seq)
+            to = b",\r\n ".join([b"<" + r.encode("ascii") + b">" for r in rcpts])
+            date = self._date_of(planned_wall_ns)
+            fields = (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
+            return self._bare % fields + self._labelled[cls][i][1]
         return self._header(seq, rcpts, planned_wall_ns) + self._body
 
     def envelope(self, seq: int, sized: bool = False) -> list[bytes]:
@@ -191,7 +213,11 @@ class MessageFactory:
                 [b"<user%d@%s>" % ((base + j) % users, dom) for j in range(self.recipients)]
             )
         date = self._date_of(planned_wall_ns)
-        return self._message % (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
+        template = self._message
+        if self.corpus is not None:
+            cls, i = self.corpus.body_of(seq)
+            template = self._labelled[cls][i][0]
+        return template % (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
 
 
 _DATA = b"DATA\r\n"

@@ -53,8 +53,9 @@ class PostOffice:
         data_size_limit: int | None = None,
         refusals: Refusals | None = None,
         limits: Limits | None = None,
+        read_marks: bool = False,
     ) -> None:
-        self.handler = PostOfficeHandler(domain, sink, refusals)
+        self.handler = PostOfficeHandler(domain, sink, refusals, read_marks=read_marks)
         self.host, self.port, self.hostname = host, port, hostname
         self.reuse_port = reuse_port
         self.server = server

@@ -16,10 +16,12 @@ destination must not be what refuses a message the system under test relayed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from bench.core.message import Identity, parse_identity
+from bench.observe.fate_reader import marks_of
 from bench.observe.postoffice_replies import DELIVERED, Refusals
 from bench.smtp.aioserver import PipeliningEhlo
 from bench.smtp.limits import DEFAULT_LIMITS, Limits
@@ -62,11 +64,19 @@ class PostOfficeHandler(PipeliningEhlo):
     """Accept mail for *domain*, timestamp MAIL FROM and the end of DATA; *sink* gets
     (identity, both times) for each message received, counted in ``received``."""
 
-    def __init__(self, domain: str, sink: ArrivalSink, refusals: Refusals | None = None) -> None:
+    def __init__(
+        self,
+        domain: str,
+        sink: ArrivalSink,
+        refusals: Refusals | None = None,
+        *,
+        read_marks: bool = False,
+    ) -> None:
         self.domain = domain.lower()
         self.sink = sink
         self.received = 0
         self.refusals = refusals
+        self.read_marks = read_marks  # labelled traffic: read each copy's fate marks
 
     def handle_MAIL(
         self,
@@ -103,7 +113,10 @@ class PostOfficeHandler(PipeliningEhlo):
                 return refused
         self.received += 1
         try:
-            identity = parse_identity(envelope.original_content or b"")
+            content = envelope.original_content or b""
+            identity = parse_identity(content)
+            if self.read_marks and identity is not None:
+                identity = dataclasses.replace(identity, marks=marks_of(content))
             self.sink(identity, envelope.mail_ns, received_ns)
         except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
             log.exception("post office sink failed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import multiprocessing as mp
 import signal
@@ -28,6 +29,8 @@ from bench.config.scenario import Scenario
 from bench.core import schedule
 from bench.core.availability import Availability
 from bench.core.books import GenRecorder
+from bench.core.corpus import ClassDraw
+from bench.core.fates import FateBooks
 from bench.core.message import Identity, MessageFactory
 from bench.core.stages import StageTimes
 from bench.load.generator import Generator, make_session
@@ -98,6 +101,9 @@ def _control(conn: Connection, on_message: Callable[[ToWorker], None]) -> None:
 async def _generator(job: GenJob, conn: Connection) -> None:
     sc, load = job.scenario, job.scenario.load
     rec = GenRecorder(round(load.late_after * 1e9))
+    draw = ClassDraw.of(sc)
+    if draw is not None:
+        rec.fates = FateBooks(draw)
     factory = MessageFactory.for_scenario(sc, job.run_id, job.key)
     n, k = job.workers, job.worker
     sessions = load.sessions // n + (1 if k < load.sessions % n else 0)
@@ -184,10 +190,11 @@ class PostJob:
     seed: int = 1
     key: bytes = b""  # the run's secret: only mail with a genuine tag is the run's
     message_size_limit: int = 64 << 20  # what the post office takes (see run/wiring.py)
+    read_marks: bool = False  # labelled traffic: read each copy's fate marks
 
 
 async def _postoffice(job: PostJob, conn: Connection) -> None:
-    ids, mails, recvs = array("q"), array("q"), array("q")
+    ids, mails, recvs, marks = array("q"), array("q"), array("q"), array("b")
     foreign = 0
 
     def sink(ident: Identity | None, mail_ns: int, received_ns: int) -> None:
@@ -198,6 +205,8 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
         ids.append(ident.id)
         mails.append(mail_ns)
         recvs.append(received_ns)
+        if job.read_marks:
+            marks.append(ident.marks)
 
     refusals = Refusals(job.defer, job.refuse, job.seed) if job.defer or job.refuse else None
     po = PostOffice(
@@ -209,6 +218,7 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
         reuse_port=True,
         refusals=refusals,
         limits=Limits(message_size=job.message_size_limit),
+        read_marks=job.read_marks,
     )
     try:
         port = await po.start()
@@ -221,10 +231,11 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
     _control(conn, lambda msg: stop.set())
 
     def send_batch() -> None:
-        nonlocal ids, mails, recvs, foreign
+        nonlocal ids, mails, recvs, marks, foreign
         if ids or foreign:
-            conn.send(Arrivals(ids.tobytes(), mails.tobytes(), recvs.tobytes(), foreign))
-            ids, mails, recvs, foreign = array("q"), array("q"), array("q"), 0
+            batch = Arrivals(ids.tobytes(), mails.tobytes(), recvs.tobytes(), foreign)
+            conn.send(dataclasses.replace(batch, marks=marks.tobytes()) if marks else batch)
+            ids, mails, recvs, marks, foreign = array("q"), array("q"), array("q"), array("b"), 0
 
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):

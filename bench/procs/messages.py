@@ -74,6 +74,7 @@ class Arrivals:
     mail_ns: bytes
     received_ns: bytes
     foreign: int
+    marks: bytes = b""  # labelled traffic: each arrival's fate marks (int8), else empty
 
 
 @dataclass(frozen=True, slots=True)

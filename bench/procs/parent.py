@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -159,8 +160,13 @@ class PostOfficeFleet:
         elif isinstance(msg, Arrivals):
             corr = self.corr
             rows = zip(unpack(msg.ids), unpack(msg.mail_ns), unpack(msg.received_ns), strict=True)
-            for seq, m, r in rows:
-                corr.on_arrival(self.run_id, seq, m, r)
+            if msg.marks:
+                marks = array("b", msg.marks)
+                for (seq, m, r), k in zip(rows, marks, strict=True):
+                    corr.on_arrival(self.run_id, seq, m, r, k)
+            else:
+                for seq, m, r in rows:
+                    corr.on_arrival(self.run_id, seq, m, r)
             corr.on_foreign(msg.foreign)
             if self.on_arrivals is not None:
                 self.on_arrivals()
@@ -180,6 +186,7 @@ class PostOfficeFleet:
                 po.refuse,
                 self.sc.seed * 1000 + k,  # each worker its own sequence
                 self.key,
+                read_marks=self.sc.message.mix is not None,
             )
             ready: asyncio.Future[Ready | Failed] = loop.create_future()
             w = Worker(postoffice_main, job, f"postoffice-{k}", partial(self._on_message, ready))

@@ -11,6 +11,7 @@ from functools import partial
 from bench.config.scenario import Scenario, procs
 from bench.core import schedule
 from bench.core.availability import Availability
+from bench.core.corpus import Corpus
 from bench.core.message import MessageFactory
 from bench.core.stages import StageTimes
 from bench.load.generator import Generator, make_session
@@ -55,6 +56,7 @@ async def drive_lane(
         domain=domain,
         users=m.users,
         recipients=m.recipients,
+        corpus=Corpus.of(sc),
     )
     stages = StageTimes(lane.corr.metrics)
     start_ns, start_wall = time.monotonic_ns(), time.time_ns()

@@ -40,6 +40,7 @@ from bench.run.results import Observer, Reserve, RunResult, Snapshot, versions, 
 from bench.run.system_under_test import ChildFakeMta, start_system
 from bench.run.timeseries import series_for
 from bench.run.wiring import (
+    attach_fates,
     make_postoffice,
     refusal_counts,
     resolve_workers,
@@ -89,6 +90,7 @@ class Runner:
             Lane(d, Correlator(self.run_id, late_ns, d), sessions[d]) for d in scenario.directions
         ]
         self.by_dir = {lane.direction: lane for lane in self.lanes}
+        attach_fates(scenario, [lane.corr for lane in self.lanes])
         # The post office's books: the send lane's (a receive-only run expects nothing there).
         self.corr = (
             self.by_dir["send"].corr
@@ -168,7 +170,7 @@ class Runner:
         if ident is None or not ident.genuine(self.key):  # not ours, or forged
             corr.on_foreign()
         else:
-            corr.on_arrival(ident.run, ident.id, first, last)
+            corr.on_arrival(ident.run, ident.id, first, last, ident.marks)
         self._check_drained()
 
     def _check_drained(self) -> None:

@@ -12,7 +12,9 @@ from typing import Any, Protocol
 
 from bench.config.faults import Outage, StageFault
 from bench.config.scenario import PARENT_METRICS, Scenario, procs
+from bench.core.corpus import ClassDraw
 from bench.core.correlate import Correlator
+from bench.core.fates import FateBooks
 from bench.observe.mailboxes import mailbox_users
 from bench.observe.postoffice import ArrivalSink, PostOffice
 from bench.observe.postoffice_replies import Refusals
@@ -162,6 +164,14 @@ def usable_cores() -> int:
 POSTOFFICE_LIMITS = Limits(message_size=64 << 20)
 
 
+def attach_fates(sc: Scenario, books: list[Correlator]) -> None:
+    """Labelled traffic: each lane's books keep the fate of each class (core.fates)."""
+    draw = ClassDraw.of(sc)
+    if draw is not None:
+        for corr in books:
+            corr.fates = FateBooks(draw)
+
+
 def make_postoffice(
     sc: Scenario,
     corr: Correlator,
@@ -186,6 +196,7 @@ def make_postoffice(
         hostname=pc.hostname,
         refusals=Refusals(pc.defer, pc.refuse, sc.seed) if pc.defer or pc.refuse else None,
         limits=POSTOFFICE_LIMITS,
+        read_marks=sc.message.mix is not None,
     )
 
 
