@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bench.config.delays import Delay
 from bench.config.faults import Outage, StageFault
+from bench.config.filters import FilterSpec
 from bench.smtp.limits import Limits
 
 QUEUE_LIMIT = 100_000  # messages held by default (overload grew the queue ~13 MB/s unbounded)
@@ -47,6 +48,7 @@ class FakeMtaConfig:
     # misbehaving on purpose (fakemta.faults); both ports
     faults: tuple[StageFault, ...] = ()
     outages: tuple[Outage, ...] = ()
+    filter: FilterSpec | None = None  # the filter stage (fakemta.filter); None: none
     max_rate: float | None = None  # relayed messages per second at most; the queue absorbs more
     # what a client may ask of either port (bench.smtp.limits: Postfix's defaults and replies)
     recipient_limit: int = 1000  # smtpd_recipient_limit: 452 4.5.3 past it

@@ -14,6 +14,7 @@ from bench.smtp.aioserver import PipeliningEhlo
 from bench.smtp.server import Envelope, Server, Session
 from fakemta.config import QUEUE_BYTES_LIMIT, QUEUE_LIMIT, FakeMtaConfig
 from fakemta.faults import QUEUE_FULL, RELAY_DENIED, FaultStats
+from fakemta.filter import FilterStage
 from fakemta.maildir import LocalDelivery, LocalJob
 from fakemta.relay import QueuedMessage, Relay
 
@@ -36,7 +37,9 @@ class InboundHandler(PipeliningEhlo):
         relaying: bool = True,
         hide_auth: bool = False,
         stats: FaultStats | None = None,
+        filter_stage: FilterStage | None = None,
     ) -> None:
+        self.filter = filter_stage
         self.domains = frozenset(d.lower() for d in config.relay_domains if relaying)
         self.delay = config.processing_delay
         self.rng = random.Random(config.seed)
@@ -83,6 +86,13 @@ class InboundHandler(PipeliningEhlo):
         content = envelope.original_content or b""
         mail_from = envelope.mail_from or ""
         try:
+            if self.filter is not None:
+                judged = self.filter.judge(content)
+                if judged.reply is not None:
+                    return judged.reply
+                if judged.drop:  # quarantined: taken, and never delivered
+                    return f"250 2.0.0 Ok: queued as {self.relay.next_qid()}"
+                content = judged.content
             if self.local is None:
                 return self.queue(mail_from, list(envelope.rcpt_tos), content)
             if self._full(len(content)):

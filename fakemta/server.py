@@ -39,6 +39,7 @@ from bench.smtp.aioserver import FastSMTP as SMTPServerProtocol
 from fakemta.config import FakeMtaConfig
 from fakemta.faults import FaultPlan, FaultStats
 from fakemta.faultsmtp import FaultRuntime, FaultySMTP
+from fakemta.filter import FilterStage
 from fakemta.inbound import InboundHandler
 from fakemta.maildir import LocalDelivery, Maildirs
 from fakemta.relay import Relay
@@ -103,12 +104,14 @@ class FakeMta:
             )
             self.local = LocalDelivery(maildirs)
         self.auth = UserTable(config.auth_users) if config.auth_users else None
+        self.filter = FilterStage(config.filter, config.seed) if config.filter else None
         self.handler = InboundHandler(
             config,
             self.relay,
             self.local,
             hide_auth=self.auth is None and config.tls,
             stats=self.fault_stats,
+            filter_stage=self.filter,
         )
         self._servers: list[asyncio.AbstractServer] = []
         self._listeners: list[tuple[Callable[[], Any], str, int, str]] = []
@@ -189,7 +192,14 @@ class FakeMta:
                     f"cannot create the mailboxes under {cfg.mailbox_root}: {exc}"
                 ) from exc
             # an MX: local mail only, opportunistic STARTTLS, no AUTH
-            inbound = InboundHandler(cfg, self.relay, self.local, relaying=False, hide_auth=cfg.tls)
+            inbound = InboundHandler(
+                cfg,
+                self.relay,
+                self.local,
+                relaying=False,
+                hide_auth=cfg.tls,
+                filter_stage=self.filter,
+            )
             inbound.stats = self.fault_stats
             self.inbound_port = await self._listen(
                 lambda: protocol(inbound), cfg.inbound_host, cfg.inbound_port, " (inbound)"
@@ -264,4 +274,6 @@ class FakeMta:
             stats.update(self.local.stats.as_dict())
         if self.auth is not None:
             stats["auth_failed"] = self.auth.failures
+        if self.filter is not None:
+            stats.update(self.filter.stats.as_dict())
         return stats

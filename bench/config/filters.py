@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 SPAM_ACTIONS = ("reject", "tag", "quarantine")
 VIRUS_ACTIONS = ("reject", "strip", "replace")
+# The standard test signatures: GTUBE (spam) and the 68-byte EICAR file (virus).
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 CLASSES = ("ham", "spam", "virus")  # the classes of labelled traffic
 SPAM_REJECT = "554 5.7.1 Spam message rejected"  # rspamd's reply to a reject action
 VIRUS_REJECT = "554 5.7.1 clamav: virus found: Eicar-Test-Signature"  # rspamd + clamd's

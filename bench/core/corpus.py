@@ -23,10 +23,9 @@ import itertools
 import random
 from collections.abc import Mapping
 
+from bench.config.filters import EICAR, GTUBE
 from bench.config.scenario import Scenario
 
-GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_MD5 = "44d88612fea8a8f36de82e1278abb02f"
 CLASSES = ("ham", "spam", "virus")
 POOL = {"ham": 32, "spam": 4, "virus": 4}  # bodies built per class

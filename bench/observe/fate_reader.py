@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import re
 
-from bench.core.corpus import EICAR
+from bench.config.filters import EICAR
 from bench.core.fates import ATTACHMENT, TAGGED
 from bench.core.fates import EICAR as HAS_EICAR
 

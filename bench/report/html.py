@@ -28,6 +28,15 @@ from bench.report.charts import (
     spectrum_chart,
     thin,
 )
+from bench.report.filters import (
+    FATE_HEAD,
+    RATE_HEAD,
+    fate_rows,
+    rate_rows,
+    result_word,
+    trec_line,
+    verdict_word,
+)
 from bench.report.svgplot import placeholder
 from bench.report.terminal import COUNT_ROWS, fmt_check_value, fmt_rate, fmt_s
 
@@ -67,7 +76,8 @@ def sla_html(doc: dict[str, Any]) -> str:
     """The SLA checks as a table."""
     rows = []
     for c in doc["sla"]["checks"]:
-        ok = '<span class="pass">pass</span>' if c["pass"] else '<span class="fail">FAIL</span>'
+        word = result_word(c)
+        ok = f'<span class="{"pass" if c["pass"] else "fail"}">{word}</span>'
         limit = fmt_check_value(c["name"], c["limit"], limit=True)
         rows.append(
             [
@@ -82,6 +92,21 @@ def sla_html(doc: dict[str, Any]) -> str:
         )
     head = ("check", "observed", "op", "limit", "result", "from", "note")
     return _table(head, rows, (1, 3))
+
+
+def filters_html(doc: dict[str, Any]) -> str:
+    """The filtering clauses: rates, fates per class, TREC's figures ("" without them)."""
+    rows = rate_rows(doc)
+    if not rows:
+        return ""
+    esc = [[escape(c) for c in r] for r in rows]
+    fates = [[escape(c) for c in r] for r in fate_rows(doc)]
+    return (
+        "<h2>Filters</h2>"
+        + _table(RATE_HEAD, esc, (1, 2, 5))
+        + _table(FATE_HEAD, fates, (1,))
+        + f'<p class="dim">{escape(trec_line(doc))}</p>'
+    )
 
 
 def counts_html(doc: dict[str, Any]) -> str:
@@ -216,7 +241,7 @@ def header_html(doc: dict[str, Any]) -> str:
         else (f' <span class="warn">run {escape(str(run.get("status")))}</span>')
     )
     return (
-        f'<h1>mailsla: {escape(name)} <span class="verdict {cls}">{escape(verdict.upper())}'
+        f'<h1>mailsla: {escape(name)} <span class="verdict {cls}">{escape(verdict_word(verdict))}'
         f"</span>{status}</h1>" + _table((), [[escape(str(c)) for c in r] for r in rows])
     )
 
@@ -254,6 +279,7 @@ def build_html(doc: dict[str, Any], ts: TimeSeries | None) -> str:
         header_html(doc),
         "<h2>SLA checks</h2>",
         sla_html(doc),
+        filters_html(doc),
         "<h2>Messages</h2>",
         counts_html(doc),
         outcomes_html(doc),

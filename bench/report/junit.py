@@ -36,6 +36,8 @@ def check_message(check: dict[str, Any]) -> str:
         fmt_check_value(name, check["limit"], limit=True),
     )
     text = f"observed {obs}, not {check['op']} limit {lim}"
+    if check.get("state") == "not_shown":
+        text = f"not shown: observed {obs}; {check['op']} {lim} is not supported by the sample"
     return f"{text} ({check['note']})" if check.get("note") else text
 
 
@@ -78,7 +80,8 @@ def junit_tree(
         tc = case(check["name"], f"mailsla.sla.{check.get('source', 'threshold')}")
         if not check["pass"]:
             msg = check_message(check)
-            ET.SubElement(tc, "failure", message=msg, type="sla").text = msg
+            kind = "not_shown" if check.get("state") == "not_shown" else "sla"
+            ET.SubElement(tc, "failure", message=msg, type=kind).text = msg
             failures += 1
     acc = doc.get("accounting")
     if acc is not None:

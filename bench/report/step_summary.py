@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report.deltas import fmt_delta, fmt_value
+from bench.report.filters import RATE_HEAD, rate_rows, result_word, trec_line, verdict_word
 from bench.report.terminal import fmt_check_value, fmt_rate, fmt_s
 from bench.verdict.comparable import Difference, show
 from bench.verdict.compare import OK, Row, regressed
@@ -66,7 +67,7 @@ def markdown(
     sla = doc.get("sla", {})
     bad = regressed(rows or ())
     status = run.get("status", "completed")
-    verdict = str(sla.get("verdict", "fail")).upper()
+    verdict = verdict_word(str(sla.get("verdict", "fail")))
     if status != "completed":
         verdict = f"{status.upper()}: {run.get('reason')}"
     elif bad:
@@ -84,7 +85,7 @@ def markdown(
             fmt_check_value(ch["name"], ch["observed"]),
             ch["op"],
             fmt_check_value(ch["name"], ch["limit"], limit=True),
-            "pass" if ch["pass"] else "**FAIL**",
+            "pass" if ch["pass"] else f"**{result_word(ch)}**",
             ch.get("source", ""),
             ch.get("note", ""),
         ]
@@ -93,6 +94,10 @@ def markdown(
     if checks:
         out += ["### SLA checks", ""]
         out += _table(("check", "observed", "op", "limit", "result", "from", "note"), checks)
+    if rate_rows(doc):
+        out += ["### Filters", ""]
+        out += _table(RATE_HEAD, rate_rows(doc))
+        out += [trec_line(doc), ""]
     metrics: Mapping[str, Any] = doc.get("metrics", {})
     lat = [
         [

@@ -9,6 +9,16 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.config.units import format_duration
+from bench.report.filters import (
+    FATE_HEAD,
+    RATE_HEAD,
+    fate_rows,
+    pct,
+    rate_rows,
+    result_word,
+    trec_line,
+    verdict_word,
+)
 from bench.run.results import RunResult
 
 
@@ -34,6 +44,8 @@ def fmt_check_value(name: str, v: float | None, *, limit: bool = False) -> str:
     """
     if v is None:
         return "no data"
+    if name.startswith("filters."):
+        return pct(v)
     if name.endswith("_rate"):
         return fmt_rate(v)
     if name.partition("[")[0].endswith(".count"):
@@ -165,7 +177,7 @@ def availability_table(doc: dict[str, Any]) -> Table | None:
 
 def sla_table(doc: dict[str, Any]) -> Table:
     sla = doc["sla"]
-    verdict = sla["verdict"].upper()
+    verdict = verdict_word(sla["verdict"])
     style = "bold green" if verdict == "PASS" else "bold red"
     t = Table(
         title=Text.assemble("SLA checks: ", (verdict, style)), title_justify="left", show_edge=False
@@ -173,9 +185,28 @@ def sla_table(doc: dict[str, Any]) -> Table:
     for col in ("check", "observed", "op", "limit", "result", "from", "note"):
         t.add_column(col)
     for c in sla["checks"]:
-        ok = Text("pass", "green") if c["pass"] else Text("FAIL", "bold red")
+        word = result_word(c)
+        ok = Text(word, {"pass": "green", "FAIL": "bold red"}.get(word, "bold yellow"))
         t.add_row(c["name"], _observed(c), c["op"], _limit(c), ok, c["source"], c.get("note", ""))
     return t
+
+
+def filters_tables(doc: dict[str, Any]) -> list[Any]:
+    """The filtering clauses' rates and the fates per class (nothing without labelled traffic)."""
+    rows = rate_rows(doc)
+    if not rows:
+        return []
+    t = Table(title="Filters", title_justify="left", show_edge=False)
+    for col in RATE_HEAD:
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*r)
+    fates = Table(show_edge=False)
+    for col in FATE_HEAD:
+        fates.add_column(col)
+    for r in fate_rows(doc):
+        fates.add_row(*r)
+    return [t, fates, Text(trec_line(doc)), Text("")]
 
 
 def render(result: RunResult) -> Group:
@@ -187,6 +218,7 @@ def render(result: RunResult) -> Group:
     av = availability_table(doc)
     if av is not None:
         parts += [av, Text("")]
+    parts += filters_tables(doc)
     parts.append(sla_table(doc))
     acc = doc["accounting"]
     parts.append(Text(f"\naccounting: {acc['identity']}: {'holds' if acc['holds'] else 'BROKEN'}"))

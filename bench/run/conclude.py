@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.core.fates import FateBooks
+from bench.core.filters import Rate, rates, summary
 from bench.errors import ExitCode
 from bench.run.lanes import directions_doc, merged_metrics, merged_outcomes, total_counts
 from bench.run.record import RunRecord
@@ -35,6 +37,26 @@ def clamped_warnings(metrics: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+def merged_fates(rec: RunRecord) -> FateBooks | None:
+    """The fate books of every lane in one (None: the run sent no labelled traffic)."""
+    books = [lane.corr.fates for lane in rec.lanes if lane.corr.fates is not None]
+    if not books:
+        return None
+    merged = FateBooks(books[0].draw)
+    for b in books:
+        merged.merge(b)
+    return merged
+
+
+def _filter_rates(rec: RunRecord, books: FateBooks | None) -> dict[str, Rate] | None:
+    """The rates of the clauses whose class the mix sends."""
+    mix = rec.scenario.message.mix
+    if books is None or mix is None:
+        return None
+    shares = mix.shares()
+    return {k: r for k, r in rates(books.by_class()).items() if shares.get(r.cls, 0) > 0}
+
+
 def conclude(rec: RunRecord) -> Conclusion:
     """Judge *rec*: the SLA checks and thresholds, the accounting, the result document."""
     sc, lanes = rec.scenario, list(rec.lanes)
@@ -42,6 +64,7 @@ def conclude(rec: RunRecord) -> Conclusion:
     metrics = merged_metrics(lanes)
     undelivered: dict[str, int] = {lane.direction: lane.corr.counts.undelivered for lane in lanes}
     avail = rec.availability.summary(lost=counts.undelivered) if rec.availability else None
+    fates = merged_fates(rec)
     verdict = evaluate(
         sc.sla.profile,
         sc.sla.thresholds,
@@ -50,6 +73,7 @@ def conclude(rec: RunRecord) -> Conclusion:
         sc.directions,
         availability=avail,
         windows=rec.windows,
+        filters=_filter_rates(rec, fates),
     )
     if rec.trip is not None:
         verdict = mark_aborted(verdict, sc.sla.thresholds, rec.trip)
@@ -78,6 +102,8 @@ def conclude(rec: RunRecord) -> Conclusion:
     }
     if avail is not None:
         doc["availability"] = avail
+    if fates is not None and sc.message.mix is not None:
+        doc["filters"] = summary(fates, sc.message.mix.shares())
     if rec.postoffice is not None:
         doc["postoffice"] = dict(rec.postoffice)
     if rec.receive is not None:

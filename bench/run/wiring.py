@@ -70,6 +70,7 @@ def fakemta_config(
             for f in fm.faults
         ),
         outages=tuple(Outage(o.at, o.duration, o.kind) for o in fm.outages),
+        filter=fm.filter.spec() if fm.filter is not None else None,
         max_rate=fm.max_rate,
         queue_limit=fm.queue_limit,
         message_size_limit=fm.message_size_limit,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bench.config.thresholds import OPS, Threshold
+from bench.core.filters import Rate
 
 
 class StatSource(Protocol):
@@ -32,6 +33,8 @@ class Check:
     passed: bool
     source: str
     note: str = ""
+    state: str = ""  # "not_shown": the sample cannot support the claim (never a pass)
+    needed: int | None = None  # with "not_shown": messages the claim needs
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -44,7 +47,15 @@ class Check:
         }
         if self.note:
             d["note"] = self.note
+        if self.state:
+            d["state"] = self.state
+        if self.needed is not None:
+            d["needed"] = self.needed
         return d
+
+    @property
+    def not_shown(self) -> bool:
+        return self.state == "not_shown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +66,15 @@ class Verdict:
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
+    @property
+    def state(self) -> str:
+        """ "pass", "fail", or "not_shown" when nothing failed but a claim was not shown."""
+        if self.passed:
+            return "pass"
+        return "not_shown" if all(c.passed or c.not_shown for c in self.checks) else "fail"
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": "pass" if self.passed else "fail",
-            "checks": [c.as_dict() for c in self.checks],
-        }
+        return {"verdict": self.state, "checks": [c.as_dict() for c in self.checks]}
 
 
 # The exmail SLA (shared/sla-source.md, clause 4): mean delay ≤ 1 minute, any message ≤ 1 hour.
@@ -114,6 +129,41 @@ def check_threshold(
     return check_windows(t, (windows or {}).get(t.window_s, ()))
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.4g} %"
+
+
+def filter_checks(rates: Mapping[str, Rate]) -> list[Check]:
+    """The filtering clauses, in three states: pass only when a rate's one-sided 95 %
+    Clopper–Pearson bound meets the promise; fail when the other bound shows it broken;
+    otherwise not shown — the sample cannot tell — with the messages of the class it would
+    take (:mod:`bench.core.filters`). Not shown is never a pass: the run's verdict is then
+    "not_shown", and its exit code 1."""
+    checks = []
+    for name, r in rates.items():
+        verdict = r.verdict
+        side = "lower" if r.op == ">=" else "upper"
+        note = f"{r.hits} of {r.n} {r.cls}; 95 % {side} bound {_pct(r.bound)}"
+        needed = None
+        if verdict == "not_shown":
+            needed = r.needed
+            note += f"; not shown: needs {needed:,} {r.cls} with {r.failures} failure(s)"
+        checks.append(
+            Check(
+                f"filters.{name}",
+                r.op,
+                r.promise,
+                r.rate,
+                verdict == "pass",
+                "exmail",
+                note,
+                state=verdict,
+                needed=needed,
+            )
+        )
+    return checks
+
+
 def evaluate(
     profile: str,
     thresholds: tuple[Threshold, ...],
@@ -122,6 +172,7 @@ def evaluate(
     directions: tuple[str, ...] = ("send",),
     availability: Mapping[str, float | None] | None = None,
     windows: Mapping[float, Sequence[Window]] | None = None,
+    filters: Mapping[str, Rate] | None = None,
 ) -> Verdict:
     """Checks of the profile, then of each threshold, against the run's metrics (windowed
     thresholds against *windows*, keyed by window length in seconds).
@@ -158,6 +209,8 @@ def evaluate(
                 else:
                     ok = observed >= EXMAIL_RATE
                     checks.append(Check(name, ">=", EXMAIL_RATE, observed, ok, "exmail"))
+        if filters is not None:
+            checks.extend(filter_checks(filters))
     for t in thresholds:
         checks.append(check_threshold(t, metrics, windows))
     return Verdict(tuple(checks))
