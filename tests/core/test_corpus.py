@@ -12,7 +12,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from bench.core.corpus import EICAR, GTUBE, SCAN_LIMIT, ClassDraw, Corpus, real_size
+from bench.config.filters import EICAR, GTUBE
+from bench.core.corpus import SCAN_LIMIT, ClassDraw, Corpus, real_size
 from bench.core.message import MessageFactory
 
 MIX = {"ham": 0.8, "spam": 0.1, "virus": 0.1}
