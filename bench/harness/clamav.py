@@ -139,14 +139,15 @@ class ThrowawayClamd:
                     return self.socket
             except OSError:
                 time.sleep(0.05)
-        out = b""
-        if self.proc.poll() is not None and self.proc.stdout is not None:
+        out, code = b"", self.proc.poll()
+        if code is not None and self.proc.stdout is not None:
             out = self.proc.stdout.read()
         log = self.log[-2000:]
         self.stop()
+        why = f"exited with code {code}" if code is not None else f"no answer in {timeout:.0f} s"
         raise ClamavError(
-            f"clamd did not start within {timeout:.0f} s (see its output and log below; "
-            f"check that {b} is writable and the socket path is free):\n"
+            f"clamd did not start: {why} (its output and log follow; check {b}/db and "
+            "that the folder is writable):\n"
             f"{out.decode(errors='replace')}\n{log}"
         )
 

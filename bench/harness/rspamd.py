@@ -216,13 +216,14 @@ class ThrowawayRspamd:
                 except OSError:
                     pass
             time.sleep(0.05)
-        out = b""
-        if self.proc.poll() is not None and self.proc.stdout is not None:
+        out, code = b"", self.proc.poll()
+        if code is not None and self.proc.stdout is not None:
             out = self.proc.stdout.read()
         log = self.log[-3000:]
         self.stop()
+        why = f"exited with code {code}" if code is not None else f"no answer in {timeout:.0f} s"
         raise RspamdError(
-            f"rspamd did not start within {timeout:.0f} s (its output and log follow; "
+            f"rspamd did not start: {why} (its output and log follow; "
             "`rspamadm configtest -c <dir>/rspamd.conf` checks a configuration):\n"
             f"{out.decode(errors='replace')}\n{log}"
         )

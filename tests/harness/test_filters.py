@@ -220,6 +220,18 @@ def test_rspamd_that_cannot_bind_its_socket_is_reported_with_its_log(tmp_path: P
 
 
 @pytest.mark.realmta
+def test_clamd_that_cannot_load_its_database_is_reported_with_its_words(tmp_path: Path) -> None:
+    need_binary("clamd")
+    base = tmp_path / "av"
+    (base / "db").mkdir(parents=True)
+    (base / "db" / "broken.ndb").write_text("this is not a signature\n")
+    av = ThrowawayClamd(base)
+    with pytest.raises(ClamavError, match=r"(?s)clamd did not start: exited.*Malformed database"):
+        av.start(timeout=20)
+    assert av.proc is None and not base.exists()
+
+
+@pytest.mark.realmta
 def test_postfix_command_with_filters_rejects_gtube_until_ctrl_c() -> None:
     need_filters()
     port = free_port()
