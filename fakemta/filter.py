@@ -2,9 +2,9 @@
 the end of DATA (:meth:`fakemta.inbound.InboundHandler.handle_DATA`).
 
 It tells a message's class by content, as a real filter does — spam carries GTUBE, a virus the
-EICAR file in a base64 attachment, anything else is ham — and then draws, from its own seeded
-sequence, whether it catches it (``spam_detection``, ``virus_detection``) or misjudges ham as
-spam (``false_positive``). What it does with what it caught (:class:`bench.config.filters
+EICAR file in a base64 attachment, anything else is ham — and then draws (seeded, per message:
+:meth:`FilterStage.draw`) whether it catches it (``spam_detection``, ``virus_detection``) or
+misjudges ham as spam (``false_positive``). What it does with what it caught (:class:`bench.config.filters
 .FilterSpec`): spam is rejected at the end of DATA (rspamd's 554), tagged (SpamAssassin's
 ``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag) or quarantined (250, never
 delivered); a virus is rejected (554, clamav's text), stripped (its attachment part taken out) or
@@ -15,6 +15,7 @@ filter's own, not mailsla's.
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import re
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from bench.config.filters import EICAR, GTUBE, SPAM_REJECT, VIRUS_REJECT, Filter
 # Base64 of a part holding exactly the EICAR file (how mailsla's corpus and mail clients write it).
 _EICAR_B64 = base64.b64encode(EICAR)
 _BOUNDARY = re.compile(rb'boundary="?([^";\r\n]+)"?', re.IGNORECASE)
+_MESSAGE_ID = re.compile(
+    rb"^(?:X-Mailsla-Id|Message-ID):[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE
+)
 _SUBJECT = re.compile(rb"^Subject:[ \t]?", re.IGNORECASE | re.MULTILINE)
 SPAM_HEADERS = (
     b"X-Spam-Flag: YES\r\n"
@@ -83,13 +87,25 @@ class FilterStage:
 
     def __init__(self, spec: FilterSpec, seed: int) -> None:
         self.spec = spec
+        self.seed = b"%d" % seed
         self.rng = random.Random(f"{seed}-filter")
         self.stats = FilterStats()
+
+    def draw(self, content: bytes) -> float:
+        """The message's uniform draw: fixed by the seed and its mailsla id (else its
+        Message-ID), so a run with a seed is the same whatever order its messages come in and
+        whenever it runs; from the seeded sequence when it has neither."""
+        end = content.find(b"\r\n\r\n")
+        m = _MESSAGE_ID.search(content, 0, end if end >= 0 else len(content))
+        if m is None:
+            return self.rng.random()
+        h = hashlib.blake2b(m.group(1).strip(), key=self.seed, digest_size=8).digest()
+        return int.from_bytes(h, "big") / 2.0**64
 
     def judge(self, content: bytes) -> Judgement:
         spec, stats = self.spec, self.stats
         stats.scanned += 1
-        u = self.rng.random()
+        u = self.draw(content)
         if is_virus(content):
             stats.virus_seen += 1
             if u >= spec.virus_detection:
