@@ -239,7 +239,10 @@ def ham(rng: random.Random, size: int, shape: int) -> bytes:
 def spam(rng: random.Random, size: int, shape: int) -> bytes:
     """A spam entity: GTUBE on the first lines of its (first) text part."""
     text = b"Special offer, act now.\r\n" + GTUBE + b"\r\n\r\n"
-    text += _text(rng, max(size - len(text) - 200, 100))[: SCAN_LIMIT * 2]
+    prose = _text(rng, max(size - len(text) - 200, 100))
+    if len(prose) > 2 * SCAN_LIMIT:  # cut at a line's end: every entity ends with CRLF
+        prose = prose[: prose.rindex(b"\r\n", 0, 2 * SCAN_LIMIT) + 2]
+    text += prose
     if shape % 2 == 0:
         return b"Content-Type: " + _TEXT + b"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + text
     boundary = b"=_mailsla_%08x" % rng.getrandbits(32)
@@ -311,7 +314,10 @@ class Corpus:
                 target = size
                 if sizes == "real" and c == "ham":
                     target = min(real_size(rng.random()), size)
-                pool.append(_MAKERS[c](rng, max(target, 256), i % 4))
+                body = _MAKERS[c](rng, max(target, 256), i % 4)
+                if not body.endswith(b"\r\n") or b"\r\n." in body:
+                    raise AssertionError(f"corpus: a {c} body would end the DATA early or never")
+                pool.append(body)
             self.bodies[c] = pool
 
     @classmethod

@@ -56,6 +56,7 @@ class Mailboxes:
         self.dovecot: ThrowawayDovecot | None = None
         self._stopping = threading.Event()
         self.watcher: MaildirWatcher | ImapWatcher | None = None
+        self.read_marks = sc.message.mix is not None  # labelled traffic: read the fates
 
     async def start(self) -> None:
         mb = self.sc.mailbox
@@ -70,7 +71,9 @@ class Mailboxes:
                 dirs = [self.root / u for u in self.users]
                 await self._make_off_loop(dirs)
                 dispose = mb.dispose
-                self.watcher = MaildirWatcher(dirs, self.sink, dispose=dispose)
+                self.watcher = MaildirWatcher(
+                    dirs, self.sink, dispose=dispose, read_marks=self.read_marks
+                )
             else:
                 host, port = await self._imap_address()
                 password = self.imap_password or DOVECOT_PASSWORD

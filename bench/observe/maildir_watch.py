@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import struct
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from bench.core.message import Identity, parse_identity
 from bench.errors import RunError
+from bench.observe.fate_reader import marks_of
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ VisibleSink = Callable[[Identity | None, int], None]
 Dispose = Literal["keep", "move", "delete"]
 
 HEADER_CHUNK = 4096
+MESSAGE_MAX = 64 << 20  # labelled traffic: a copy is read whole up to this (the marks)
 HEADER_MAX = 64 * 1024  # a header block longer than this is parsed as far as it was read
 READ_EVENTS = 32 * 1024  # bytes of inotify events handled per loop callback (~400 events)
 FORGET_AFTER = 65536  # > the kernel's default inotify queue (16384 events)
@@ -145,6 +148,12 @@ def read_header(path: str) -> bytes:
         os.close(fd)
 
 
+def read_whole(path: str, limit: int = MESSAGE_MAX) -> bytes:
+    """File *path*, up to *limit* bytes (labelled traffic: a filter's marks are in the body)."""
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
 class MaildirWatcher:
     """Reports each file appearing in the ``new/`` folder of *maildirs* once.
 
@@ -164,7 +173,9 @@ class MaildirWatcher:
         dispose: Dispose = "keep",
         fallback_interval: float = 0.2,
         use_inotify: bool = True,
+        read_marks: bool = False,
     ) -> None:
+        self._read_marks = read_marks  # read each copy whole for its fate marks
         self._new = [os.path.join(os.fspath(m), "new") for m in maildirs]
         self._cur = [os.path.join(os.fspath(m), "cur") for m in maildirs]
         self._sink = sink
@@ -339,7 +350,7 @@ class MaildirWatcher:
             return
         path = self._new[i] + "/" + name
         try:
-            head = read_header(path)
+            head = read_whole(path) if self._read_marks else read_header(path)
         except FileNotFoundError:
             self.stats.vanished += 1
             return
@@ -349,7 +360,10 @@ class MaildirWatcher:
             log.error("reading %s: %s", path, e)
             return
         seen.add(name)
-        self.stats.report(self._sink, parse_identity(head), now)
+        ident = parse_identity(head)
+        if self._read_marks and ident is not None:
+            ident = dataclasses.replace(ident, marks=marks_of(head))
+        self.stats.report(self._sink, ident, now)
         if self._dispose != "keep":
             self._dispose_of(i, name, path)
 

@@ -126,6 +126,16 @@ def test_real_sizes_follow_the_table() -> None:
     assert sizes[0] < 4096 and sizes[-1] > 16384  # varied, as real mail is
 
 
+@pytest.mark.parametrize("size", [300, 2048, 20_000, 100_000])
+def test_every_body_ends_its_lines(size: int) -> None:
+    """A body that did not end with CRLF would swallow the end of DATA (the session hangs)."""
+    corpus = Corpus(MIX, 9, size, "real")
+    for pool in corpus.bodies.values():
+        for body in pool:
+            assert body.endswith(b"\r\n") and b"\r\n." not in body
+            assert b"\n" not in body.replace(b"\r\n", b"")
+
+
 def test_base64_of_eicar_in_the_message() -> None:
     """The attachment's text is the base64 of the 68 bytes (what clamd decodes)."""
     corpus = Corpus({"virus": 1.0}, 1, 2048)

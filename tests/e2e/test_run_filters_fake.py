@@ -100,3 +100,40 @@ def test_a_thousand_ham_without_false_positives_do_not_show_the_claim(tmp_path: 
     assert "NOT SHOWN" in p.stdout and "29,956 ham" in p.stdout
     html = (out / "report.html").read_text()
     assert "not shown" in html and "Filters" in html
+
+
+BOTH = """
+name = "filters-both"
+seed = 2
+[fakemta]
+processing_delay = "const(0ms)"
+delivery_delay = "const(1ms)"
+[fakemta.filter]
+spam_action = "tag"
+virus_action = "replace"
+[mailbox]
+dispose = "delete"
+[load]
+direction = "both"
+rate = 500
+duration = "2s"
+drain = "2s"
+sessions = 4
+[message]
+mix = { ham = 0.5, spam = 0.4, virus = 0.1 }
+users = 20
+"""
+
+
+def test_the_receive_lane_reads_fates_in_the_maildirs(tmp_path: Path) -> None:
+    """Mail delivered to Maildirs (the receive lane) is read whole for its marks, and both
+    lanes' books add up to what the filter did."""
+    p, out = run_scenario(tmp_path, BOTH)
+    assert p.returncode in (0, 1), p.stdout[-3000:] + p.stderr
+    doc = result(out)
+    assert_accounted(doc)
+    f, fm = doc["filters"], doc["fakemta"]
+    assert f["classes"]["spam"]["fates"]["delivered_tagged"] == fm["filter_spam_caught"]
+    assert f["classes"]["virus"]["fates"]["attachment_replaced"] == fm["filter_virus_caught"]
+    assert f["classes"]["ham"]["fates"].get("delivered_tagged", 0) == fm["filter_false_positives"]
+    assert sum(c["sent"] for c in f["classes"].values()) == fm["filter_scanned"] == 1000
