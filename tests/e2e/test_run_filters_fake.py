@@ -137,3 +137,9 @@ def test_the_receive_lane_reads_fates_in_the_maildirs(tmp_path: Path) -> None:
     assert f["classes"]["virus"]["fates"]["attachment_replaced"] == fm["filter_virus_caught"]
     assert f["classes"]["ham"]["fates"].get("delivered_tagged", 0) == fm["filter_false_positives"]
     assert sum(c["sent"] for c in f["classes"].values()) == fm["filter_scanned"] == 1000
+    # Filter latency: each lane's delays split by class, adding up to the lane's metric.
+    lat = f["latency"]
+    for metric in ("send_delay", "receive_delay"):
+        per = [lat[metric][c]["count"] for c in ("ham", "spam", "virus")]
+        assert sum(per) == doc["metrics"][metric]["count"]
+        assert set(lat[metric]["added_mean_s"]) == {"spam", "virus"}
