@@ -5,11 +5,11 @@ It tells a message's class by content, as a real filter does — spam carries GT
 EICAR file in a base64 attachment, anything else is ham — and then draws (seeded, per message:
 :meth:`FilterStage.draw`) whether it catches it (``spam_detection``, ``virus_detection``) or
 misjudges ham as spam (``false_positive``). What it does with what it caught
-(:class:`bench.config.filters.FilterSpec`): spam is rejected at the end of DATA (rspamd's 554), tagged (SpamAssassin's
-``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag) or quarantined (250, never
-delivered); a virus is rejected (554, clamav's text), stripped (its attachment part taken out) or
-replaced (by a text part saying it was removed). The message carries no label: the draw is the
-filter's own, not mailsla's.
+(:class:`bench.config.filters.FilterSpec`): spam is rejected at the end of DATA (rspamd's 554),
+tagged (SpamAssassin's ``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag) or
+quarantined (250, never delivered); a virus is rejected (554, clamav's text), stripped (its
+attachment part taken out) or replaced (by a text part saying it was removed). The message
+carries no label: the draw is the filter's own, not mailsla's.
 """
 
 from __future__ import annotations
