@@ -36,7 +36,10 @@ def rate_rows(doc: dict[str, Any]) -> list[list[str]]:
     if not f:
         return []
     rows = []
+    mix = f.get("mix", {})
     for name, r in f["rates"].items():
+        if not mix.get(r["class"]) and not r["n"]:
+            continue  # a class the run did not send
         lo, hi = r["ci95"]
         verdict = r["verdict"].replace("_", " ")
         needs = f"{r['needed']:,} {r['class']}" if r["verdict"] == "not_shown" else ""
