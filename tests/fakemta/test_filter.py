@@ -87,6 +87,7 @@ def test_virus_actions() -> None:
         assert any(p.get_content_type() == "text/plain" for p in msg.walk())  # the note stays
         assert marks_of(out) == want
     assert marks_of(_msg("virus")) == HAS_EICAR | ATTACHMENT
+    assert marks_of(_msg("ham", 0), junk=True) == TAGGED  # found in a Junk folder
     assert (
         remove_virus(b"Subject: x\r\n\r\n" + EICAR + b"\r\n", replace=False)
         == b"Subject: x\r\n\r\n"
