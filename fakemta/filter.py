@@ -4,12 +4,12 @@ the end of DATA (:meth:`fakemta.inbound.InboundHandler.handle_DATA`).
 It tells a message's class by content, as a real filter does — spam carries GTUBE, a virus the
 EICAR file in a base64 attachment, anything else is ham — and then draws (seeded, per message:
 :meth:`FilterStage.draw`) whether it catches it (``spam_detection``, ``virus_detection``) or
-misjudges ham as spam (``false_positive``). What it does with what it caught (:class:`bench.config.filters
-.FilterSpec`): spam is rejected at the end of DATA (rspamd's 554), tagged (SpamAssassin's
-``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag) or quarantined (250, never
-delivered); a virus is rejected (554, clamav's text), stripped (its attachment part taken out) or
-replaced (by a text part saying it was removed). The message carries no label: the draw is the
-filter's own, not mailsla's.
+misjudges ham as spam (``false_positive``). What it does with what it caught
+(:class:`bench.config.filters.FilterSpec`): spam is rejected at the end of DATA (rspamd's 554),
+tagged (SpamAssassin's ``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag) or
+quarantined (250, never delivered); a virus is rejected (554, clamav's text), stripped (its
+attachment part taken out) or replaced (by a text part saying it was removed). The message
+carries no label: the draw is the filter's own, not mailsla's.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from bench.config.filters import EICAR, GTUBE, SPAM_REJECT, VIRUS_REJECT, Filter
 # Base64 of a part holding exactly the EICAR file (how mailsla's corpus and mail clients write it).
 _EICAR_B64 = base64.b64encode(EICAR)
 _BOUNDARY = re.compile(rb'boundary="?([^";\r\n]+)"?', re.IGNORECASE)
-_MESSAGE_ID = re.compile(
-    rb"^(?:X-Mailsla-Id|Message-ID):[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE
+_KEYS = (  # what fixes a message's draw: its mailsla id, else its Message-ID
+    re.compile(rb"^X-Mailsla-Id:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE),
+    re.compile(rb"^Message-ID:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE),
 )
 _SUBJECT = re.compile(rb"^Subject:[ \t]?", re.IGNORECASE | re.MULTILINE)
 SPAM_HEADERS = (
@@ -96,11 +97,13 @@ class FilterStage:
         Message-ID), so a run with a seed is the same whatever order its messages come in and
         whenever it runs; from the seeded sequence when it has neither."""
         end = content.find(b"\r\n\r\n")
-        m = _MESSAGE_ID.search(content, 0, end if end >= 0 else len(content))
-        if m is None:
-            return self.rng.random()
-        h = hashlib.blake2b(m.group(1).strip(), key=self.seed, digest_size=8).digest()
-        return int.from_bytes(h, "big") / 2.0**64
+        end = end if end >= 0 else len(content)
+        for key in _KEYS:
+            m = key.search(content, 0, end)
+            if m is not None:
+                h = hashlib.blake2b(m.group(1).strip(), key=self.seed, digest_size=8).digest()
+                return int.from_bytes(h, "big") / 2.0**64
+        return self.rng.random()
 
     def judge(self, content: bytes) -> Judgement:
         spec, stats = self.spec, self.stats

@@ -77,6 +77,8 @@ def load_result(run: Path) -> RunResult:
                 c["pass"],
                 c["source"],
                 c.get("note", ""),
+                state=c.get("state", ""),
+                needed=c.get("needed"),
             )
             for c in doc["sla"]["checks"]
         )

@@ -25,6 +25,7 @@ from bench.cli.run import shorthands
 from bench.config.advice import warnings
 from bench.config.scenario import Scenario
 from bench.config.units import format_duration
+from bench.core.filters import rates
 from bench.core.schedule import expected_count
 from bench.errors import ExitCode, UsageError
 from bench.report.plan import plan_lines
@@ -212,6 +213,7 @@ def build_plan(sc: Scenario, source: str, overrides: tuple[str, ...] = ()) -> di
             "recipients": sc.message.recipients,
             "users": sc.message.users,
             "sender": sc.message.sender,
+            "mix": sc.message.mix.shares() if sc.message.mix is not None else None,
         },
         "fakemta": _fakemta(sc) if sc.system.kind == "fakemta" else None,
         "checks": _checks(sc),
@@ -259,7 +261,7 @@ def _fault(f: Any) -> str:
 def _limit(name: str, limit: float) -> str:
     if name.endswith(".count"):
         return f"{limit:.0f}"
-    if name.startswith("availability."):
+    if name.startswith(("availability.", "filters.")):
         return f"{limit * 100:g}%"
     return format_duration(limit)
 
@@ -267,7 +269,20 @@ def _limit(name: str, limit: float) -> str:
 def _checks(sc: Scenario) -> list[dict[str, Any]]:
     """Every check the verdict will hold, in its order: judged now with no data, which gives
     the same names, limits and sources as the run's (the profile's for the lanes present)."""
-    verdict = evaluate(sc.sla.profile, sc.sla.thresholds, {}, 0, sc.directions, availability={})
+    mix = sc.message.mix
+    clauses = None
+    if mix is not None:  # the filtering clauses of the classes sent
+        shares = mix.shares()
+        clauses = {k: r for k, r in rates({}).items() if shares.get(r.cls, 0) > 0}
+    verdict = evaluate(
+        sc.sla.profile,
+        sc.sla.thresholds,
+        {},
+        0,
+        sc.directions,
+        availability={},
+        filters=clauses,
+    )
     thresholds = iter(sc.sla.thresholds)
     out = []
     for c in verdict.checks:

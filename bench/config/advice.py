@@ -25,6 +25,13 @@ def warnings(sc: Scenario) -> list[str]:
                     f'fakemta.{key}: ignored with system.kind = "smtp" (only the embedded '
                     "fake MTA injects them)"
                 )
+        if sc.fakemta.filter is not None:
+            out.append(
+                'fakemta.filter: ignored with system.kind = "smtp" (the system\'s own filters '
+                "judge the labelled traffic)"
+            )
+    if sc.fakemta.filter is not None and sc.message.mix is None:
+        out.append("fakemta.filter: no message.mix, so nothing measures what it does")
     out += _threshold_warnings(sc)
     return out
 

@@ -181,7 +181,7 @@ class Correlator:
         if early is None:
             self._awaiting[seq] = accepted_ns
         else:
-            self._join(accepted_ns, *early)
+            self._join(accepted_ns, *early, seq)
 
     def on_rejected(self, seq: int, stage: str, code: int) -> None:
         self.counts.rejected += 1
@@ -211,7 +211,7 @@ class Correlator:
         if early is None:
             self._awaiting[seq] = accepted_ns
         else:
-            self._join(accepted_ns, *early)
+            self._join(accepted_ns, *early, seq)
 
     def on_remote_unaccepted(self, seq: int) -> None:
         self._settle_unaccepted(seq)
@@ -251,15 +251,17 @@ class Correlator:
         if accepted_ns is None:
             self._early[seq] = (mail_ns, received_ns)
         else:
-            self._join(accepted_ns, mail_ns, received_ns)
+            self._join(accepted_ns, mail_ns, received_ns, seq)
 
     def on_foreign(self, n: int = 1) -> None:
         """*n* messages that are not this run's (or carry no identity) arrived."""
         self.counts.foreign += n
 
-    def _join(self, accepted_ns: int, mail_ns: int, received_ns: int) -> None:
+    def _join(self, accepted_ns: int, mail_ns: int, received_ns: int, seq: int) -> None:
         self.counts.delivered += 1
         self._delay.record(mail_ns - accepted_ns)
+        if self.fates is not None:
+            self.fates.on_delay(seq, self.delay_metric, mail_ns - accepted_ns)
         if self._received is not None:
             self._received.record(received_ns - accepted_ns)
 

@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bench.core.metrics import Metric
+
 # What the reader saw in a delivered copy (bits of a small int).
 TAGGED = 1  # a spam or virus verdict header, a subject tag, or a Junk folder
 EICAR = 2  # the EICAR file is still in it
@@ -40,10 +42,19 @@ class FateBooks:
         self.draw = draw
         self.fates: Counter[tuple[str, str]] = Counter()
         self.rejections: Counter[tuple[str, str, int]] = Counter()
+        self.delays: dict[tuple[str, str], Metric] = {}  # (delay metric, class) -> its delays
 
     def on_delivered(self, seq: int, marks: int) -> None:
         cls = self.draw(seq)
         self.fates[(cls, fate_of(cls, marks))] += 1
+
+    def on_delay(self, seq: int, metric: str, ns: int) -> None:
+        """A delivered message's delay (``send_delay`` or ``receive_delay``), by class."""
+        key = (metric, self.draw(seq))
+        m = self.delays.get(key)
+        if m is None:
+            m = self.delays[key] = Metric(f"{metric}.{key[1]}")
+        m.record(ns)
 
     def on_rejected(self, seq: int, stage: str, code: int) -> None:
         cls = self.draw(seq)
@@ -68,6 +79,38 @@ class FateBooks:
     def merge(self, other: FateBooks) -> None:
         self.fates.update(other.fates)
         self.rejections.update(other.rejections)
+        for key, m in other.delays.items():
+            if key in self.delays:
+                self.delays[key].merge(m)
+            else:
+                mine = self.delays[key] = Metric(m.name)
+                mine.merge(m)
+
+    def latency(self) -> dict[str, Any]:
+        """Per delay metric: each class's count, mean, p50, p99 and max (seconds), and the time
+        the scanning path added: each of spam's and virus's mean minus ham's."""
+        out: dict[str, Any] = {}
+        for metric in sorted({k[0] for k in self.delays}):
+            per = {c: m for (mm, c), m in self.delays.items() if mm == metric and m.count}
+            row: dict[str, Any] = {
+                c: {
+                    "count": m.count,
+                    "mean_s": m.mean_s,
+                    "p50_s": m.percentile_s(50),
+                    "p99_s": m.percentile_s(99),
+                    "max_s": m.max_ns / 1e9,
+                }
+                for c, m in sorted(per.items())
+            }
+            ham = per.get("ham")
+            if ham is not None and ham.mean_s is not None:
+                row["added_mean_s"] = {
+                    c: m.mean_s - ham.mean_s
+                    for c, m in sorted(per.items())
+                    if c != "ham" and m.mean_s is not None
+                }
+            out[metric] = row
+        return out
 
     def by_class(self) -> dict[str, dict[str, int]]:
         """class -> fate -> count (the fates in :data:`FATES` order, zero ones left out)."""

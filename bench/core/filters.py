@@ -210,4 +210,5 @@ def summary(books: FateBooks, mix: Mapping[str, float]) -> dict[str, Any]:
         "rejections": books.rejections_doc(),
         "rates": {name: r.as_dict() for name, r in rates(by_class).items()},
         "trec": trec(by_class),
+        "latency": books.latency(),
     }

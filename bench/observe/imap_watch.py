@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import ssl
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import aioimaplib
 
 from bench.core.message import parse_identity
+from bench.observe.fate_reader import marks_of
 from bench.observe.maildir_watch import VisibleSink, WatchError, WatchStats
 
 __all__ = ["ImapWatcher", "VisibleSink", "WatchError"]
@@ -30,6 +32,7 @@ __all__ = ["ImapWatcher", "VisibleSink", "WatchError"]
 log = logging.getLogger(__name__)
 
 FIELDS = "(UID BODY.PEEK[HEADER.FIELDS (X-MAILSLA-RUN X-MAILSLA-ID X-MAILSLA-TAG)])"
+WHOLE = "(UID BODY.PEEK[])"  # labelled traffic: the whole copy, for its fate marks
 # aioimaplib parses a response recursively, about two frames a fetched message: a FETCH of
 # thousands of messages overflows the stack (RecursionError) and the connection dies.
 FETCH_BATCH = 100
@@ -107,7 +110,9 @@ class ImapWatcher:
         dispose: Literal["keep", "delete"] = "keep",
         timeout: float = 10,
         ssl_context: ssl.SSLContext | None = None,
+        read_marks: bool = False,
     ) -> None:
+        self.read_marks = read_marks  # labelled traffic: fetch whole copies for their marks
         self.host, self.port, self.users = host, port, list(users)
         self._password = password
         self._sink = sink
@@ -252,13 +257,17 @@ class ImapWatcher:
         st = self.stats
         for k in range(0, len(new), FETCH_BATCH):
             batch = new[k : k + FETCH_BATCH]
-            r = _ok(await client.uid("fetch", uid_set(batch), FIELDS), "UID FETCH")
+            what = WHOLE if self.read_marks else FIELDS
+            r = _ok(await client.uid("fetch", uid_set(batch), what), "UID FETCH")
             heads = dict(parse_fetch(r.lines))
             for uid in batch:
                 if uid not in heads:
                     st.vanished += 1  # expunged by someone else since the search
                     continue
-                st.report(self._sink, parse_identity(heads[uid]), now)
+                ident = parse_identity(heads[uid])
+                if self.read_marks and ident is not None:
+                    ident = dataclasses.replace(ident, marks=marks_of(heads[uid]))
+                st.report(self._sink, ident, now)
             s.next_uid = batch[-1] + 1
             done = [u for u in batch if u in heads]
             if self.dispose == "delete" and done:

@@ -85,6 +85,7 @@ class Mailboxes:
                     self.sink,
                     interval=mb.poll_interval,
                     dispose="delete" if mb.dispose == "delete" else "keep",
+                    read_marks=self.read_marks,
                 )
             await self.watcher.start()
         except (WatchError, DovecotError) as exc:

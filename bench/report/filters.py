@@ -36,7 +36,10 @@ def rate_rows(doc: dict[str, Any]) -> list[list[str]]:
     if not f:
         return []
     rows = []
+    mix = f.get("mix", {})
     for name, r in f["rates"].items():
+        if not mix.get(r["class"]) and not r["n"]:
+            continue  # a class the run did not send
         lo, hi = r["ci95"]
         verdict = r["verdict"].replace("_", " ")
         needs = f"{r['needed']:,} {r['class']}" if r["verdict"] == "not_shown" else ""
@@ -79,3 +82,27 @@ def trec_line(doc: dict[str, Any]) -> str:
         return "–" if v is None else f"{v:.4g} %"
 
     return f"TREC: hm% {p(t['hm_pct'])}, sm% {p(t['sm_pct'])}, lam% {p(t['lam_pct'])}"
+
+
+def _ms(v: float) -> str:
+    return f"{v * 1e6:.3g}µs" if v < 1e-3 else f"{v * 1e3:.3g}ms"
+
+
+def latency_lines(doc: dict[str, Any]) -> list[str]:
+    """``send_delay mean: ham 1.2ms, spam 1.3ms (+0.1ms), …``: each class's delay and what the
+    scanning path added to the clean (ham) path."""
+    f = doc.get("filters")
+    if not f or not f.get("latency"):
+        return []
+    out = []
+    for metric, row in f["latency"].items():
+        added = row.get("added_mean_s", {})
+        parts = []
+        for cls in ("ham", "spam", "virus"):
+            if cls in row:
+                text = f"{cls} {_ms(row[cls]['mean_s'])}"
+                if cls in added:
+                    text += f" ({'+' if added[cls] >= 0 else '−'}{_ms(abs(added[cls]))})"
+                parts.append(text)
+        out.append(f"{metric} mean by class: " + ", ".join(parts))
+    return out

@@ -32,6 +32,7 @@ from bench.report.filters import (
     FATE_HEAD,
     RATE_HEAD,
     fate_rows,
+    latency_lines,
     rate_rows,
     result_word,
     trec_line,
@@ -105,7 +106,7 @@ def filters_html(doc: dict[str, Any]) -> str:
         "<h2>Filters</h2>"
         + _table(RATE_HEAD, esc, (1, 2, 5))
         + _table(FATE_HEAD, fates, (1,))
-        + f'<p class="dim">{escape(trec_line(doc))}</p>'
+        + "".join(f'<p class="dim">{escape(x)}</p>' for x in (trec_line(doc), *latency_lines(doc)))
     )
 
 

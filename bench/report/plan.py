@@ -132,5 +132,7 @@ def _messages_text(plan: Mapping[str, Any]) -> str:
         elif ld["direction"] == "receive":
             text += " coming in"
     rcpt = m["recipients"]
+    if m.get("mix"):
+        text += " (" + ", ".join(f"{c} {v:.4g}" for c, v in m["mix"].items() if v) + ")"
     text += f"; {format_size(m['size_bytes'])} each, {rcpt} recipient{'s' if rcpt > 1 else ''}"
     return text + f" among {m['users']} users, from {m['sender']}"

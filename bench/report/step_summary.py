@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.report.deltas import fmt_delta, fmt_value
-from bench.report.filters import RATE_HEAD, rate_rows, result_word, trec_line, verdict_word
+from bench.report.filters import (
+    RATE_HEAD,
+    latency_lines,
+    rate_rows,
+    result_word,
+    trec_line,
+    verdict_word,
+)
 from bench.report.terminal import fmt_check_value, fmt_rate, fmt_s
 from bench.verdict.comparable import Difference, show
 from bench.verdict.compare import OK, Row, regressed
@@ -98,6 +105,7 @@ def markdown(
         out += ["### Filters", ""]
         out += _table(RATE_HEAD, rate_rows(doc))
         out += [trec_line(doc), ""]
+        out += [x for line in latency_lines(doc) for x in (line, "")]
     metrics: Mapping[str, Any] = doc.get("metrics", {})
     lat = [
         [

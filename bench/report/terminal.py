@@ -13,6 +13,7 @@ from bench.report.filters import (
     FATE_HEAD,
     RATE_HEAD,
     fate_rows,
+    latency_lines,
     pct,
     rate_rows,
     result_word,
@@ -206,7 +207,8 @@ def filters_tables(doc: dict[str, Any]) -> list[Any]:
         fates.add_column(col)
     for r in fate_rows(doc):
         fates.add_row(*r)
-    return [t, fates, Text(trec_line(doc)), Text("")]
+    lines = [Text(line) for line in (trec_line(doc), *latency_lines(doc))]
+    return [t, fates, *lines, Text("")]
 
 
 def render(result: RunResult) -> Group:

@@ -106,3 +106,15 @@ def test_trec_figures() -> None:
     assert t["hm_pct"] == pytest.approx(0.1) and t["sm_pct"] == pytest.approx(5.0)
     assert t["lam_pct"] is not None and 0.1 < t["lam_pct"] < 5.0
     assert trec({"ham": {"delivered_clean": 10}})["lam_pct"] is None
+
+
+def test_delays_by_class_merge_and_show_what_scanning_adds() -> None:
+    a = FateBooks(lambda seq: "ham" if seq % 2 else "spam")
+    b = FateBooks(a.draw)
+    for seq in range(10):
+        a.on_delay(seq, "send_delay", 1_000_000 if seq % 2 else 3_000_000)
+        b.on_delay(seq, "send_delay", 1_000_000 if seq % 2 else 3_000_000)
+    a.merge(b)
+    lat = a.latency()["send_delay"]
+    assert lat["ham"]["count"] == 10 and lat["spam"]["count"] == 10
+    assert lat["added_mean_s"]["spam"] == pytest.approx(0.002)

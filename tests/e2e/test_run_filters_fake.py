@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import need_binary
 from tests.e2e.test_run import assert_accounted, result, run_scenario
 
 TRUTH = """
@@ -136,4 +137,29 @@ def test_the_receive_lane_reads_fates_in_the_maildirs(tmp_path: Path) -> None:
     assert f["classes"]["spam"]["fates"]["delivered_tagged"] == fm["filter_spam_caught"]
     assert f["classes"]["virus"]["fates"]["attachment_replaced"] == fm["filter_virus_caught"]
     assert f["classes"]["ham"]["fates"].get("delivered_tagged", 0) == fm["filter_false_positives"]
+    assert sum(c["sent"] for c in f["classes"].values()) == fm["filter_scanned"] == 1000
+    # Filter latency: each lane's delays split by class, adding up to the lane's metric.
+    lat = f["latency"]
+    for metric in ("send_delay", "receive_delay"):
+        per = [lat[metric][c]["count"] for c in ("ham", "spam", "virus")]
+        assert sum(per) == doc["metrics"][metric]["count"]
+        assert set(lat[metric]["added_mean_s"]) == {"spam", "virus"}
+
+
+@pytest.mark.realmta
+def test_the_imap_watcher_reads_fates_on_a_throwaway_dovecot(tmp_path: Path) -> None:
+    """Over IMAP (a throwaway Dovecot over the fake MTA's Maildirs) each copy is fetched whole
+    for its marks: tagged spam and replaced viruses are seen as such."""
+    need_binary("dovecot")
+    text = BOTH.replace('direction = "both"', 'direction = "receive"').replace(
+        'dispose = "delete"', 'dispose = "delete"\nwatch = "imap"\npoll_interval = "50ms"'
+    )
+    p, out = run_scenario(tmp_path, text)
+    assert p.returncode in (0, 1), p.stdout[-3000:] + p.stderr
+    doc = result(out)
+    assert_accounted(doc)
+    assert doc["receive"]["dovecot"] is True
+    f, fm = doc["filters"], doc["fakemta"]
+    assert f["classes"]["spam"]["fates"]["delivered_tagged"] == fm["filter_spam_caught"]
+    assert f["classes"]["virus"]["fates"]["attachment_replaced"] == fm["filter_virus_caught"]
     assert sum(c["sent"] for c in f["classes"].values()) == fm["filter_scanned"] == 1000

@@ -60,6 +60,24 @@ def test_detection_and_false_positive_rates_are_drawn_as_set() -> None:
     assert verdicts(7) != verdicts(8)
 
 
+def test_the_draw_is_fixed_by_seed_and_mailsla_id() -> None:
+    """Whatever the run (its Message-IDs name it) and the order, id and seed fix the draw."""
+    stage = FilterStage(FilterSpec(), 3)
+
+    def msg(run: str, seq: int) -> bytes:
+        return b"Message-ID: <%d.%s@x>\r\nX-Mailsla-Id: %010d\r\n\r\nbody\r\n" % (
+            seq,
+            run.encode(),
+            seq,
+        )
+
+    first = [stage.draw(msg("run-a", i)) for i in range(50)]
+    again = [stage.draw(msg("run-b", i)) for i in reversed(range(50))][::-1]
+    assert first == again
+    assert first != [FilterStage(FilterSpec(), 4).draw(msg("run-a", i)) for i in range(50)]
+    assert stage.draw(b"Message-ID: <a@b>\r\n\r\n") == stage.draw(b"Message-ID: <a@b>\r\n\r\nx")
+
+
 def test_spam_actions() -> None:
     sure = {"spam_detection": 1.0}
     j = FilterStage(FilterSpec(**sure), 1).judge(_msg("spam"))  # type: ignore[arg-type]
@@ -87,6 +105,7 @@ def test_virus_actions() -> None:
         assert any(p.get_content_type() == "text/plain" for p in msg.walk())  # the note stays
         assert marks_of(out) == want
     assert marks_of(_msg("virus")) == HAS_EICAR | ATTACHMENT
+    assert marks_of(_msg("ham", 0), junk=True) == TAGGED  # found in a Junk folder
     assert (
         remove_virus(b"Subject: x\r\n\r\n" + EICAR + b"\r\n", replace=False)
         == b"Subject: x\r\n\r\n"
