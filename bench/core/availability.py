@@ -157,10 +157,16 @@ def _month(no_fault: float | None, connectivity: float | None) -> dict[str, Any]
     return out
 
 
-def failure_kind(outcome_kind: str) -> str:
+def failure_kind(outcome_kind: str, stage: str = "", code: int = 0, labelled: bool = False) -> str:
     """``ok``, ``reply`` (the system answered with an SMTP error) or ``connection`` (it could
-    not be reached or talked to: refused, reset, timeout, no greeting, TLS failure)."""
+    not be reached or talked to: refused, reset, timeout, no greeting, TLS failure).
+
+    With labelled traffic (``message.mix``) a permanent reply to the end of DATA is the
+    filter's verdict on the message, not a fault of the service: it is judged by the filtering
+    clauses (a ham rejected there is a false positive), so it counts as ``ok`` here."""
     if outcome_kind == "accepted":
+        return OK
+    if labelled and outcome_kind == "rejected" and stage == "dot" and 500 <= code < 600:
         return OK
     if outcome_kind == "rejected":
         return REPLY

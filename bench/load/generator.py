@@ -258,7 +258,8 @@ class Generator:
         self, seq: int, planned_ns: int, start_ns: int, out: Outcome, session: Session
     ) -> None:
         if self.availability is not None:
-            kind = failure_kind(out.kind)
+            labelled = self.corr.fates is not None
+            kind = failure_kind(out.kind, out.stage, out.code, labelled)
             self.availability.record(planned_ns, self.factory.user_ids(seq), kind)
         if out.kind == "accepted":
             self.corr.on_accepted(seq, planned_ns, start_ns, out.accepted_ns)

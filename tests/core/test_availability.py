@@ -79,6 +79,16 @@ def test_failure_kinds() -> None:
     assert failure_kind("failed") == CONNECTION
 
 
+def test_a_filters_verdict_on_labelled_mail_is_no_fault() -> None:
+    # a 5xx to the end of DATA of labelled mail is the filter's verdict (judged by filters)
+    assert failure_kind("rejected", "dot", 554, labelled=True) == OK
+    # ... but not without labels, not a 4xx, not at another stage
+    assert failure_kind("rejected", "dot", 554) == REPLY
+    assert failure_kind("rejected", "dot", 451, labelled=True) == REPLY
+    assert failure_kind("rejected", "rcpt", 550, labelled=True) == REPLY
+    assert failure_kind("failed", "dot", 0, labelled=True) == CONNECTION
+
+
 records = st.lists(
     st.tuples(
         st.integers(min_value=0, max_value=300 * S),
