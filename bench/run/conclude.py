@@ -88,6 +88,8 @@ def conclude(rec: RunRecord) -> Conclusion:
         doc["run"]["aborted_by"] = rec.trip.threshold.text
     if rec.fakemta is not None:
         doc["fakemta"] = dict(rec.fakemta)
+    if rec.ray is not None:
+        doc["run"]["ray"] = dict(rec.ray)
     warnings = [*rec.warnings, *clamped_warnings(doc["metrics"])]
     if warnings:
         doc["run"]["warnings"] = warnings

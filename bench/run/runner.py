@@ -31,6 +31,7 @@ from bench.errors import StartupError
 from bench.observe.mailboxes import Mailboxes
 from bench.observe.postoffice import PostOffice
 from bench.procs.parent import PostOfficeFleet
+from bench.procs.ray_fleet import RayPlan
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
@@ -69,10 +70,12 @@ class Runner:
         overrides: tuple[str, ...] = (),
         credentials: tuple[str, str] | None = None,
         imap_password: str | None = None,
+        ray: RayPlan | None = None,
     ) -> None:
         # "auto" worker counts become numbers for this machine (recorded in the result)
         cores = usable_cores()
         self.sc = scenario = resolve_workers(scenario, cores)
+        self.ray = ray  # the send lane's generators are Ray actors (see wiring.ray_plan)
         self.credentials = credentials
         self.imap_password = imap_password
         self.started = datetime.now(UTC)
@@ -110,6 +113,8 @@ class Runner:
         self._last_accepted = 0
         self._t0 = time.monotonic()
         self.system_info: dict[str, Any] = system_info(scenario, cores)  # run.system
+        if ray is not None:
+            self.system_info["workers"]["load"] = len(ray.placement)  # actors, not processes
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
         self._expected = schedule.expected_count(scenario.load)
@@ -264,7 +269,15 @@ class Runner:
             self.phase = "sending"
 
         reason = await drive_lane(
-            lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending, self.key
+            lane,
+            self.sc,
+            self.run_id,
+            opts,
+            self.lanes,
+            self.availability,
+            sending,
+            self.key,
+            self.ray,
         )
         self._aborted(reason)
 
@@ -380,7 +393,11 @@ class Runner:
             postoffice=refusal_counts(self._po) if self._po is not None else None,
             receive=self.mailboxes.info() if self.mailboxes is not None else None,
             fakemta=self.fakemta_stats,
-            warnings=tuple(series.dropped) if series is not None else (),
+            warnings=(
+                *(series.dropped if series is not None else ()),
+                *(self.ray.warnings() if self.ray is not None else ()),
+            ),
+            ray=self.ray.info() if self.ray is not None else None,
         )
         c = conclude(record)
         path = write_result(self.out_dir, c.doc, self._reserve, series)
