@@ -93,9 +93,6 @@ class RayPlan:
             doc.update(self.fleet.info())
         return doc
 
-    def warnings(self) -> list[str]:
-        return list(self.fleet.warnings) if self.fleet is not None else []
-
 
 def _get(ref: Any) -> asyncio.Future[Any]:
     """Await a Ray object ref on any event loop (uvloop included)."""
@@ -289,4 +286,9 @@ class RayGeneratorFleet(GeneratorFleet):
             warn = agreement.warning(clock.node.label) if agreement is not None else None
             if warn and not clock.same_clock and warn not in self.warnings:
                 self.warnings.append(warn)
-        return {"actors": self.n, "nodes": nodes, "lost": list(self.lost)}
+        return {
+            "actors": self.n,
+            "nodes": nodes,
+            "lost": list(self.lost),
+            "warnings": self.warnings,
+        }

@@ -90,7 +90,8 @@ def conclude(rec: RunRecord) -> Conclusion:
         doc["fakemta"] = dict(rec.fakemta)
     if rec.ray is not None:
         doc["run"]["ray"] = dict(rec.ray)
-    warnings = [*rec.warnings, *clamped_warnings(doc["metrics"])]
+    ray_warnings = rec.ray.get("warnings", []) if rec.ray is not None else []
+    warnings = [*rec.warnings, *ray_warnings, *clamped_warnings(doc["metrics"])]
     if warnings:
         doc["run"]["warnings"] = warnings
     # A run stopped by an abort_on_fail threshold is judged (FAIL), not lost (RUN).

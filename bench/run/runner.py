@@ -75,7 +75,7 @@ class Runner:
         # "auto" worker counts become numbers for this machine (recorded in the result)
         cores = usable_cores()
         self.sc = scenario = resolve_workers(scenario, cores)
-        self.ray = ray  # the send lane's generators are Ray actors (see wiring.ray_plan)
+        self.ray = ray  # the send lane's generators as Ray actors (cli/run.py)
         self.credentials = credentials
         self.imap_password = imap_password
         self.started = datetime.now(UTC)
@@ -112,9 +112,8 @@ class Runner:
         self._window: collections.deque[HdrHistogram] = collections.deque(maxlen=WINDOW_S)
         self._last_accepted = 0
         self._t0 = time.monotonic()
-        self.system_info: dict[str, Any] = system_info(scenario, cores)  # run.system
-        if ray is not None:
-            self.system_info["workers"]["load"] = len(ray.placement)  # actors, not processes
+        actors = len(ray.placement) if ray is not None else None
+        self.system_info: dict[str, Any] = system_info(scenario, cores, actors)  # run.system
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
         self._expected = schedule.expected_count(scenario.load)
@@ -268,16 +267,9 @@ class Runner:
             self._t0 = time.monotonic()
             self.phase = "sending"
 
+        sc, ray = self.sc, self.ray
         reason = await drive_lane(
-            lane,
-            self.sc,
-            self.run_id,
-            opts,
-            self.lanes,
-            self.availability,
-            sending,
-            self.key,
-            self.ray,
+            lane, sc, self.run_id, opts, self.lanes, self.availability, sending, self.key, ray
         )
         self._aborted(reason)
 
@@ -393,10 +385,7 @@ class Runner:
             postoffice=refusal_counts(self._po) if self._po is not None else None,
             receive=self.mailboxes.info() if self.mailboxes is not None else None,
             fakemta=self.fakemta_stats,
-            warnings=(
-                *(series.dropped if series is not None else ()),
-                *(self.ray.warnings() if self.ray is not None else ()),
-            ),
+            warnings=tuple(series.dropped) if series is not None else (),
             ray=self.ray.info() if self.ray is not None else None,
         )
         c = conclude(record)

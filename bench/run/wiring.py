@@ -191,16 +191,20 @@ def make_postoffice(
     )
 
 
-def system_info(sc: Scenario, cores: int) -> dict[str, Any]:
+def system_info(sc: Scenario, cores: int, actors: int | None = None) -> dict[str, Any]:
     """What a run measures and with what, as result.json's ``run.system`` starts out (the
-    runner adds the addresses as it starts each part)."""
+    runner adds the addresses as it starts each part); *actors*: a run on Ray's generator
+    actors, which stand for ``load.workers``."""
     system = sc.system
     return {
         "kind": system.kind,
         "tls": system.tls,
         "auth": system.auth.mechanism if system.auth else None,
         "cores": cores,
-        "workers": {"load": sc.load.workers, "postoffice": sc.postoffice.workers},
+        "workers": {
+            "load": sc.load.workers if actors is None else actors,
+            "postoffice": sc.postoffice.workers,
+        },
     }
 
 

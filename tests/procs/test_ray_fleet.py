@@ -24,6 +24,7 @@ from bench.run.wiring import ray_placement
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
+MAILSLA = [sys.executable, "-m", "bench"]
 MB = 1024 * 1024
 SCENARIO = """
 name = "ray"
@@ -143,8 +144,7 @@ def test_mailsla_run_ray_end_to_end(cluster: str, tmp_path: Path) -> None:
     path.write_text(SCENARIO.format(duration="2s"))
     out = tmp_path / "out"
     p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", str(path), "--no-live", "--out", str(out)]
-        + ["--ray", cluster],
+        [*MAILSLA, "run", str(path), "--no-live", "--out", str(out), "--ray", cluster],
         capture_output=True,
         text=True,
         timeout=120,
@@ -167,7 +167,7 @@ def test_without_ray_run_ray_says_how_to_get_it(tmp_path: Path) -> None:
     path.write_text(SCENARIO.format(duration="1s"))
     env = {**os.environ, "PYTHONPATH": f"{shim.parent}:{ROOT}"}
     p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", str(path), "--no-live", "--ray", "auto"],
+        [*MAILSLA, "run", str(path), "--no-live", "--ray", "auto"],
         capture_output=True,
         text=True,
         timeout=60,
