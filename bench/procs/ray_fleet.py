@@ -292,3 +292,23 @@ class RayGeneratorFleet(GeneratorFleet):
             "lost": list(self.lost),
             "warnings": self.warnings,
         }
+
+
+def start_local(cpus: int) -> list[Node]:
+    """A Ray instance of this host alone (the selftest's), *cpus* CPUs, a small object
+    store, no dashboard; its one node. Raises :class:`UsageError` without Ray."""
+    ray = require_ray()
+    ray.init(
+        num_cpus=cpus,
+        object_store_memory=80 * 1024 * 1024,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    return connect("auto")
+
+
+def shutdown() -> None:
+    """Leave the Ray cluster (and stop a local instance this process started)."""
+    require_ray().shutdown()
