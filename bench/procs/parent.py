@@ -51,6 +51,7 @@ class GeneratorFleet:
         self.abort_reason: str | None = None
         self.stopping = False
         self.lost: list[dict[str, Any]] = []  # the workers that died: which, and their share
+        self.ended: dict[int, dict[str, int]] = {}  # each worker's counts as it ended (or died)
         self.kind = "generator worker"
         corr.expect_remote()
 
@@ -82,6 +83,7 @@ class GeneratorFleet:
             self._in_flight.pop(k, None)
             if msg.totals is not None:
                 self.corr.absorb(msg.totals)
+                self.ended[k] = msg.totals.counts
             if msg.abort_reason and self.abort_reason is None:
                 self.abort_reason = msg.abort_reason
 
@@ -146,6 +148,7 @@ class GeneratorFleet:
         self._in_flight.pop(k, None)
         totals = lost_share(last, self.share(k))
         self.corr.absorb(totals)
+        self.ended[k] = totals.counts
         c = totals.counts
         self.lost.append(
             {

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from bench.procs.ray_actors import ENDED, WorkerActor, boot_id
 from bench.smtp.options import SessionOptions
 
 POLL_S = 0.2  # how long one take() call waits for the worker's next message
+CONNECT_TIMEOUT_S = 5.0
 PROBES = 16  # clock round trips per node, at the start and at the end
 INSTALL_HINT = "install it with: pip install 'mailsla[ray]' (or, in a checkout: make ray)"
 
@@ -62,6 +64,7 @@ def connect(address: str) -> list[Node]:
     answers there."""
     ray = require_ray()
     if not ray.is_initialized():
+        _reachable(address)
         try:
             ray.init(
                 address=address,
@@ -70,7 +73,10 @@ def connect(address: str) -> list[Node]:
                 configure_logging=False,
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UsageError(f"--ray {address}: no Ray cluster answers there: {exc}") from None
+            raise UsageError(
+                f"--ray {address}: no Ray cluster answers there: {exc}",
+                "start one with `ray start --head` (README: Many hosts)",
+            ) from None
     return [
         Node(n["NodeID"], n["NodeManagerAddress"], int(n["Resources"].get("CPU", 0)))
         for n in ray.nodes()
@@ -92,6 +98,21 @@ class RayPlan:
         if self.fleet is not None:
             doc.update(self.fleet.info())
         return doc
+
+
+def _reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when *address* (host:port) takes no TCP connection: Ray itself would retry
+    for minutes. "auto" and ray:// addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+    except OSError as exc:
+        raise UsageError(
+            f"--ray {address}: nothing answers there ({exc.strerror or exc})",
+            "start the head with `ray start --head --port PORT` (README: Many hosts)",
+        ) from None
 
 
 def _get(ref: Any) -> asyncio.Future[Any]:
@@ -279,6 +300,8 @@ class RayGeneratorFleet(GeneratorFleet):
                     "cpus": clock.node.cpus,
                     "generators": ks,
                     "shares": [self.share(k) for k in ks],
+                    "counts": _summed(self.ended.get(k, {}) for k in ks),
+                    "lost": [d["worker"] for d in self.lost if d["worker"] in ks],
                     "same_clock_as_driver": clock.same_clock,
                     "clock": agreement.as_dict() if agreement is not None else None,
                 }
@@ -292,6 +315,15 @@ class RayGeneratorFleet(GeneratorFleet):
             "lost": list(self.lost),
             "warnings": self.warnings,
         }
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    keys = ("planned", "not_sent", "sent", "accepted", "rejected", "failed")
+    out = dict.fromkeys(keys, 0)
+    for c in counts:
+        for key in keys:
+            out[key] += c.get(key, 0)
+    return out
 
 
 def start_local(cpus: int) -> list[Node]:

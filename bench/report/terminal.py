@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.config.units import format_duration
+from bench.report.nodes import nodes_table
 from bench.run.results import RunResult
 
 
@@ -187,6 +188,9 @@ def render(result: RunResult) -> Group:
     av = availability_table(doc)
     if av is not None:
         parts += [av, Text("")]
+    nodes = nodes_table(doc)
+    if nodes is not None:
+        parts += [nodes, Text("")]
     parts.append(sla_table(doc))
     acc = doc["accounting"]
     parts.append(Text(f"\naccounting: {acc['identity']}: {'holds' if acc['holds'] else 'BROKEN'}"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tomllib
@@ -105,6 +106,8 @@ async def test_ray_run_matches_a_local_run(cluster: str, tmp_path: Path) -> None
     assert info["actors"] == 2 and info["lost"] == []
     assert sorted(g for n in info["nodes"] for g in n["generators"]) == [0, 1]
     assert sum(s for n in info["nodes"] for s in n["shares"]) == 200
+    assert sum(n["counts"]["accepted"] for n in info["nodes"]) == 200  # which node sent what
+    assert all(n["counts"]["accepted"] > 0 and n["lost"] == [] for n in info["nodes"])
     for node in info["nodes"]:
         clock = node["clock"]
         assert node["same_clock_as_driver"] is True  # one machine: one monotonic clock
@@ -130,6 +133,7 @@ async def test_an_actor_killed_mid_run_is_reported_with_its_share(
     assert res.status == "aborted" and "generator actor(s) died" in (res.reason or "")
     lost = doc["run"]["ray"]["lost"]
     assert [d["worker"] for d in lost] == [1]
+    assert [n["lost"] for n in doc["run"]["ray"]["nodes"] if 1 in n["generators"]] == [[1]]
     assert lost[0]["share"] == 200  # its half of 400 planned sends
     assert lost[0]["not_sent"] > 0  # killed within its share
     accounted(doc)
@@ -156,6 +160,9 @@ def test_mailsla_run_ray_end_to_end(cluster: str, tmp_path: Path) -> None:
     accounted(doc)
     assert doc["counts"]["delivered"] == 200
     assert len(doc["run"]["ray"]["nodes"]) == 2
+    assert "Ray nodes" in p.stdout  # the per-node table
+    for node in doc["run"]["ray"]["nodes"]:
+        assert node["ip"] in p.stdout
     assert doc["run"]["ray"]["address"] == cluster
 
 
@@ -178,3 +185,22 @@ def test_without_ray_run_ray_says_how_to_get_it(tmp_path: Path) -> None:
     assert p.returncode == 2, p.stderr
     assert "pip install 'mailsla[ray]'" in p.stderr and "make ray" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_an_address_where_nothing_answers_exits_2_at_once(tmp_path: Path) -> None:
+    need_ray()
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(duration="1s"))
+    with socket.socket() as s:  # a port that takes no connection: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        p = subprocess.run(
+            [*MAILSLA, "run", str(path), "--no-live", "--ray", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    assert p.returncode == 2, p.stderr
+    assert "nothing answers there" in p.stderr and "ray start --head" in p.stderr
