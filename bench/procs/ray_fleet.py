@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from array import array
@@ -32,6 +33,7 @@ from bench.smtp.options import SessionOptions
 
 POLL_S = 0.2  # how long one take() call waits for the worker's next message
 CONNECT_TIMEOUT_S = 5.0
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every node on 127.0.0.1
 PROBES = 16  # clock round trips per node, at the start and at the end
 INSTALL_HINT = "install it with: pip install 'mailsla[ray]' (or, in a checkout: make ray)"
 
@@ -328,7 +330,10 @@ def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
 
 def start_local(cpus: int) -> list[Node]:
     """A Ray instance of this host alone (the selftest's), *cpus* CPUs, a small object
-    store, no dashboard; its one node. Raises :class:`UsageError` without Ray."""
+    store, no dashboard, on loopback; its one node. Raises :class:`UsageError` without Ray."""
+    # Ray's switch for one-host clusters: its nodes then take 127.0.0.1, not the host's
+    # interface address (read when Ray is imported: set before that)
+    os.environ.setdefault(LOOPBACK_ENV, "0")
     ray = require_ray()
     ray.init(
         num_cpus=cpus,

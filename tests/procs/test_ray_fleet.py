@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bench.config.scenario import from_dict
-from bench.procs.ray_fleet import RayPlan, connect
+from bench.procs.ray_fleet import LOOPBACK_ENV, RayPlan, connect
 from bench.run.runner import Runner
 from bench.run.wiring import ray_placement
 from tests.conftest import IN_CI
@@ -43,6 +43,11 @@ thresholds = ["send_delay.p99 < 5s"]
 """
 
 pytestmark = pytest.mark.slow
+
+# Loopback only: with this, Ray (read when it is imported, so set first) puts every node of
+# the test cluster on 127.0.0.1 instead of the host's interface address; the CLI runs this
+# module starts inherit it.
+os.environ[LOOPBACK_ENV] = "0"
 
 
 def need_ray() -> Any:
@@ -110,6 +115,7 @@ async def test_ray_run_matches_a_local_run(cluster: str, tmp_path: Path) -> None
     assert all(n["counts"]["accepted"] > 0 and n["lost"] == [] for n in info["nodes"])
     for node in info["nodes"]:
         clock = node["clock"]
+        assert node["ip"] == "127.0.0.1"
         assert node["same_clock_as_driver"] is True  # one machine: one monotonic clock
         assert clock["probes"] == 16 and clock["verdict"] == "ok"
         assert clock["uncertainty_ms"] >= 0 and "drift_ms" in clock
