@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: bench test lint typecheck pytest clean perf
+.PHONY: bench test lint typecheck pytest clean perf ray
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,7 @@ clean:
 # (needs Debian's postfix package: apt-get install -y postfix).
 perf: $(STAMP)
 	$(BIN)/mailsla selftest
+
+# make ray: add Ray to .venv, for runs from many hosts (mailsla run --ray; README "Many hosts").
+ray: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray]'

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from bench.errors import ExitCode, MailslaError
 
@@ -26,7 +27,8 @@ def print_error(lines: list[str] | str, *, word: str = "error", style: str = "bo
     """Print an error (the first line says what, the rest give details) to stderr."""
     err = Console(stderr=True, highlight=False)
     pad = " " * (len(word) + 1)
-    for i, line in enumerate([lines] if isinstance(lines, str) else lines):
+    for i, text in enumerate([lines] if isinstance(lines, str) else lines):
+        line = escape(text)  # plain text: "mailsla[ray]" or "[::1]:25" is no markup
         err.print(f"[{style}]{word}:[/] {line}" if i == 0 else f"{pad} {line}", soft_wrap=True)
 
 

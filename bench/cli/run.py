@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import uvloop
@@ -51,6 +52,13 @@ from bench.errors import ExitCode, RunError, UsageError
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Send from Ray actors on the cluster at ADDRESS (host:port of its head, or auto: the "
+    "one running here); load.workers actors, auto: one per CPU. Needs mailsla[ray].",
+)
 def run(
     scenario: str,
     overrides: tuple[str, ...],
@@ -64,6 +72,7 @@ def run(
     tolerances: tuple[str, ...],
     allow_different: bool,
     junit: Path | None,
+    ray_address: str | None,
 ) -> ExitCode:
     """Run a scenario, show it live, write result.json and exit with the verdict."""
     from bench.cli.compare import finish, prepare
@@ -87,6 +96,7 @@ def run(
         imap_password = sc.imap_password(os.environ)
     except UsageError as exc:
         raise UsageError(f"{scenario}: {exc}") from None
+    ray = _ray_plan(ray_address, sc) if ray_address else None
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     live = not no_live and not as_json and sys.stdout.isatty()
     view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
@@ -98,6 +108,7 @@ def run(
         overrides=overrides,
         credentials=credentials,
         imap_password=imap_password,
+        ray=ray,
     )
     check_writable(runner.out_dir)  # before the run, not after it
 
@@ -128,6 +139,18 @@ def run(
     if result.status != "completed":
         print_error(f"run {result.status}: {result.reason}", word="mailsla", style="bold yellow")
     return finish(console, result, gate_opts, as_json=as_json)
+
+
+def _ray_plan(address: str, sc: Any) -> Any:
+    """Join the Ray cluster at *address* and place the generator actors on its nodes (exit 2,
+    saying how to get Ray, when it is not installed)."""
+    from bench.procs.ray_fleet import RayPlan, connect
+    from bench.run.wiring import ray_placement
+
+    if "receive" in sc.directions:
+        raise UsageError("--ray: inbound traffic (load.direction) runs in one process only")
+    nodes = connect(address)
+    return RayPlan(address, ray_placement(nodes, sc.load.workers, sc.load.sessions))
 
 
 def shorthands(*, rate: str | None, duration: str | None, sessions: str | None) -> list[str]:

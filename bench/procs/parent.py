@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from bench.config.scenario import Scenario, procs
+from bench.core import schedule
 from bench.core.books import unpack
 from bench.core.correlate import Correlator
+from bench.core.lost_share import lost_share
 from bench.errors import StartupError
 from bench.procs.child import GenJob, PostJob, Worker, generator_main, postoffice_main
 from bench.procs.messages import Arrivals, Batch, Cancel, Done, Failed, FromWorker, Go, Ready, Stop
@@ -48,6 +51,9 @@ class GeneratorFleet:
         self._in_flight: dict[int, int] = {}
         self.abort_reason: str | None = None
         self.stopping = False
+        self.lost: list[dict[str, Any]] = []  # the workers that died: which, and their share
+        self.ended: dict[int, dict[str, int]] = {}  # each worker's counts as it ended (or died)
+        self.kind = "generator worker"
         corr.expect_remote()
 
     @property
@@ -78,6 +84,7 @@ class GeneratorFleet:
             self._in_flight.pop(k, None)
             if msg.totals is not None:
                 self.corr.absorb(msg.totals)
+                self.ended[k] = msg.totals.counts
             if msg.abort_reason and self.abort_reason is None:
                 self.abort_reason = msg.abort_reason
 
@@ -86,9 +93,7 @@ class GeneratorFleet:
         for k in range(self.n):
             job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n, self.opts, self.key)
             self._ready.append(loop.create_future())
-            self.workers.append(
-                Worker(generator_main, job, f"generator-{k}", partial(self._on_message, k))
-            )
+            self.workers.append(self._spawn(k, job, partial(self._on_message, k)))
         all_ready = asyncio.gather(*self._ready)
         # Stop waiting as soon as every worker is ready, or one of them has died.
         waits: list[asyncio.Future[Any]] = [all_ready, *(w.done for w in self.workers)]
@@ -105,19 +110,57 @@ class GeneratorFleet:
             await self.close()
             raise FleetError(f"{missing} of {self.n} generator workers did not start")
 
+    def _spawn(self, k: int, job: GenJob, on_message: Callable[[FromWorker], None]) -> Any:
+        """Worker *k*: a process here (a subclass may start it elsewhere)."""
+        return Worker(generator_main, job, f"generator-{k}", on_message)
+
+    def share(self, k: int) -> int | None:
+        """How many sends worker *k*'s share of the schedule plans (None: a closed model)."""
+        load = self.sc.load
+        if load.model == "closed":
+            return None
+        offsets = schedule.planned_offsets(load, self.sc.seed)
+        return sum(1 for _ in schedule.split(offsets, k, self.n))
+
+    def where(self, k: int) -> str:
+        """Where worker *k* ran, for the report of a lost share."""
+        return "this host"
+
     async def run(self) -> None:
         start_ns, start_wall = time.monotonic_ns(), time.time_ns()
         for w in self.workers:
             w.send(Go(start_ns, start_wall))
         ends = await asyncio.gather(*(w.done for w in self.workers))
         await self.close()
-        dead = [k for k, end in enumerate(ends) if not isinstance(end, Done)]
-        if dead and self.abort_reason is None:
-            # Its last batches and totals never came: the books cannot balance. Say so.
-            self.abort_reason = (
-                f"generator worker(s) {dead} died before reporting; "
-                "their messages are not accounted for"
+        for k, end in enumerate(ends):
+            if not isinstance(end, Done):
+                self._book_lost(k)
+        if self.lost and self.abort_reason is None:
+            parts = "; ".join(
+                f"{self.kind} {d['worker']} on {d['node']}: {d['share']} planned, "
+                f"{d['failed_as_died']} under way booked failed, {d['not_sent']} not sent"
+                for d in self.lost
             )
+            self.abort_reason = f"{len(self.lost)} {self.kind}(s) died mid-run ({parts})"
+
+    def _book_lost(self, k: int) -> None:
+        """Worker *k* died before its totals came: book its share from its last batch."""
+        last = self._live.pop(k, None)
+        self._in_flight.pop(k, None)
+        totals = lost_share(last, self.share(k))
+        self.corr.absorb(totals)
+        self.ended[k] = totals.counts
+        c = totals.counts
+        self.lost.append(
+            {
+                "worker": k,
+                "node": self.where(k),
+                "share": c["planned"],
+                "reported": dict(last or {}),
+                "failed_as_died": sum(totals.failed.values()),
+                "not_sent": c["not_sent"] - (last or {}).get("not_sent", 0),
+            }
+        )
 
     def stop(self, reason: str | None = None) -> None:
         self.stopping = True
@@ -171,11 +214,18 @@ class PostOfficeFleet:
             if self.on_arrivals is not None:
                 self.on_arrivals()
 
+    def _spawn(self, k: int, job: PostJob, on_message: Callable[[FromWorker], None]) -> Any:
+        """Post office worker *k*: a process here (a subclass may start it elsewhere)."""
+        return Worker(postoffice_main, job, f"postoffice-{k}", on_message)
+
+    def workers_wanted(self) -> int:
+        return procs(self.sc.postoffice.workers)
+
     async def start(self) -> int:
         po = self.sc.postoffice
         loop = asyncio.get_running_loop()
         port = po.listen[1]
-        for k in range(procs(po.workers)):
+        for k in range(self.workers_wanted()):
             job = PostJob(
                 po.domain,
                 po.listen[0],
@@ -189,7 +239,7 @@ class PostOfficeFleet:
                 read_marks=self.sc.message.mix is not None,
             )
             ready: asyncio.Future[Ready | Failed] = loop.create_future()
-            w = Worker(postoffice_main, job, f"postoffice-{k}", partial(self._on_message, ready))
+            w = self._spawn(k, job, partial(self._on_message, ready))
             self.workers.append(w)
             try:
                 msg = await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)

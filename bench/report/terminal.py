@@ -20,6 +20,7 @@ from bench.report.filters import (
     trec_line,
     verdict_word,
 )
+from bench.report.nodes import nodes_table
 from bench.run.results import RunResult
 
 
@@ -221,6 +222,9 @@ def render(result: RunResult) -> Group:
     if av is not None:
         parts += [av, Text("")]
     parts += filters_tables(doc)
+    nodes = nodes_table(doc)
+    if nodes is not None:
+        parts += [nodes, Text("")]
     parts.append(sla_table(doc))
     acc = doc["accounting"]
     parts.append(Text(f"\naccounting: {acc['identity']}: {'holds' if acc['holds'] else 'BROKEN'}"))

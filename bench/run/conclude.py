@@ -114,7 +114,10 @@ def conclude(rec: RunRecord) -> Conclusion:
         doc["run"]["aborted_by"] = rec.trip.threshold.text
     if rec.fakemta is not None:
         doc["fakemta"] = dict(rec.fakemta)
-    warnings = [*rec.warnings, *clamped_warnings(doc["metrics"])]
+    if rec.ray is not None:
+        doc["run"]["ray"] = dict(rec.ray)
+    ray_warnings = rec.ray.get("warnings", []) if rec.ray is not None else []
+    warnings = [*rec.warnings, *ray_warnings, *clamped_warnings(doc["metrics"])]
     if warnings:
         doc["run"]["warnings"] = warnings
     # A run stopped by an abort_on_fail threshold is judged (FAIL), not lost (RUN).

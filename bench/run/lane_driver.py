@@ -16,6 +16,7 @@ from bench.core.message import MessageFactory
 from bench.core.stages import StageTimes
 from bench.load.generator import Generator, make_session
 from bench.procs.parent import GeneratorFleet
+from bench.procs.ray_fleet import RayGeneratorFleet, RayPlan
 from bench.run.lanes import Lane
 from bench.run.wiring import inbound_options
 from bench.smtp.options import SessionOptions
@@ -30,16 +31,27 @@ async def drive_lane(
     availability: Availability | None,
     sending: Callable[[], None],
     key: bytes,
+    ray: RayPlan | None = None,
 ) -> str | None:
     """Send *lane*'s traffic until its schedule ends or it is stopped (``lane.generator.stop``);
     *sending* is called when the first send may start. Returns why it gave up, if it did.
-    Raises :class:`bench.errors.StartupError` when worker processes do not start."""
+    Raises :class:`bench.errors.StartupError` when worker processes do not start. With *ray*
+    the send lane's generators are Ray actors on the plan's nodes."""
     load = sc.load
     if lane.direction == "receive":
         opts = inbound_options(opts)
         domain = sc.mailbox.domain
     else:
         domain = sc.postoffice.domain
+    if ray is not None and lane.direction == "send":
+        actors = RayGeneratorFleet(
+            lane.corr, sc, run_id, lane.host, lane.port, opts, key, ray.placement
+        )
+        ray.fleet = lane.generator = actors
+        await actors.start()
+        sending()
+        await actors.run()
+        return actors.abort_reason
     if procs(load.workers) > 1:  # send lane only (the scenario refuses workers with inbound)
         fleet = GeneratorFleet(lane.corr, sc, run_id, lane.host, lane.port, opts, key)
         lane.generator = fleet

@@ -48,3 +48,4 @@ class RunRecord:
     receive: Mapping[str, Any] | None  # the receive lane's mailboxes
     fakemta: Mapping[str, Any] | None  # the embedded fake MTA's own statistics
     warnings: tuple[str, ...] = ()  # e.g. optional files given up on a full disk
+    ray: Mapping[str, Any] | None = None  # a run on Ray: which node ran what, the clocks

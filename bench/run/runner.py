@@ -31,6 +31,7 @@ from bench.errors import StartupError
 from bench.observe.mailboxes import Mailboxes
 from bench.observe.postoffice import PostOffice
 from bench.procs.parent import PostOfficeFleet
+from bench.procs.ray_fleet import RayPlan
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
@@ -70,10 +71,12 @@ class Runner:
         overrides: tuple[str, ...] = (),
         credentials: tuple[str, str] | None = None,
         imap_password: str | None = None,
+        ray: RayPlan | None = None,
     ) -> None:
         # "auto" worker counts become numbers for this machine (recorded in the result)
         cores = usable_cores()
         self.sc = scenario = resolve_workers(scenario, cores)
+        self.ray = ray  # the send lane's generators as Ray actors (cli/run.py)
         self.credentials = credentials
         self.imap_password = imap_password
         self.started = datetime.now(UTC)
@@ -111,7 +114,8 @@ class Runner:
         self._window: collections.deque[HdrHistogram] = collections.deque(maxlen=WINDOW_S)
         self._last_accepted = 0
         self._t0 = time.monotonic()
-        self.system_info: dict[str, Any] = system_info(scenario, cores)  # run.system
+        actors = len(ray.placement) if ray is not None else None
+        self.system_info: dict[str, Any] = system_info(scenario, cores, actors)  # run.system
         self.fakemta_stats: dict[str, Any] | None = None
         self.traceback: str | None = None
         self._expected = schedule.expected_count(scenario.load)
@@ -265,8 +269,9 @@ class Runner:
             self._t0 = time.monotonic()
             self.phase = "sending"
 
+        sc, ray = self.sc, self.ray
         reason = await drive_lane(
-            lane, self.sc, self.run_id, opts, self.lanes, self.availability, sending, self.key
+            lane, sc, self.run_id, opts, self.lanes, self.availability, sending, self.key, ray
         )
         self._aborted(reason)
 
@@ -383,6 +388,7 @@ class Runner:
             receive=self.mailboxes.info() if self.mailboxes is not None else None,
             fakemta=self.fakemta_stats,
             warnings=tuple(series.dropped) if series is not None else (),
+            ray=self.ray.info() if self.ray is not None else None,
         )
         c = conclude(record)
         path = write_result(self.out_dir, c.doc, self._reserve, series)

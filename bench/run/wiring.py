@@ -15,10 +15,12 @@ from bench.config.scenario import PARENT_METRICS, Scenario, procs
 from bench.core.corpus import ClassDraw
 from bench.core.correlate import Correlator
 from bench.core.fates import FateBooks
+from bench.errors import UsageError
 from bench.observe.mailboxes import mailbox_users
 from bench.observe.postoffice import ArrivalSink, PostOffice
 from bench.observe.postoffice_replies import Refusals
 from bench.procs.parent import PostOfficeFleet
+from bench.procs.ray_fleet import Node
 from bench.smtp.limits import Limits
 from bench.smtp.options import SessionOptions
 from fakemta.server import FakeMtaConfig
@@ -201,16 +203,20 @@ def make_postoffice(
     )
 
 
-def system_info(sc: Scenario, cores: int) -> dict[str, Any]:
+def system_info(sc: Scenario, cores: int, actors: int | None = None) -> dict[str, Any]:
     """What a run measures and with what, as result.json's ``run.system`` starts out (the
-    runner adds the addresses as it starts each part)."""
+    runner adds the addresses as it starts each part); *actors*: a run on Ray's generator
+    actors, which stand for ``load.workers``."""
     system = sc.system
     return {
         "kind": system.kind,
         "tls": system.tls,
         "auth": system.auth.mechanism if system.auth else None,
         "cores": cores,
-        "workers": {"load": sc.load.workers, "postoffice": sc.postoffice.workers},
+        "workers": {
+            "load": sc.load.workers if actors is None else actors,
+            "postoffice": sc.postoffice.workers,
+        },
     }
 
 
@@ -219,3 +225,17 @@ def refusal_counts(po: PostOffice | PostOfficeFleet) -> dict[str, int] | None:
     result.json; None when it refuses nothing on purpose."""
     r = po.handler.refusals if isinstance(po, PostOffice) else po.refusals
     return None if r is None else {"deferred": r.deferred, "refused": r.refused}
+
+
+def ray_placement(nodes: list[Node], workers: int | str, sessions: int) -> list[Node]:
+    """The node of each generator actor of a run on Ray. Pure. ``"auto"``: one actor per CPU
+    of each node (but no more actors than sessions: each needs one of its own); a number:
+    that many. Either way dealt round the nodes, a CPU at a time: node 0's first CPU, node
+    1's first, ..., then their second ones. Raises :class:`UsageError` on a cluster with no
+    node."""
+    if not nodes:
+        raise UsageError("--ray: the Ray cluster has no live node")
+    depth = max(max(n.cpus, 1) for n in nodes)
+    dealt = [n for i in range(depth) for n in nodes if max(n.cpus, 1) > i]
+    count = min(len(dealt), sessions) if workers == "auto" else int(workers)
+    return [dealt[k % len(dealt)] for k in range(count)]

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from bench.config.scenario import from_dict
 from bench.errors import RunError
 from bench.observe.postoffice import PostOffice
+from bench.procs.ray_fleet import RayPlan
 from bench.run.runner import Runner
 
 INSTALL = "apt-get install -y postfix   (smtp-source, smtp-sink and postfix)"
@@ -81,11 +82,16 @@ async def generator_rate(port: int, sessions: int, seconds: float, workers: int 
 
 
 async def generator_run(
-    port: int, sessions: int, seconds: float, workers: int = 1, client: str = "pipelined"
+    port: int,
+    sessions: int,
+    seconds: float,
+    workers: int = 1,
+    client: str = "pipelined",
+    ray: RayPlan | None = None,
 ) -> tuple[float, float]:
     """mailsla's generator into *port*: (messages per second, messages per CPU-second of the
     runner and its generator processes while sending — their start-up, imports included, is
-    left out, as the rate leaves it out)."""
+    left out, as the rate leaves it out). With *ray*: from Ray actors instead."""
     sc = from_dict(
         {
             "name": "selftest-generator",
@@ -105,7 +111,7 @@ async def generator_run(
         },
         "selftest",
     )
-    r = Runner(sc, WORK / "gen", None)
+    r = Runner(sc, WORK / "gen", None, ray=ray)
     at_start = asyncio.ensure_future(_cpu_when_sending(r))
     res = await r.run()
     cpu = cpu_seconds() - (await at_start if at_start.done() else cpu_seconds())

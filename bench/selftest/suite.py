@@ -34,6 +34,7 @@ from bench.selftest.anchors import (
 )
 from bench.selftest.figure import Figure, Progress
 from bench.selftest.isolation import isolation
+from bench.selftest.ray_overhead import ray_overhead
 from bench.selftest.through_cli import latency_added, memory
 from fakemta.server import FakeMtaConfig
 
@@ -97,6 +98,7 @@ async def run_selftest(
         )
         figs += [f, cpu.figure()]
         figs.extend(await _generator_scaling(rounds, sink.port, secs, cores, say))
+        figs.append(await ray_overhead(rounds, sink.port, secs, cores, say))
         figs.extend(await _post_office(rounds, sink.port, n, cores, say))
     figs.extend(await _whole_path(rounds, n // 2, say))
     figs.extend(await latency_added(rounds, say, secs))

@@ -66,6 +66,7 @@ def goal_rows(cores: int) -> list[str]:
             f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink, 10 sessions",
             f"generator: {cores} processes ÷ ({cores} × 1 process), into smtp-sink, 50 sessions",
             f"post office: {cores} processes ÷ ({cores} × 1 process)",
+            f"Ray: {cores} generator actors ÷ {cores} generator processes",  # needs mailsla[ray]
         ]
     return rows
 

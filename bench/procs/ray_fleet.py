@@ -1,0 +1,351 @@
+"""The driver's side of a run on Ray: a fleet of generator actors that looks like one
+generator, as :class:`bench.procs.parent.GeneratorFleet` does for worker processes (it is
+one, with its workers made actors). Each actor runs where the plan puts it
+(:class:`Placement`), pinned to its node; each node's clock is measured against the driver's
+at the start and the end (:mod:`bench.core.clock_offset`) and its times are corrected with
+it. An actor that dies mid-run is reported with its share, booked as the parent books a
+dead worker process.
+
+Ray is imported here only, and only when a run asks for it (:func:`require_ray`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from array import array
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.core.books import unpack
+from bench.core.clock_offset import Agreement, Offset, Probe, estimate
+from bench.core.correlate import Correlator
+from bench.errors import UsageError
+from bench.procs.child import GenJob
+from bench.procs.messages import Batch, Cancel, Died, Done, Failed, FromWorker, Go, ToWorker
+from bench.procs.parent import FleetError, GeneratorFleet
+from bench.procs.ray_actors import ENDED, WorkerActor, boot_id
+from bench.smtp.options import SessionOptions
+
+POLL_S = 0.2  # how long one take() call waits for the worker's next message
+CONNECT_TIMEOUT_S = 5.0
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every node on 127.0.0.1
+PROBES = 16  # clock round trips per node, at the start and at the end
+INSTALL_HINT = "install it with: pip install 'mailsla[ray]' (or, in a checkout: make ray)"
+
+
+def require_ray() -> Any:
+    """The ray module; a :class:`UsageError` saying how to get it when it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A live node of the cluster: Ray's id, its address and CPUs."""
+
+    node_id: str
+    ip: str
+    cpus: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.ip} ({self.node_id[:8]})"
+
+
+def connect(address: str) -> list[Node]:
+    """Join the Ray cluster at *address* ("auto": the one running on this host) as its
+    driver; its live nodes. Raises :class:`UsageError` when Ray is missing or no cluster
+    answers there."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        _reachable(address)
+        try:
+            ray.init(
+                address=address,
+                logging_level="WARNING",
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UsageError(
+                f"--ray {address}: no Ray cluster answers there: {exc}",
+                "start one with `ray start --head` (README: Many hosts)",
+            ) from None
+    return [
+        Node(n["NodeID"], n["NodeManagerAddress"], int(n["Resources"].get("CPU", 0)))
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
+
+
+@dataclass
+class RayPlan:
+    """A run on Ray: the cluster's address, the node of each generator actor, and (once the
+    send lane starts) the fleet, whose :meth:`RayGeneratorFleet.info` goes into result.json."""
+
+    address: str
+    placement: list[Node]
+    fleet: RayGeneratorFleet | None = None
+
+    def info(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"address": self.address}
+        if self.fleet is not None:
+            doc.update(self.fleet.info())
+        return doc
+
+
+def _reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when *address* (host:port) takes no TCP connection: Ray itself would retry
+    for minutes. "auto" and ray:// addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+    except OSError as exc:
+        raise UsageError(
+            f"--ray {address}: nothing answers there ({exc.strerror or exc})",
+            "start the head with `ray start --head --port PORT` (README: Many hosts)",
+        ) from None
+
+
+def _get(ref: Any) -> asyncio.Future[Any]:
+    """Await a Ray object ref on any event loop (uvloop included)."""
+    return asyncio.wrap_future(ref.future())
+
+
+@dataclass
+class RayWorker:
+    """One actor and the task that long-polls it; quacks like :class:`bench.procs.child.Worker`
+    (``done``, ``send``, ``join``) for the fleet."""
+
+    handle: Any
+    on_message: Callable[[FromWorker], None]
+    offset: Offset | None = None  # the node's clock against the driver's (None: the same)
+    done: asyncio.Future[Done | Failed | Died] = field(init=False)
+    _pump: asyncio.Task[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.done = asyncio.get_running_loop().create_future()
+        self._pump = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        ray = require_ray()
+        while not self.done.done():
+            try:
+                msgs = await _get(self.handle.take.options(concurrency_group="poll").remote(POLL_S))
+            except ray.exceptions.RayError:
+                break  # the actor (or its node) died
+            for raw in msgs:
+                if raw == ENDED:
+                    break
+                msg = self._to_driver(raw)
+                self.on_message(msg)
+                if isinstance(msg, Done | Failed):
+                    self.done.set_result(msg)
+                    return
+            else:
+                continue
+            break
+        if not self.done.done():
+            self.done.set_result(Died())
+
+    @property
+    def died(self) -> bool:
+        return self.done.done() and isinstance(self.done.result(), Died)
+
+    def _to_driver(self, msg: FromWorker) -> FromWorker:
+        off = self.offset
+        if off is None or not isinstance(msg, Batch) or not msg.accepted_ns:
+            return msg
+        fixed = array("q", (off.to_driver(ns) for ns in unpack(msg.accepted_ns)))
+        return Batch(
+            msg.accepted_ids, fixed.tobytes(), msg.unaccepted_ids, msg.counts, msg.in_flight
+        )
+
+    def send(self, msg: ToWorker) -> None:
+        if isinstance(msg, Go) and self.offset is not None:
+            msg = Go(self.offset.to_node(msg.start_ns), msg.start_wall_ns)
+        with contextlib.suppress(Exception):  # a dead actor: its end comes through done
+            self.handle.send.remote(msg)
+
+    async def join(self, timeout: float = 10.0) -> None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._pump), timeout)
+        self._pump.cancel()
+        with contextlib.suppress(Exception):
+            require_ray().kill(self.handle)
+
+
+@dataclass
+class NodeClock:
+    """A node's clock over the run, as measured through one of its actors."""
+
+    node: Node
+    same_clock: bool  # the driver's host: one CLOCK_MONOTONIC, nothing to correct
+    start: Offset | None = None
+    end: Offset | None = None
+
+    def agreement(self) -> Agreement | None:
+        return None if self.start is None else Agreement(self.start, self.end)
+
+
+class RayGeneratorFleet(GeneratorFleet):
+    """Generator actors, one per slot of *placement* (a node for each), splitting one
+    schedule as worker processes do."""
+
+    def __init__(
+        self,
+        corr: Correlator,
+        sc: Any,
+        run_id: str,
+        host: str,
+        port: int,
+        opts: SessionOptions,
+        key: bytes,
+        placement: list[Node],
+    ) -> None:
+        super().__init__(corr, sc, run_id, host, port, opts, key)
+        self.placement = placement
+        self.n = len(placement)
+        self.kind = "generator actor"
+        self.clocks: dict[str, NodeClock] = {}
+        self.warnings: list[str] = []
+        self._actor_cls: Any = None
+        self.actors: list[RayWorker] = []  # self.workers, typed as what they are
+
+    def _spawn(self, k: int, job: GenJob, on_message: Callable[[FromWorker], None]) -> Any:
+        ray = require_ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if self._actor_cls is None:
+            self._actor_cls = ray.remote(concurrency_groups={"poll": 1})(WorkerActor)
+        node = self.placement[k]
+        handle = self._actor_cls.options(
+            num_cpus=0,
+            name=f"mailsla-{self.run_id}-generator-{k}",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
+            max_restarts=0,
+        ).remote("generator", job)
+        worker = RayWorker(handle, on_message)
+        self.actors.append(worker)
+        return worker
+
+    def where(self, k: int) -> str:
+        return self.placement[k].label
+
+    async def start(self) -> None:
+        await super().start()
+        mine = boot_id()
+        for k, w in enumerate(self.actors):
+            node = self.placement[k]
+            if node.node_id not in self.clocks:
+                where = await _get(w.handle.node.remote())
+                self.clocks[node.node_id] = NodeClock(node, where["boot_id"] == mine)
+        await self._measure("start")
+        for k, w in enumerate(self.actors):
+            clock = self.clocks[self.placement[k].node_id]
+            if not clock.same_clock:
+                w.offset = clock.start
+        for clock in self.clocks.values():
+            agreement = clock.agreement()
+            if agreement is None:
+                continue
+            if not clock.same_clock and agreement.verdict() == "refuse":
+                for a in self.actors:
+                    a.send(Cancel())
+                await super().close()
+                raise FleetError(
+                    f"node {clock.node.label}: its clock agrees with this host's only to "
+                    f"within {agreement.uncertainty_ns / 1e6:.1f} ms: too loose to time mail"
+                )
+
+    async def _measure(self, when: str) -> None:
+        """Each node's offset, through its first actor still alive."""
+        for node_id, clock in self.clocks.items():
+            ks = [k for k, n in enumerate(self.placement) if n.node_id == node_id]
+            live = [self.actors[k] for k in ks if not self.actors[k].died]
+            if not live:
+                continue
+            probes = []
+            with contextlib.suppress(Exception):  # a node gone at the end: no end offset
+                for _ in range(PROBES):
+                    sent = time.monotonic_ns()
+                    node_ns = await _get(live[0].handle.clock.remote())
+                    probes.append(Probe(sent, node_ns, time.monotonic_ns()))
+            if probes:
+                setattr(clock, when, estimate(probes))
+
+    async def close(self) -> None:
+        if self.clocks:
+            await self._measure("end")
+        await super().close()
+
+    def info(self) -> dict[str, Any]:
+        """Which node ran what, the clocks, and the lost shares: result.json's ``run.ray``."""
+        nodes = []
+        for node_id, clock in self.clocks.items():
+            agreement = clock.agreement()
+            ks = [k for k, n in enumerate(self.placement) if n.node_id == node_id]
+            nodes.append(
+                {
+                    "node_id": node_id,
+                    "ip": clock.node.ip,
+                    "cpus": clock.node.cpus,
+                    "generators": ks,
+                    "shares": [self.share(k) for k in ks],
+                    "counts": _summed(self.ended.get(k, {}) for k in ks),
+                    "lost": [d["worker"] for d in self.lost if d["worker"] in ks],
+                    "same_clock_as_driver": clock.same_clock,
+                    "clock": agreement.as_dict() if agreement is not None else None,
+                }
+            )
+            warn = agreement.warning(clock.node.label) if agreement is not None else None
+            if warn and not clock.same_clock and warn not in self.warnings:
+                self.warnings.append(warn)
+        return {
+            "actors": self.n,
+            "nodes": nodes,
+            "lost": list(self.lost),
+            "warnings": self.warnings,
+        }
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    keys = ("planned", "not_sent", "sent", "accepted", "rejected", "failed")
+    out = dict.fromkeys(keys, 0)
+    for c in counts:
+        for key in keys:
+            out[key] += c.get(key, 0)
+    return out
+
+
+def start_local(cpus: int) -> list[Node]:
+    """A Ray instance of this host alone (the selftest's), *cpus* CPUs, a small object
+    store, no dashboard, on loopback; its one node. Raises :class:`UsageError` without Ray."""
+    # Ray's switch for one-host clusters: its nodes then take 127.0.0.1, not the host's
+    # interface address (read when Ray is imported: set before that)
+    os.environ.setdefault(LOOPBACK_ENV, "0")
+    ray = require_ray()
+    ray.init(
+        num_cpus=cpus,
+        object_store_memory=80 * 1024 * 1024,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    return connect("auto")
+
+
+def shutdown() -> None:
+    """Leave the Ray cluster (and stop a local instance this process started)."""
+    require_ray().shutdown()

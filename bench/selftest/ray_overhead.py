@@ -1,0 +1,42 @@
+"""The selftest's figure for runs on Ray: N generator actors ÷ N generator processes, into
+smtp-sink, interleaved round by round, on a Ray instance of this host alone. Ray's overhead
+is measured, not assumed: the actors run the same generator code as the processes and ship
+the same batches, a Ray call per batch, never one per message."""
+
+from __future__ import annotations
+
+from bench.errors import UsageError
+from bench.procs.ray_fleet import INSTALL_HINT, RayPlan, shutdown, start_local
+from bench.run.wiring import ray_placement
+from bench.selftest.anchors import generator_run
+from bench.selftest.figure import Figure, Progress
+
+SESSIONS = 10
+
+
+async def ray_overhead(rounds: int, port: int, secs: float, cores: int, say: Progress) -> Figure:
+    """Messages a second of *cores* Ray actors ÷ *cores* worker processes, 10 sessions."""
+    f = Figure(
+        f"Ray: {cores} generator actors ÷ {cores} generator processes, into smtp-sink, "
+        f"{SESSIONS} sessions",
+        ">= 0.9",
+        a_label=f"{cores} Ray actors",
+        b_label=f"{cores} processes",
+    )
+    try:
+        nodes = start_local(cores)
+    except UsageError:
+        f.note = f"not measured: Ray is not installed ({INSTALL_HINT})"
+        return f
+    try:
+        plan = ray_placement(nodes, cores, SESSIONS)
+        for i in range(rounds):
+            on_ray, _ = await generator_run(port, SESSIONS, secs, cores, ray=RayPlan("", plan))
+            local, _ = await generator_run(port, SESSIONS, secs, cores)
+            f.a.append(round(on_ray, 1))
+            f.b.append(round(local, 1))
+            say(f"  {f.name} round {i + 1}/{rounds}: {on_ray:.0f} vs {local:.0f}")
+    finally:
+        shutdown()
+    f.note = "a local Ray instance (one node); the actors' start-up is left out, as for processes"
+    return f

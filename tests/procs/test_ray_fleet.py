@@ -1,0 +1,212 @@
+"""Runs on a real local Ray cluster (a head and a worker node, both on this machine): the
+send lane's generators as Ray actors, against the embedded fake MTA; an actor killed mid-run;
+``mailsla run --ray`` end to end. One cluster for the whole module (it takes seconds to
+start). Without Ray installed these are skipped here and fail in CI (.ci/run installs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.config.scenario import from_dict
+from bench.procs.ray_fleet import LOOPBACK_ENV, RayPlan, connect
+from bench.run.runner import Runner
+from bench.run.wiring import ray_placement
+from tests.conftest import IN_CI
+
+ROOT = Path(__file__).resolve().parents[2]
+MAILSLA = [sys.executable, "-m", "bench"]
+MB = 1024 * 1024
+SCENARIO = """
+name = "ray"
+seed = 5
+[fakemta]
+processing_delay = "uniform(1ms, 5ms)"
+[load]
+rate = 100
+duration = "{duration}"
+drain = "5s"
+sessions = 4
+workers = 2
+[sla]
+thresholds = ["send_delay.p99 < 5s"]
+"""
+
+pytestmark = pytest.mark.slow
+
+# Loopback only: with this, Ray (read when it is imported, so set first) puts every node of
+# the test cluster on 127.0.0.1 instead of the host's interface address; the CLI runs this
+# module starts inherit it.
+os.environ[LOOPBACK_ENV] = "0"
+
+
+def need_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        if IN_CI:
+            pytest.fail("Ray is not installed (CI must install mailsla[ray]: see .ci/run)")
+        pytest.skip("Ray is not installed (make ray)")
+    return ray
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A head and one worker node, one CPU each, small object stores; its address."""
+    ray = need_ray()
+    from ray.cluster_utils import Cluster
+
+    small = {"num_cpus": 1, "object_store_memory": 80 * MB}
+    c = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False})
+    c.add_node(**small)
+    c.wait_for_nodes()
+    connect(c.address)
+    yield c.address
+    ray.shutdown()
+    c.shutdown()
+
+
+def scenario(duration: str = "2s") -> Any:
+    return from_dict(tomllib.loads(SCENARIO.format(duration=duration)), "ray.toml")
+
+
+def accounted(doc: dict[str, Any]) -> None:
+    c = doc["counts"]
+    settled = c["delivered"] + c["undelivered"] + c["in_flight_at_stop"]
+    assert c["planned"] == c["not_sent"] + c["rejected"] + c["failed"] + settled
+    assert c["sent"] == c["rejected"] + c["failed"] + c["accepted"]
+    assert c["accepted"] == settled
+    assert doc["accounting"]["holds"] is True
+
+
+async def test_ray_run_matches_a_local_run(cluster: str, tmp_path: Path) -> None:
+    sc = scenario()
+    plan = RayPlan(cluster, ray_placement(connect(cluster), "auto", sc.load.sessions))
+    assert len({n.node_id for n in plan.placement}) == 2  # one actor on each node
+    on_ray = await Runner(sc, tmp_path / "ray", None, ray=plan).run()
+    local = await Runner(sc, tmp_path / "local", None).run()
+    assert on_ray.status == "completed", on_ray.reason
+    r, lo = on_ray.doc, local.doc
+    accounted(r)
+    # a constant schedule: the same messages, all delivered, both ways
+    assert r["counts"]["planned"] == lo["counts"]["planned"] == 200
+    assert r["counts"]["delivered"] == lo["counts"]["delivered"] == 200
+    for name in ("submit_latency", "service_time", "send_delay", "delivery_delay"):
+        assert r["metrics"][name]["count"] == lo["metrics"][name]["count"] == 200
+    # the delays are the fake MTA's (1-5 ms), whoever sends: medians agree within its spread
+    for name in ("send_delay", "service_time"):
+        a, b = (d["metrics"][name]["percentiles_s"]["50"] for d in (r, lo))
+        assert abs(a - b) < 0.01, (name, a, b)
+    info = r["run"]["ray"]
+    assert info["actors"] == 2 and info["lost"] == []
+    assert sorted(g for n in info["nodes"] for g in n["generators"]) == [0, 1]
+    assert sum(s for n in info["nodes"] for s in n["shares"]) == 200
+    assert sum(n["counts"]["accepted"] for n in info["nodes"]) == 200  # which node sent what
+    assert all(n["counts"]["accepted"] > 0 and n["lost"] == [] for n in info["nodes"])
+    for node in info["nodes"]:
+        clock = node["clock"]
+        assert node["ip"] == "127.0.0.1"
+        assert node["same_clock_as_driver"] is True  # one machine: one monotonic clock
+        assert clock["probes"] == 16 and clock["verdict"] == "ok"
+        assert clock["uncertainty_ms"] >= 0 and "drift_ms" in clock
+    assert r["run"]["system"]["workers"]["load"] == 2
+
+
+async def test_an_actor_killed_mid_run_is_reported_with_its_share(
+    cluster: str, tmp_path: Path
+) -> None:
+    ray = need_ray()
+    sc = scenario(duration="4s")
+    plan = RayPlan(cluster, ray_placement(connect(cluster), "auto", sc.load.sessions))
+    runner = Runner(sc, tmp_path / "kill", None, ray=plan)
+    task = asyncio.ensure_future(runner.run())
+    async with asyncio.timeout(60):  # until actor 1 has reported sends of its own
+        while plan.fleet is None or not plan.fleet.live_counts().get("accepted"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    ray.kill(plan.fleet.actors[1].handle)
+    res = await asyncio.wait_for(task, 60)
+    doc = res.doc
+    assert res.status == "aborted" and "generator actor(s) died" in (res.reason or "")
+    lost = doc["run"]["ray"]["lost"]
+    assert [d["worker"] for d in lost] == [1]
+    assert [n["lost"] for n in doc["run"]["ray"]["nodes"] if 1 in n["generators"]] == [[1]]
+    assert lost[0]["share"] == 200  # its half of 400 planned sends
+    assert lost[0]["not_sent"] > 0  # killed within its share
+    accounted(doc)
+    c = doc["counts"]
+    assert c["planned"] == 400  # every message of the schedule is in the books
+    # the survivor sent all of its share; the dead one's unsent rest is "not sent"
+    assert c["not_sent"] >= lost[0]["not_sent"]
+
+
+def test_mailsla_run_ray_end_to_end(cluster: str, tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(duration="2s"))
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [*MAILSLA, "run", str(path), "--no-live", "--out", str(out), "--ray", cluster],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((out / "result.json").read_text())
+    accounted(doc)
+    assert doc["counts"]["delivered"] == 200
+    assert len(doc["run"]["ray"]["nodes"]) == 2
+    assert "Ray nodes" in p.stdout  # the per-node table
+    for node in doc["run"]["ray"]["nodes"]:
+        assert node["ip"] in p.stdout
+    assert doc["run"]["ray"]["address"] == cluster
+
+
+def test_without_ray_run_ray_says_how_to_get_it(tmp_path: Path) -> None:
+    shim = tmp_path / "shim" / "ray"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('no ray here (test)')\n")
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(duration="1s"))
+    env = {**os.environ, "PYTHONPATH": f"{shim.parent}:{ROOT}"}
+    p = subprocess.run(
+        [*MAILSLA, "run", str(path), "--no-live", "--ray", "auto"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+        env=env,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "pip install 'mailsla[ray]'" in p.stderr and "make ray" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_an_address_where_nothing_answers_exits_2_at_once(tmp_path: Path) -> None:
+    need_ray()
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(duration="1s"))
+    with socket.socket() as s:  # a port that takes no connection: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        p = subprocess.run(
+            [*MAILSLA, "run", str(path), "--no-live", "--ray", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    assert p.returncode == 2, p.stderr
+    assert "nothing answers there" in p.stderr and "ray start --head" in p.stderr
