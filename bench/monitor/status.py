@@ -1,11 +1,11 @@
 """The month to date from a monitor store, judged like a run: each SLA clause, the error
 budget spent, the burn rate and the projection to month end (:mod:`bench.core.month`).
 
-Each stored window stands for one SLA minute (in production a window *is* a minute; a test's
-short window scales the month down). Elapsed minutes are the windows from the first one observed this
-month up to *now*; fault minutes are the windows judged faults (more than 10 % of active users affected,
-as in a run). Google Workspace's uptime counts a window down when more than 5 % of its requests
-failed.
+Each stored window stands for one SLA minute (in production a window *is* a minute; a
+test's short window scales the month down). Elapsed minutes are the windows from the first one
+observed this month up to *now*; fault minutes are the windows judged faults (more than 10 % of
+active users affected, as in a run). Google Workspace's uptime counts a window down when more
+than 5 % of its requests failed.
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def month_to_date(
         "budget": budget.as_dict(),
         "counts": dict(sorted(by_state.items())),
         "failed_by_stage": dict(sorted(by_stage.items())),
-        "delivered": sum(by_state.get(f"{d}.{s}", 0) for d in directions for s in (DELIVERED, LATE)),
+        "delivered": sum(
+            by_state.get(f"{d}.{s}", 0) for d in directions for s in (DELIVERED, LATE)
+        ),
         "inflight": len(store.inflight()),
         "metrics": metrics,
         "profile": profile,
