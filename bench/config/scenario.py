@@ -28,6 +28,7 @@ from bench.config.sections import (  # the section models, re-exported for calle
     LoadConfig,
     MailboxConfig,
     MessageConfig,
+    MonitorConfig,
     OutageConfig,
     PostOfficeConfig,
     ResultsConfig,
@@ -53,6 +54,7 @@ __all__ = [
     "LoadConfig",
     "MailboxConfig",
     "MessageConfig",
+    "MonitorConfig",
     "OutageConfig",
     "PostOfficeConfig",
     "ResultsConfig",
@@ -107,6 +109,7 @@ class Scenario(_Model):
     message: MessageConfig = MessageConfig()
     sla: SlaConfig = SlaConfig()
     results: ResultsConfig = ResultsConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @property
     def directions(self) -> tuple[Direction, ...]:

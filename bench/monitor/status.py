@@ -18,7 +18,7 @@ from bench.core.month import Budget, minutes_between, month_bounds
 from bench.monitor.store import DELIVERED, FAILED, LATE, LOST, NS, Store
 from bench.verdict.sla import GOOGLE_MINUTE_FAIL_SHARE, evaluate
 
-DELAYS = ("send_delay", "receive_delay", "send_send", "receive_send")
+DELAYS = ("send_delay", "receive_delay", "submit_latency", "inbound.submit_latency")
 
 
 class _Stats:

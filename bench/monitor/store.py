@@ -110,7 +110,8 @@ class Store:
                 (send_ns, probe_id, INFLIGHT),
             ).fetchone()
             if row is not None:
-                self._add_value(db, row[0], f"{row[1]}_send", send_ns)
+                metric = "submit_latency" if row[1] == "send" else "inbound.submit_latency"
+                self._add_value(db, row[0], metric, send_ns)
 
     def failed(self, probe_id: str, stage: str, connection: bool, now_ns: int) -> bool:
         """Sending failed at *stage*; *connection*: a connection-level failure."""
