@@ -55,7 +55,16 @@ class Monitor:
         store.set_meta("run", run)
         store.set_meta("key", key)
         self.run, self.key = run, bytes.fromhex(key)
-        self.factory = MessageFactory.for_scenario(sc, run, self.key)
+        msg = sc.message  # to the users' own mailboxes (mailbox.domain), never elsewhere
+        self.factory = MessageFactory(
+            run,
+            key=self.key,
+            size=msg.size,
+            sender=msg.sender,
+            domain=sc.mailbox.domain,
+            users=msg.users,
+            recipients=msg.recipients,
+        )
         row = store.db.execute("SELECT max(CAST(id AS INTEGER)) FROM probes").fetchone()
         self.seq = 0 if row[0] is None else int(row[0]) + 1
         self.maildir = Path(sc.mailbox.maildir or ".")
