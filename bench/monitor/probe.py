@@ -73,6 +73,7 @@ class Monitor:
 
     async def run_forever(self) -> None:
         """Probe, watch and expire until :attr:`stop` is set; waits for sends in progress."""
+        self.scan()  # what arrived while no monitor ran, before any deadline is judged
         watcher = asyncio.create_task(self._watch())
         next_at = time.monotonic()
         while not self.stop.is_set():
