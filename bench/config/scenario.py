@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.config.monitor import MonitorConfig
 from bench.config.names import Direction
 from bench.config.sections import (  # the section models, re-exported for callers
     AuthConfig,
@@ -28,7 +29,6 @@ from bench.config.sections import (  # the section models, re-exported for calle
     LoadConfig,
     MailboxConfig,
     MessageConfig,
-    MonitorConfig,
     OutageConfig,
     PostOfficeConfig,
     ResultsConfig,

@@ -20,7 +20,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector, CollectorRegistry
-from prometheus_client.utils import floatToGoString
 
 from bench.core import hdr
 from bench.core.month import month_bounds
@@ -93,7 +92,7 @@ def _histograms(store: Store, now: int, status: dict[str, Any]) -> Iterator[Metr
                 for j, b in enumerate(BUCKETS_S):
                     if v <= b:
                         per[j] += n
-            rows = [(floatToGoString(b), per[j]) for j, b in enumerate(BUCKETS_S)]
+            rows = [(repr(float(b)), per[j]) for j, b in enumerate(BUCKETS_S)]
             rows.append(("+Inf", total))
             fam.add_metric([], rows, sum_value=h.get_mean_value() * total / 1e6)
         yield fam

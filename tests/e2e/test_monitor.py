@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -79,11 +79,12 @@ def _monitor(sc: Path) -> subprocess.Popen[str]:
     return p
 
 
-def _status(db: Path) -> dict:
+def _status(db: Path) -> dict[str, Any]:
     out = subprocess.run(
         [*CMD, "monitor", "status", str(db), "--json"], capture_output=True, text=True, check=True
     )
-    return json.loads(out.stdout)
+    st: dict[str, Any] = json.loads(out.stdout)
+    return st
 
 
 def test_sigkill_mid_outage_resumes_the_month(tmp_path: Path) -> None:
