@@ -57,7 +57,8 @@ def _counters(st: dict[str, Any]) -> Iterator[Metric]:
     )
     for key, n in st["counts"].items():
         d, outcome = key.split(".", 1)
-        c.add_metric([d, outcome], n)
+        if outcome != "inflight":  # not monotonic: mailsla_probes_inflight, a gauge
+            c.add_metric([d, outcome], n)
     yield c
     f = CounterMetricFamily(
         "mailsla_probe_failures",
