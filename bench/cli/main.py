@@ -8,6 +8,7 @@ import click
 from bench.cli.compare import compare_cmd
 from bench.cli.fakemta import fakemta
 from bench.cli.handler import EXIT_CODES_HELP, MailslaGroup
+from bench.cli.monitor import monitor
 from bench.cli.postfix import postfix
 from bench.cli.report import report
 from bench.cli.run import run
@@ -39,5 +40,5 @@ def main() -> None:
     """Load-test a mail system with real SMTP and judge it against an email-hosting SLA."""
 
 
-for command in (validate, run, compare_cmd, report, selftest, fakemta, postfix):
+for command in (validate, run, compare_cmd, report, selftest, fakemta, postfix, monitor):
     main.add_command(command)

@@ -23,4 +23,4 @@ _LANE_METRICS = (*TIME_METRICS[:3], *(f"stage.{s}" for s in STAGES))
 KNOWN_METRICS = (*TIME_METRICS, *_LANE_METRICS[3:], *(f"inbound.{m}" for m in _LANE_METRICS))
 
 # SLA profiles a scenario can name in sla.profile (bench.verdict.sla judges them).
-PROFILES = ("exmail", "none")
+PROFILES = ("exmail", "google", "exchange", "none")

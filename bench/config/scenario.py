@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.config.monitor import MonitorConfig
 from bench.config.names import Direction
 from bench.config.sections import (  # the section models, re-exported for callers
     AuthConfig,
@@ -53,6 +54,7 @@ __all__ = [
     "LoadConfig",
     "MailboxConfig",
     "MessageConfig",
+    "MonitorConfig",
     "OutageConfig",
     "PostOfficeConfig",
     "ResultsConfig",
@@ -107,6 +109,7 @@ class Scenario(_Model):
     message: MessageConfig = MessageConfig()
     sla: SlaConfig = SlaConfig()
     results: ResultsConfig = ResultsConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @property
     def directions(self) -> tuple[Direction, ...]:

@@ -81,6 +81,11 @@ class Verdict:
 EXMAIL_MEAN_S = 60.0
 EXMAIL_MAX_S = 3600.0
 EXMAIL_RATE = 0.999  # no-fault rate and network connectivity, each over the month
+# Google Workspace: a minute is downtime when more than 5 % of its requests fail; 99.9 % uptime.
+GOOGLE_MINUTE_FAIL_SHARE = 0.05
+GOOGLE_RATE = 0.999
+# Exchange Online: the monthly average delivery time at most one minute.
+EXCHANGE_MEAN_S = 60.0
 
 
 def _check(
@@ -211,6 +216,29 @@ def evaluate(
                     checks.append(Check(name, ">=", EXMAIL_RATE, observed, ok, "exmail"))
         if filters is not None:
             checks.extend(filter_checks(filters))
+    checks.extend(_other_profile(profile, metrics, directions, availability))
     for t in thresholds:
         checks.append(check_threshold(t, metrics, windows))
     return Verdict(tuple(checks))
+
+
+def _other_profile(
+    profile: str,
+    metrics: Mapping[str, StatSource],
+    directions: tuple[str, ...],
+    availability: Mapping[str, float | None] | None,
+) -> list[Check]:
+    """The ``google`` (uptime by Google's minute rule, the caller's ``google_uptime``) and
+    ``exchange`` (mean delivery per direction) profiles' checks."""
+    if profile == "exchange":
+        return [
+            _check(metrics, f"{d}_delay", "mean", "<=", EXCHANGE_MEAN_S, "exchange")
+            for d in directions
+        ]
+    if profile == "google" and availability is not None:
+        observed = availability.get("google_uptime")
+        name = "availability.google_uptime"
+        if observed is None:
+            return [Check(name, ">=", GOOGLE_RATE, None, False, "google", "no data")]
+        return [Check(name, ">=", GOOGLE_RATE, observed, observed >= GOOGLE_RATE, "google")]
+    return []

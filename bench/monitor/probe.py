@@ -1,0 +1,159 @@
+"""The endless low-rate probe load: one message every ``60 / rate`` seconds to the system's
+submission address, each with the run's identity (``X-Mailsla-Run``/``-Id`` and the keyed
+``X-Mailsla-Tag``, :mod:`bench.core.message`), found again in the users' Maildirs.
+
+Every probe is written to the store *before* it is sent, so a crash at any point leaves it
+``inflight`` with its deadline; the restarted monitor (same database: same run id, secret and
+sequence) resolves it when it arrives, or counts it lost at its deadline. Messages that are not
+ours, or whose tag is not genuine, are left alone; ours are deleted once seen unless
+``monitor.delete_seen = false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiosmtplib
+
+from bench.config.scenario import Scenario
+from bench.core.message import MessageFactory, parse_identity
+from bench.monitor.store import NS, Probe, Store
+
+HEAD_BYTES = 4096  # the header block read of each file found
+
+
+def _stage(exc: BaseException) -> tuple[str, bool]:
+    """(SMTP stage, connection-level?) of a failed send."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused | aiosmtplib.SMTPRecipientRefused):
+        return "rcpt", False
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return "mail", False
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return "data", False
+    if isinstance(exc, aiosmtplib.SMTPHeloError):
+        return "ehlo", False
+    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+        return "banner", False
+    if isinstance(exc, aiosmtplib.SMTPConnectError | OSError):
+        return "connect", True
+    return "connection", True  # disconnects and timeouts
+
+
+class Monitor:
+    def __init__(self, sc: Scenario, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
+        self.sc, self.store, self.clock = sc, store, clock
+        m = sc.monitor
+        self.interval = 60.0 / m.rate
+        run = store.meta("run") or f"mon-{secrets.token_hex(4)}"
+        key = store.meta("key") or secrets.token_hex(16)
+        store.set_meta("run", run)
+        store.set_meta("key", key)
+        self.run, self.key = run, bytes.fromhex(key)
+        msg = sc.message  # to the users' own mailboxes (mailbox.domain), never elsewhere
+        self.factory = MessageFactory(
+            run,
+            key=self.key,
+            size=msg.size,
+            sender=msg.sender,
+            domain=sc.mailbox.domain,
+            users=msg.users,
+            recipients=msg.recipients,
+        )
+        row = store.db.execute("SELECT max(CAST(id AS INTEGER)) FROM probes").fetchone()
+        self.seq = 0 if row[0] is None else int(row[0]) + 1
+        self.maildir = Path(sc.mailbox.maildir or ".")
+        self.stop = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run_forever(self) -> None:
+        """Probe, watch and expire until :attr:`stop` is set; waits for sends in progress."""
+        self.scan()  # what arrived while no monitor ran, before any deadline is judged
+        watcher = asyncio.create_task(self._watch())
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            self.store.expire(self.clock())
+            t = asyncio.create_task(self._probe(self.seq))
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
+            self.seq += 1
+            next_at += self.interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), max(next_at - time.monotonic(), 0))
+        if self.tasks:
+            await asyncio.wait(self.tasks)
+        watcher.cancel()
+        self.scan()
+
+    async def _probe(self, seq: int) -> None:
+        m, sys = self.sc.monitor, self.sc.system
+        planned = self.clock()
+        users = list(self.factory.user_ids(seq))
+        self.store.add_probe(
+            Probe(str(seq), "send", users[0], planned, planned + round(m.deadline * NS))
+        )
+        assert sys.submit is not None
+        host, port = sys.submit
+        body = self.factory.build(seq, self.factory.recipients_of(seq), planned)
+        t0 = time.monotonic_ns()
+        try:
+            await aiosmtplib.send(
+                body,
+                sender=self.sc.message.sender,
+                recipients=self.factory.recipients_of(seq),
+                hostname=host,
+                port=port,
+                local_hostname=sys.ehlo,
+                timeout=min(m.deadline, 60.0),
+                start_tls=False if sys.tls == "off" else None,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            stage, conn = _stage(exc)
+            self.store.failed(str(seq), stage, conn, self.clock())
+            return
+        self.store.sent(str(seq), time.monotonic_ns() - t0)
+
+    async def _watch(self) -> None:
+        while True:
+            self.scan()
+            await asyncio.sleep(self.sc.monitor.poll_interval)
+
+    def scan(self) -> int:
+        """Resolve every probe of ours found in a Maildir ``new``/``cur``; how many."""
+        found = 0
+        late_ns = round(self.sc.monitor.late * NS)
+        for user in range(self.sc.message.users):
+            for sub in ("new", "cur"):
+                d = self.maildir / f"user{user}" / sub
+                try:
+                    entries = list(os.scandir(d))
+                except FileNotFoundError:
+                    continue
+                for e in entries:
+                    found += self._seen(Path(e.path), late_ns)
+        return found
+
+    def _seen(self, path: Path, late_ns: int) -> int:
+        try:
+            with path.open("rb") as f:
+                head = f.read(HEAD_BYTES)
+            seen = self.clock()
+        except FileNotFoundError:
+            return 0
+        ident = parse_identity(head)
+        if ident is None or ident.run != self.run or not ident.genuine(self.key):
+            return 0  # not ours: never touched
+        row = self.store.db.execute(
+            "SELECT planned_ns FROM probes WHERE id = ?", (str(ident.id),)
+        ).fetchone()
+        counted = 0
+        if row is not None:
+            counted = int(self.store.arrived(str(ident.id), seen - row[0], seen, late_ns))
+        if self.sc.monitor.delete_seen:
+            path.unlink(missing_ok=True)
+        return counted
