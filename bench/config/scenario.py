@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.config.capacity import CapacityConfig, PopulationConfig
 from bench.config.monitor import MonitorConfig
 from bench.config.names import Direction
 from bench.config.sections import (  # the section models, re-exported for callers
@@ -110,6 +111,8 @@ class Scenario(_Model):
     sla: SlaConfig = SlaConfig()
     results: ResultsConfig = ResultsConfig()
     monitor: MonitorConfig = MonitorConfig()
+    capacity: CapacityConfig = CapacityConfig()
+    population: PopulationConfig = PopulationConfig()
 
     @property
     def directions(self) -> tuple[Direction, ...]:
