@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from bench.cli.capacity import capacity
 from bench.cli.compare import compare_cmd
 from bench.cli.fakemta import fakemta
 from bench.cli.handler import EXIT_CODES_HELP, MailslaGroup
@@ -40,5 +41,5 @@ def main() -> None:
     """Load-test a mail system with real SMTP and judge it against an email-hosting SLA."""
 
 
-for command in (validate, run, compare_cmd, report, selftest, fakemta, postfix, monitor):
+for command in (validate, run, compare_cmd, report, selftest, fakemta, postfix, monitor, capacity):
     main.add_command(command)

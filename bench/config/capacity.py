@@ -30,7 +30,7 @@ class CapacityConfig(_Model):
     confirm: Duration = Field(default=15.0, ge=0)
     sample_interval: Duration = Field(default=0.1, ge=0.01, le=1.0)
     backlog_z: float = Field(default=3.0, gt=0)
-    backlog_floor: float = Field(default=0.02, ge=0, lt=1)
+    backlog_floor: float = Field(default=0.01, ge=0, lt=1)
     behind_share: float = Field(default=0.05, ge=0, lt=1)
     late_share: float = Field(default=0.01, ge=0, lt=1)
 

@@ -25,7 +25,7 @@ class Limits:
     share; *late_share*: at most this share of sends late."""
 
     z: float = 3.0
-    floor_share: float = 0.02
+    floor_share: float = 0.01
     behind_share: float = 0.05
     late_share: float = 0.01
 
