@@ -74,11 +74,13 @@ class Driver:
         self._error: str | None = None
         self._overhead = FIRST_OVERHEAD_S
         self._last: dict[str, Any] | None = None  # the entry not yet shown
+        self._signalled = False  # stopped by a signal: exit 3, as an interrupted run
 
     # -- control -------------------------------------------------------------------------
     def interrupt(self, signal_name: str = "SIGINT") -> None:
         """Stop the search: the step under way stops (a second call abandons its sends)."""
         self._cut = self._cut or f"interrupted ({signal_name})"
+        self._signalled = True
         if self._runner is not None:
             self._runner.interrupt(signal_name)
 
@@ -119,7 +121,7 @@ class Driver:
             self._write()
 
     def _exit_code(self) -> ExitCode:
-        if self._error is not None:
+        if self._error is not None or self._signalled:
             return ExitCode.RUN
         return ExitCode.PASS if self.search.found().sustainable is not None else ExitCode.FAIL
 

@@ -102,5 +102,8 @@ def capacity(
         console.print(f"capacity: {outcome.path}", highlight=False, soft_wrap=True)
     Console(stderr=True, highlight=False).print(html, soft_wrap=True)
     if outcome.exit_code == ExitCode.RUN:
-        raise RunError(f"capacity search stopped: {outcome.doc['reason']}")
+        raise RunError(
+            f"capacity search stopped: {outcome.doc['reason']}",
+            f"capacity.json (best rate proven so far) in {out}",
+        )
     return outcome.exit_code

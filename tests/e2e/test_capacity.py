@@ -1,0 +1,142 @@
+"""``mailsla capacity`` against the fake MTA, whose relay delivers at most ``max_rate``
+messages a second and queues the rest: the search must find that rate within 5 % for two
+rates and name backlog growth as what failed above it; a search cut short by its budget or
+by SIGINT leaves a valid capacity.json, and costs at most the budget plus one step's
+wind-down. Real processes, real sockets, short steps."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.run.runner import INTERRUPT_GRACE_S
+from tests.e2e.test_run import MAILSLA, ROOT
+
+SCENARIO = ROOT / "scenarios" / "capacity-fakemta.toml"
+DRAIN_S = 1.0
+STOP_S = 3.0  # the interpreter's start and the fake MTA's stop, beyond the step's drain
+WIND_DOWN_S = DRAIN_S + INTERRUPT_GRACE_S + STOP_S
+SHORT = (
+    'capacity.warmup="0.5s"',
+    'capacity.measure="1.5s"',
+    f'capacity.drain="{DRAIN_S:g}s"',
+)
+
+
+def command(out: Path, *sets: str, budget: str = "80s") -> list[str]:
+    args = [a for s in (*SHORT, *sets) for a in ("--set", s)]
+    return [*MAILSLA, "capacity", str(SCENARIO), "--out", str(out), "--budget", budget, *args]
+
+
+def capacity(out: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((out / "capacity.json").read_text())
+    assert doc["schema"] == "mailsla.capacity/1"
+    for key in ("capacity", "steps", "confirm", "status", "cut_short", "reason", "wall_s"):
+        assert key in doc
+    for step in doc["steps"]:
+        assert (out / step["result"] / "result.json").is_file()
+    return doc
+
+
+def search(
+    out: Path, *sets: str, budget: str = "80s"
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        command(out, *sets, budget=budget),
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    return proc, time.monotonic() - t0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("max_rate", "start", "confirm"), [(300, 200, "1s"), (1500, 1000, "0s")])
+def test_the_search_finds_the_fake_mtas_max_rate(
+    tmp_path: Path, max_rate: int, start: int, confirm: str
+) -> None:
+    out = tmp_path / "cap"
+    proc, _ = search(
+        out,
+        f"fakemta.max_rate={max_rate}",
+        f"capacity.start_rate={start}",
+        f'capacity.confirm="{confirm}"',
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = capacity(out)
+    cap = doc["capacity"]
+    assert doc["status"] == "completed" and not doc["cut_short"], doc["reason"]
+    rate = cap["sustainable_rate"]
+    assert abs(rate - max_rate) / max_rate <= 0.05, doc["steps"]
+    assert cap["per_minute"] == pytest.approx(rate * 60)
+    assert cap["failed_by"] == "backlog_growth"
+    assert cap["no_fault_rate"] is not None and cap["no_fault_rate"] <= rate
+    assert cap["lowest_failing_rate"] > rate
+    failing = [s for s in doc["steps"] if s["verdict"] == "fail"]
+    assert failing and all(s["backlog_slope"] > 0 for s in failing)
+    assert all("p99" in s["latency_s"] for s in doc["steps"])
+    assert "Latency vs load" in proc.stdout and "sustainable rate" in proc.stdout
+    assert "step 1:" in proc.stdout and "best proven" in proc.stdout
+    html = (out / "capacity.html").read_text()
+    assert 'data-plot="latency-vs-load"' in html and 'data-plot="backlog-vs-load"' in html
+    if confirm != "0s":
+        assert [c["share"] for c in doc["confirm"]] == [0.8, 1.0, 1.2]
+        assert doc["confirm"][2]["verdict"] == "fail"  # 120 % of the capacity cannot hold
+        assert doc["confirm"][0]["verdict"] == "pass"
+
+
+@pytest.mark.slow
+def test_a_budget_cuts_the_search_short_with_the_best_rate_so_far(tmp_path: Path) -> None:
+    out = tmp_path / "cap"
+    budget = 7.0
+    proc, wall = search(
+        out, "fakemta.max_rate=300", "capacity.start_rate=100", budget=f"{budget:g}s"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a rate was proven
+    doc = capacity(out)
+    assert doc["cut_short"] and doc["status"] == "cut_short"
+    assert doc["reason"].startswith("budget")
+    passed = [s["rate"] for s in doc["steps"] if s["verdict"] == "pass"]
+    assert passed and doc["capacity"]["sustainable_rate"] == max(passed) < 300
+    assert doc["capacity"]["search_done"] is False
+    assert "cut short" in proc.stdout
+    assert wall <= budget + WIND_DOWN_S
+    assert doc["wall_s"] <= budget + DRAIN_S + INTERRUPT_GRACE_S
+
+
+@pytest.mark.slow
+def test_sigint_stops_the_search_and_leaves_capacity_json(tmp_path: Path) -> None:
+    out = tmp_path / "cap"
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        command(out, "fakemta.max_rate=300", "capacity.start_rate=100"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first step's line: it passed, a rate is proven
+    assert first.startswith("step 1: 100 msgs/s pass"), first
+    time.sleep(1.0)  # into the second step's sending
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    wall_after = time.monotonic() - t0
+    assert proc.returncode == 3, stdout + stderr
+    assert "Traceback" not in stderr
+    doc = capacity(out)
+    assert doc["cut_short"] and doc["reason"] == "interrupted (SIGINT)"
+    assert doc["capacity"]["sustainable_rate"] == 100.0
+    assert doc["steps"][-1]["verdict"] == "interrupted"
+    assert "best rate proven so far" in stderr
+    assert wall_after < 80
