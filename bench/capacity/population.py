@@ -33,7 +33,7 @@ def population_doc(p: PopulationConfig, rate: float | None) -> dict[str, Any] | 
         expected = peak_rate(p.users, p)
     doc: dict[str, Any] = {
         **p.model_dump(mode="json"),
-        "per_user_peak_rate": peak_rate(1, p),
+        "per_user_peak_rate": float(f"{peak_rate(1, p):.6g}"),
         "expected_peak_rate": round(expected, 3) if expected is not None else None,
         "users_supported": users_supported(rate, p) if rate is not None else None,
         "headroom": None,

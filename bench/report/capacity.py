@@ -123,6 +123,11 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     if cap.get("confirmed") is not None:
         marks = ", ".join(f"{c['share']:.0%} {c['verdict']}" for c in doc.get("confirm", []))
         out.append(f"confirmations: {marks}")
+        top = [c for c in doc.get("confirm", []) if c.get("share") == 1.2]
+        if top and top[0]["verdict"] == "pass":
+            out.append("120 % held too: the rate found is a lower bound (try a finer search)")
+        if cap["confirmed"] is False:
+            out.append("the longer 100 % run failed: treat the rate as an upper bound")
     pop = doc.get("population")
     if pop and pop.get("users_supported") is not None:
         line = f"users supported at the peak hour: {pop['users_supported']:,}"
