@@ -140,3 +140,26 @@ def test_sigint_stops_the_search_and_leaves_capacity_json(tmp_path: Path) -> Non
     assert doc["steps"][-1]["verdict"] == "interrupted"
     assert "best rate proven so far" in stderr
     assert wall_after < 80
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--precision", "2"], "capacity.precision"),
+        (["--start-rate", "0"], "capacity.start_rate"),
+        (["--budget", "soon"], "capacity.budget"),
+        (["--set", "capacity.start_rate=500", "--set", "capacity.max_rate=100"], "max_rate"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_field(tmp_path: Path, args: list[str], words: str) -> None:
+    p = subprocess.run(
+        [*MAILSLA, "capacity", str(SCENARIO), "--out", str(tmp_path / "o"), *args],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2, p.stderr
+    assert words in p.stderr and str(SCENARIO.name) in p.stderr
+    assert "Traceback" not in p.stderr
