@@ -163,3 +163,24 @@ def test_bad_settings_exit_2_naming_the_field(tmp_path: Path, args: list[str], w
     assert p.returncode == 2, p.stderr
     assert words in p.stderr and str(SCENARIO.name) in p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.slow
+def test_the_budget_stops_a_step_under_way(tmp_path: Path) -> None:
+    """An overloaded first step whose queue takes far longer to drain than the budget has
+    left: the budget stops it mid-drain; nothing is proven (exit 1), capacity.json says why."""
+    out = tmp_path / "cap"
+    budget = 6.0
+    proc, wall = search(
+        out,
+        "fakemta.max_rate=50",
+        "capacity.start_rate=400",
+        'capacity.drain="30s"',
+        budget=f"{budget:g}s",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = capacity(out)
+    assert doc["cut_short"] and doc["reason"] == "budget ended during a step"
+    assert doc["steps"][-1]["verdict"] == "interrupted"
+    assert doc["capacity"]["sustainable_rate"] is None
+    assert wall <= budget + WIND_DOWN_S
