@@ -27,8 +27,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The tests in parallel (pytest-xdist, PYTEST_JOBS workers), then the timing-sensitive ones
+# (marker "exclusive", listed in tests/conftest.py) one at a time. Exit 5 is "none selected".
+PYTEST_JOBS ?= 3
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_JOBS) -m "not exclusive" $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:xdist -m exclusive $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

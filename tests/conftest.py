@@ -113,3 +113,29 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not cond():  # noqa: ASYNC110 (no event to wait on: a peer's counter)
             await asyncio.sleep(0.005)
+
+
+# Tests that measure time, speed or a machine's capacity, or start whole clusters: `make
+# pytest` runs them one at a time after the others have run in parallel (pytest-xdist), so
+# a neighbour's load cannot move their numbers. A file name alone takes the whole file.
+EXCLUSIVE = (
+    "tests/selftest/test_selftest.py",  # speed ratios against anchors
+    "tests/e2e/test_run.py::test_const_delay_is_measured_within_2_percent",
+    "tests/e2e/test_run.py::test_smtp_kind_against_a_separate_fakemta_process",
+    "tests/e2e/test_run_faults.py",  # outages and restarts timed in seconds
+    "tests/hostile/test_connections.py",  # hundreds of slow and half-open connections
+    "tests/verdict/test_compare.py::test_two_runs_of_one_scenario_pass_the_default_tolerances",
+    "tests/verdict/test_compare.py::test_run_with_a_baseline_gates_and_writes_junit",
+    "tests/procs/test_ray_fleet.py",  # Ray clusters: many processes each
+    "tests/e2e/test_capacity.py",  # finds a rate and keeps to a time budget
+    "tests/e2e/test_capacity_postfix.py",
+    "tests/e2e/test_monitor.py",  # outage windows timed in seconds across a SIGKILL
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.nodeid == e or item.nodeid.startswith(e + "::") for e in EXCLUSIVE) or (
+            item.nodeid.split("::", 1)[0] in EXCLUSIVE
+        ):
+            item.add_marker(pytest.mark.exclusive)

@@ -61,3 +61,15 @@ def test_only_the_cli_handler_exits() -> None:
             if name:
                 offenders.append(f"{p.relative_to(ROOT)}:{node.lineno}: {name}")
     assert not offenders, "exit through bench.cli.handler only:\n" + "\n".join(offenders)
+
+
+def test_every_exclusive_entry_names_a_real_test() -> None:
+    """A stale entry in tests/conftest.py EXCLUSIVE would let a timing test run in parallel."""
+    from tests.conftest import EXCLUSIVE
+
+    for entry in EXCLUSIVE:
+        path, _, name = entry.partition("::")
+        file = ROOT / path
+        assert file.is_file(), entry
+        if name:
+            assert f"def {name}(" in file.read_text(), entry
