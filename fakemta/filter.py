@@ -6,8 +6,10 @@ EICAR file in a base64 attachment, anything else is ham — and then draws (seed
 :meth:`FilterStage.draw`) whether it catches it (``spam_detection``, ``virus_detection``) or
 misjudges ham as spam (``false_positive``). What it does with what it caught
 (:class:`bench.config.filters.FilterSpec`): spam is rejected at the end of DATA (rspamd's 554),
-tagged (SpamAssassin's ``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag) or
-quarantined (250, never delivered); a virus is rejected (554, clamav's text), stripped (its
+tagged (SpamAssassin's ``X-Spam-Flag: YES`` and ``X-Spam-Status: Yes``, and the subject tag),
+filed in the mailbox's Junk folder (``junk``: a local copy goes untagged into Maildir++'s
+``.Junk/``, as a Sieve ``fileinto "Junk"`` does; a relayed copy is tagged) or quarantined (250,
+never delivered); a virus is rejected (554, clamav's text), stripped (its
 attachment part taken out) or replaced (by a text part saying it was removed). The message
 carries no label: the draw is the filter's own, not mailsla's.
 """
@@ -54,6 +56,7 @@ class FilterStats:
     rejected: int = 0
     tagged: int = 0
     quarantined: int = 0
+    junked: int = 0
     stripped: int = 0
     replaced: int = 0
 
@@ -76,11 +79,14 @@ def is_spam(content: bytes) -> bool:
 @dataclass(frozen=True, slots=True)
 class Judgement:
     """What to do with a message: a *reply* to give instead of queueing it (reject), *drop*
-    it silently after a 250 (quarantine), or queue *content* (maybe changed)."""
+    it silently after a 250 (quarantine), or queue *content* (maybe changed); *junk*: the
+    untagged copy to file in local mailboxes' Junk folder (*content* is then the tagged copy,
+    for recipients it relays)."""
 
     content: bytes
     reply: str | None = None
     drop: bool = False
+    junk: bytes | None = None
 
 
 class FilterStage:
@@ -134,8 +140,12 @@ class FilterStage:
         if action == "quarantine":
             stats.quarantined += 1
             return Judgement(content, drop=True)
+        tagged = tag(content, self.spec.subject_tag.encode("ascii"))
+        if action == "junk":
+            stats.junked += 1
+            return Judgement(tagged, junk=content)
         stats.tagged += 1
-        return Judgement(tag(content, self.spec.subject_tag.encode("ascii")))
+        return Judgement(tagged)
 
     def _virus(self, content: bytes) -> Judgement:
         action, stats = self.spec.virus_action, self.stats

@@ -20,6 +20,7 @@ from fakemta.relay import QueuedMessage, Relay
 
 USER_UNKNOWN = "550 5.1.1 <{}>: Recipient address rejected: User unknown in virtual mailbox table"
 RCPT_OK = "250 2.1.5 Ok"
+JUNK_FOLDER = ".Junk"  # Maildir++: the IMAP folder "Junk" (Dovecot's, Courier's layout)
 
 log = logging.getLogger("fakemta.queue")
 
@@ -93,11 +94,14 @@ class InboundHandler(PipeliningEhlo):
                 if judged.drop:  # quarantined: taken, and never delivered
                     return f"250 2.0.0 Ok: queued as {self.relay.next_qid()}"
                 content = judged.content
+                junk = judged.junk
+            else:
+                junk = None
             if self.local is None:
                 return self.queue(mail_from, list(envelope.rcpt_tos), content)
             if self._full(len(content)):
                 return QUEUE_FULL
-            return self._data_local(mail_from, list(envelope.rcpt_tos), content)
+            return self._data_local(mail_from, list(envelope.rcpt_tos), content, junk)
         except Exception as exc:  # as aiosmtpd: a failing handler is a 500, not a crash
             log.exception("queueing a message failed")
             return f"500 5.3.0 Error: ({type(exc).__name__}) queueing failed"
@@ -128,9 +132,12 @@ class InboundHandler(PipeliningEhlo):
         self.stats.queue_full += 1
         return True
 
-    def _data_local(self, mail_from: str, rcpts: list[str], content: bytes) -> str:
+    def _data_local(
+        self, mail_from: str, rcpts: list[str], content: bytes, junk: bytes | None = None
+    ) -> str:
         """A message with local recipients (those not in the relay domains), and perhaps
-        remote ones too: one copy per local mailbox, the rest relayed."""
+        remote ones too: one copy per local mailbox, the rest relayed. *junk*: the filter
+        filed it as junk: the local copies are this, in each mailbox's ``.Junk/`` folder."""
         assert self.local is not None
         qid = self.relay.next_qid()
         local: dict[str, tuple[str, str]] = {}  # one copy per box (its last address)
@@ -147,6 +154,10 @@ class InboundHandler(PipeliningEhlo):
                 QueuedMessage(qid, mail_from, remote, content), self.delay.sample(self.rng)
             )
         if local:
-            job = LocalJob(qid, mail_from, list(local.values()), content)
+            job = (
+                LocalJob(qid, mail_from, list(local.values()), content)
+                if junk is None
+                else LocalJob(qid, mail_from, list(local.values()), junk, JUNK_FOLDER)
+            )
             self.local.submit(job, self.local_delay.sample(self.local_rng))
         return f"250 2.0.0 Ok: queued as {qid}"

@@ -49,6 +49,7 @@ class LocalJob:
     mail_from: str
     rcpts: list[tuple[str, str]]
     content: bytes
+    folder: str = ""  # a Maildir++ subfolder of each mailbox (".Junk"), made when missing
 
 
 @dataclass(slots=True)
@@ -126,12 +127,31 @@ def make_maildir(root: int | str, user: str) -> None:
 
 
 def deliver_one(
-    root: int, user: str, name: str, head: bytes, content: bytes, mode: int = 0o600
+    root: int,
+    user: str,
+    name: str,
+    head: bytes,
+    content: bytes,
+    mode: int = 0o600,
+    folder: str = "",
 ) -> str:
     """Write *head* + *content* to ``<user>/tmp/<name>`` below the folder open as *root*,
-    fsync, rename into ``new/``; returns the final path below the root. Nothing is followed
-    (:func:`open_folder`). Blocking: call it from a thread."""
+    fsync, rename into ``new/``; returns the final path below the root. With *folder*
+    (``".Junk"``) the Maildir++ subfolder ``<user>/<folder>/`` takes it, made when missing.
+    Nothing is followed (:func:`open_folder`). Blocking: call it from a thread."""
     box = open_folder(root, user)
+    if folder:
+        try:
+            sub = open_folder(box, folder, make=True)
+        finally:
+            os.close(box)
+        box = sub
+        try:
+            for sub_name in ("tmp", "new", "cur"):
+                os.close(open_folder(box, sub_name, make=True))
+        except BaseException:
+            os.close(box)
+            raise
     tmp = new = fd = -1
     try:
         tmp, new = open_folder(box, "tmp"), open_folder(box, "new")
@@ -156,7 +176,7 @@ def deliver_one(
         for d in (fd, new, tmp, box):
             if d >= 0:
                 os.close(d)
-    return os.path.join(user, "new", name)
+    return os.path.join(user, folder, "new", name)
 
 
 class Maildirs:
@@ -205,6 +225,7 @@ class Maildirs:
                         head,
                         job.content,
                         self.file_mode,
+                        job.folder,
                     )
                 except OSError as exc:
                     failed += 1

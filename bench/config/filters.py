@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SPAM_ACTIONS = ("reject", "tag", "quarantine")
+SPAM_ACTIONS = ("reject", "tag", "quarantine", "junk")
 VIRUS_ACTIONS = ("reject", "strip", "replace")
 # The standard test signatures: GTUBE (spam) and the 68-byte EICAR file (virus).
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"

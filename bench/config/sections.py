@@ -142,6 +142,9 @@ class MailboxConfig(_Model):
     imap_password_env: EnvName = "MAILSLA_IMAP_PASSWORD"
     poll_interval: Duration = 0.1  # IMAP: how often each mailbox is polled (the resolution)
     dispose: Literal["keep", "move", "delete"] = "keep"
+    # Labelled traffic: the Junk folder watched beside INBOX (Maildir++ ".<junk>/"; over IMAP
+    # the folder marked \Junk, else this name or an alias such as "Spam"); "" watches none.
+    junk: str = Field(default="Junk", max_length=64, pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9 _-]*)?$")
 
 
 # Worker processes: a number, or "auto" (resolved when the run starts: see

@@ -63,6 +63,12 @@ userdb {{
 default_process_limit = 1024
 default_client_limit = 4096
 mail_max_userip_connections = 100
+namespace inbox {{
+  inbox = yes
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+}}
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1

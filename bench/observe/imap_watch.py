@@ -7,6 +7,12 @@ then; other commands only every 5 s, and its IDLE notifies about every 500 ms), 
 A message's visible time is when the NOOP that revealed it answered, so it is late by at most
 ``interval`` plus one round trip. ``<next>:*`` always matches the last message, even when
 ``next`` is past it: only UIDs >= ``next`` are new.
+
+A watcher with ``junk=True`` watches each user's Junk folder instead of *mailbox*: after login
+it asks ``LIST "" "*"`` and takes the folder the server marks ``\\Junk`` (SPECIAL-USE, RFC
+6154), else the one named *mailbox* or one of :data:`JUNK_ALIASES` (case does not matter); a
+user without one is looked for again at each poll. Each copy found there is marked tagged
+(:func:`bench.observe.fate_reader.marks_of`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ CONNECT_AT_ONCE = 32  # logins in progress at start
 _FETCH = re.compile(rb"\d+ FETCH \(")
 _UID = re.compile(rb"UID (\d+)")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_LIST = re.compile(rb'^\(([^)]*)\) (?:"(?:[^"\\]|\\.)*"|NIL) (.+)$', re.IGNORECASE)
+JUNK_ALIASES = ("Junk", "Spam", "Junk E-mail", "Junk Email", "INBOX.Junk", "INBOX.Spam")
 
 
 def uid_set(uids: Sequence[int]) -> str:
@@ -65,6 +73,26 @@ def parse_search(lines: Sequence[Any]) -> list[int]:
     return out
 
 
+def junk_folder(lines: Sequence[Any], name: str) -> str | None:
+    """The Junk folder in a ``LIST`` answer: the one with ``\\Junk``, else *name* or an alias."""
+    folders: list[tuple[bytes, str]] = []
+    for line in lines[:-1]:
+        m = _LIST.match(line) if isinstance(line, bytes) else None
+        if m is not None:
+            raw = m.group(2).strip()
+            if raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2:
+                raw = re.sub(rb"\\(.)", rb"\1", raw[1:-1])
+            folders.append((m.group(1).lower(), raw.decode("utf-8", "replace")))
+    for flags, folder in folders:
+        if b"\\junk" in flags.split():
+            return folder
+    by_name = {f.lower(): f for _, f in folders if f.lower() != "inbox"}  # never INBOX
+    for want in (name, *JUNK_ALIASES):
+        if want.lower() in by_name:
+            return by_name[want.lower()]
+    return None
+
+
 def parse_fetch(lines: Sequence[Any]) -> list[tuple[int, bytes]]:
     """(UID, header bytes) of each ``n FETCH (UID u BODY[...] {size}`` answer in *lines*."""
     out: list[tuple[int, bytes]] = []
@@ -88,6 +116,7 @@ class _Session:
         self.next_uid = 1
         self.uidvalidity = -1
         self.lost = False
+        self.folder: str | None = None  # the folder selected (None: no Junk folder yet)
 
 
 class ImapWatcher:
@@ -111,8 +140,10 @@ class ImapWatcher:
         timeout: float = 10,
         ssl_context: ssl.SSLContext | None = None,
         read_marks: bool = False,
+        junk: bool = False,
     ) -> None:
         self.read_marks = read_marks  # labelled traffic: fetch whole copies for their marks
+        self.junk = junk  # watch the Junk folder (found by LIST): what is there is tagged
         self.host, self.port, self.users = host, port, list(users)
         self._password = password
         self._sink = sink
@@ -190,13 +221,35 @@ class ImapWatcher:
             r = await client.login(s.user, self._password)
             if r.result != "OK":
                 raise WatchError(f"{where}: login failed for {s.user}: {_text(r.lines)}")
-            r = await client.select(self.mailbox)
-            if r.result != "OK":
-                raise WatchError(
-                    f"{where}: cannot select {self.mailbox} of {s.user}: {_text(r.lines)}"
-                )
+            r = await self._select(s)
         except (OSError, TimeoutError, aioimaplib.AioImapException) as e:
             raise WatchError(f"{where}: {s.user}: {_why(e)}") from None
+        self._uidvalidity(s, r)
+
+    async def _select(self, s: _Session) -> Any:
+        """Select the watched folder (for Junk: once one is found); the answer, or None."""
+        client, where = s.client, f"IMAP {self.host}:{self.port}"
+        folder = self.mailbox
+        if self.junk:
+            found = junk_folder(_ok(await client.list('""', '"*"'), "LIST").lines, self.mailbox)
+            if found is None:  # a server's folder list may lag (Dovecot's list index): try it
+                if self.mailbox.lower() == "inbox":
+                    return None
+                r = await client.select(_quoted(self.mailbox))
+                if r.result != "OK":
+                    return None
+                s.folder = self.mailbox
+                return r
+            folder = found
+        r = await client.select(_quoted(folder))
+        if r.result != "OK":
+            raise WatchError(f"{where}: cannot select {folder} of {s.user}: {_text(r.lines)}")
+        s.folder = folder
+        return r
+
+    def _uidvalidity(self, s: _Session, r: Any) -> None:
+        if r is None:
+            return
         for line in r.lines:
             m = _UIDVALIDITY.search(line) if isinstance(line, bytes) else None
             if m is not None:
@@ -248,6 +301,10 @@ class ImapWatcher:
         client = s.client
         if s.lost:
             raise WatchError("connection lost")
+        if s.folder is None:  # no Junk folder at the last look
+            self._uidvalidity(s, await self._select(s))
+            if s.folder is None:
+                return
         r = _ok(await client.noop(), "NOOP")
         now = time.monotonic_ns()
         # Always search: NOOP's EXISTS can't be trusted as a hint, as an EXISTS that Dovecot
@@ -266,7 +323,8 @@ class ImapWatcher:
                     continue
                 ident = parse_identity(heads[uid])
                 if self.read_marks and ident is not None:
-                    ident = dataclasses.replace(ident, marks=marks_of(heads[uid]))
+                    marks = marks_of(heads[uid], junk=self.junk)
+                    ident = dataclasses.replace(ident, marks=marks)
                 st.report(self._sink, ident, now)
             s.next_uid = batch[-1] + 1
             done = [u for u in batch if u in heads]
@@ -293,6 +351,11 @@ def _fail_pending(protocol: Any) -> None:
                 cmd.close(b"connection lost", "KO")
     except AttributeError:  # another aioimaplib: its timeout will do
         pass
+
+
+def _quoted(folder: str) -> str:
+    """*folder* as an IMAP quoted string (aioimaplib sends arguments as they are)."""
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _ok(r: Any, command: str) -> Any:

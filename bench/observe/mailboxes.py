@@ -57,6 +57,9 @@ class Mailboxes:
         self._stopping = threading.Event()
         self.watcher: MaildirWatcher | ImapWatcher | None = None
         self.read_marks = sc.message.mix is not None  # labelled traffic: read the fates
+        # Labelled traffic: each user's Junk folder is watched too (what is there is tagged).
+        self.junk = mb.junk if self.read_marks else ""
+        self.junk_watcher: ImapWatcher | None = None
 
     async def start(self) -> None:
         mb = self.sc.mailbox
@@ -69,25 +72,21 @@ class Mailboxes:
             if mb.watch == "maildir":
                 assert self.root is not None
                 dirs = [self.root / u for u in self.users]
-                await self._make_off_loop(dirs)
+                junk = self._junk_dirs()
+                await self._make_off_loop(dirs + junk)
                 dispose = mb.dispose
                 self.watcher = MaildirWatcher(
-                    dirs, self.sink, dispose=dispose, read_marks=self.read_marks
+                    dirs, self.sink, dispose=dispose, read_marks=self.read_marks, junk=junk
                 )
             else:
                 host, port = await self._imap_address()
                 password = self.imap_password or DOVECOT_PASSWORD
-                self.watcher = ImapWatcher(
-                    host,
-                    port,
-                    self.users,
-                    password,
-                    self.sink,
-                    interval=mb.poll_interval,
-                    dispose="delete" if mb.dispose == "delete" else "keep",
-                    read_marks=self.read_marks,
-                )
+                self.watcher = self._imap(host, port, password, "INBOX", junk=False)
+                if self.junk:
+                    self.junk_watcher = self._imap(host, port, password, self.junk, junk=True)
             await self.watcher.start()
+            if self.junk_watcher is not None:
+                await self.junk_watcher.start()
         except (WatchError, DovecotError) as exc:
             raise StartupError(f"the mailbox watcher did not start: {exc}") from None
         except OSError as exc:
@@ -96,12 +95,33 @@ class Mailboxes:
                 f"the mailbox watcher did not start: {exc.strerror or exc}{where}"
             ) from None
 
+    def _imap(self, host: str, port: int, password: str, box: str, *, junk: bool) -> ImapWatcher:
+        mb = self.sc.mailbox
+        return ImapWatcher(
+            host,
+            port,
+            self.users,
+            password,
+            self.sink,
+            interval=mb.poll_interval,
+            mailbox=box,
+            dispose="delete" if mb.dispose == "delete" else "keep",
+            read_marks=self.read_marks,
+            junk=junk,
+        )
+
+    def _junk_dirs(self) -> list[Path]:
+        """The users' Junk folders in the Maildir++ layout (``<user>/.Junk``)."""
+        if not self.junk or self.root is None:
+            return []
+        return [self.root / u / f".{self.junk}" for u in self.users]
+
     async def _imap_address(self) -> tuple[str, int]:
         mb = self.sc.mailbox
         if mb.imap is not None:
             return mb.imap
         assert self.root is not None
-        await self._make_off_loop([self.root / u for u in self.users])
+        await self._make_off_loop([self.root / u for u in self.users] + self._junk_dirs())
         self.dovecot = ThrowawayDovecot(self.root, password=DOVECOT_PASSWORD)
         loop = asyncio.get_running_loop()
         port = await loop.run_in_executor(None, self.dovecot.start)
@@ -139,6 +159,8 @@ class Mailboxes:
         """Final look at the mailboxes, then stop the watcher and Dovecot."""
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.junk_watcher is not None:
+            await self.junk_watcher.stop()
         if self.dovecot is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.dovecot.stop)
             self.dovecot = None
@@ -160,4 +182,8 @@ class Mailboxes:
             out["mode"] = w.mode
             out["resolution_s"] = w.resolution_s
             out["stats"] = dataclasses.asdict(w.stats)
+        if self.junk:
+            out["junk"] = self.junk
+            if self.junk_watcher is not None:
+                out["junk_stats"] = dataclasses.asdict(self.junk_watcher.stats)
         return out

@@ -174,10 +174,13 @@ class MaildirWatcher:
         fallback_interval: float = 0.2,
         use_inotify: bool = True,
         read_marks: bool = False,
+        junk: Sequence[Path] = (),
     ) -> None:
         self._read_marks = read_marks  # read each copy whole for its fate marks
-        self._new = [os.path.join(os.fspath(m), "new") for m in maildirs]
-        self._cur = [os.path.join(os.fspath(m), "cur") for m in maildirs]
+        boxes = [*maildirs, *junk]  # junk: Junk folders (Maildir++ .Junk/): what is there is tagged
+        self._junk_from = len(maildirs)
+        self._new = [os.path.join(os.fspath(m), "new") for m in boxes]
+        self._cur = [os.path.join(os.fspath(m), "cur") for m in boxes]
         self._sink = sink
         self._dispose = dispose
         self.fallback_interval = fallback_interval
@@ -362,7 +365,7 @@ class MaildirWatcher:
         seen.add(name)
         ident = parse_identity(head)
         if self._read_marks and ident is not None:
-            ident = dataclasses.replace(ident, marks=marks_of(head))
+            ident = dataclasses.replace(ident, marks=marks_of(head, junk=i >= self._junk_from))
         self.stats.report(self._sink, ident, now)
         if self._dispose != "keep":
             self._dispose_of(i, name, path)

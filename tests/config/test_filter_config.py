@@ -15,6 +15,9 @@ def test_defaults_and_spec() -> None:
     spec = sc.fakemta.filter.spec()
     assert (spec.spam_detection, spec.false_positive, spec.spam_action) == (0.98, 0.001, "reject")
     assert from_dict({"name": "x"}, "s").message.mix is None
+    assert sc.mailbox.junk == "Junk"
+    junk = {"name": "x", "mailbox": {"junk": ""}, "fakemta": {"filter": {"spam_action": "junk"}}}
+    assert from_dict(junk, "s").mailbox.junk == ""  # "" watches no Junk folder
 
 
 @pytest.mark.parametrize(
@@ -27,6 +30,8 @@ def test_defaults_and_spec() -> None:
         ({"fakemta": {"filter": {"spam_action": "drop"}}}, "fakemta.filter.spam_action", "tag"),
         ({"fakemta": {"filter": {"false_positive": 2}}}, "fakemta.filter.false_positive", "<= 1"),
         ({"fakemta": {"filter": {"subject_tag": ""}}}, "fakemta.filter.subject_tag", ""),
+        ({"mailbox": {"junk": "../Junk"}}, "mailbox.junk", "pattern"),
+        ({"mailbox": {"junk": "Junk*"}}, "mailbox.junk", "pattern"),
     ],
 )
 def test_bad_values_name_the_field(data: dict[str, object], field: str, why: str) -> None:
