@@ -33,6 +33,7 @@ from bench.smtp.options import SessionOptions
 
 POLL_S = 0.2  # how long one take() call waits for the worker's next message
 CONNECT_TIMEOUT_S = 5.0
+INIT_TIMEOUT_S = 10.0  # how long a head that takes TCP has to answer as Ray's GCS does
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every node on 127.0.0.1
 PROBES = 16  # clock round trips per node, at the start and at the end
 INSTALL_HINT = "install it with: pip install 'mailsla[ray]' (or, in a checkout: make ray)"
@@ -67,6 +68,7 @@ def connect(address: str) -> list[Node]:
     ray = require_ray()
     if not ray.is_initialized():
         _reachable(address)
+        _answers_as_ray(address)
         try:
             ray.init(
                 address=address,
@@ -115,6 +117,41 @@ def _reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             f"--ray {address}: nothing answers there ({exc.strerror or exc})",
             "start the head with `ray start --head --port PORT` (README: Many hosts)",
         ) from None
+
+
+def _answers_as_ray(address: str, timeout: float = INIT_TIMEOUT_S) -> None:
+    """Fail within *timeout* when *address* takes TCP but is no Ray head: ``ray.init`` would
+    wait for its GCS without end. One GCS call (GetClusterId) with a deadline: a reply, or a
+    refusal of a head with token auth (UNAUTHENTICATED), is Ray; silence or a wrong protocol
+    is not. Left to Ray: "auto", ray:// addresses, and TLS (RAY_USE_TLS)."""
+    _host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address or _env_on("RAY_USE_TLS"):
+        return
+    import grpc  # type: ignore[import-untyped,unused-ignore]
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    request: Any = gcs_service_pb2.GetClusterIdRequest  # type: ignore[attr-defined,unused-ignore]
+    channel = grpc.insecure_channel(address)
+    try:
+        stub: Any = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)  # type: ignore[no-untyped-call,unused-ignore]
+        stub.GetClusterId(request(), timeout=timeout)
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return  # a Ray head that wants a token: ray.init reads it (README: Many hosts)
+        why = "no reply" if code == grpc.StatusCode.DEADLINE_EXCEEDED else str(code)
+        raise UsageError(
+            f"--ray {address}: something takes connections there, but it is not a Ray head "
+            f"({why} within {timeout:g} s)",
+            "point --ray at the head's GCS port (`ray start --head --port PORT`; README: "
+            "Many hosts)",
+        ) from None
+    finally:
+        channel.close()
+
+
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _get(ref: Any) -> asyncio.Future[Any]:

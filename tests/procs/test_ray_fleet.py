@@ -6,11 +6,14 @@ start). Without Ray installed these are skipped here and fail in CI (.ci/run ins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +213,40 @@ def test_an_address_where_nothing_answers_exits_2_at_once(tmp_path: Path) -> Non
         )
     assert p.returncode == 2, p.stderr
     assert "nothing answers there" in p.stderr and "ray start --head" in p.stderr
+
+
+def test_an_address_that_takes_tcp_but_is_not_ray_exits_2_in_bounded_time(
+    tmp_path: Path,
+) -> None:
+    need_ray()
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(duration="1s"))
+    accepted = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as srv:  # takes connections, says nothing
+        port = srv.getsockname()[1]
+        held: list[socket.socket] = []
+
+        def take() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(srv.accept()[0])
+                    accepted.set()
+
+        threading.Thread(target=take, daemon=True).start()
+        began = time.monotonic()
+        p = subprocess.run(
+            [*MAILSLA, "run", str(path), "--no-live", "--ray", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        took = time.monotonic() - began
+        for conn in held:
+            conn.close()
+    assert accepted.is_set()  # it did connect: the TCP check passed, the Ray check did not
+    assert p.returncode == 2, p.stderr
+    assert "not a Ray head" in p.stderr and "ray start --head" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert took < 40  # bounded (ray.init alone waits for minutes)
