@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.capacity import document
-from bench.capacity.population import population_doc
+from bench.capacity.population import POPULATION_SIZE_CAP, StepMail, population_doc
 from bench.capacity.search import Found, Search, confirm_rates
 from bench.capacity.step import Judged, judge
 from bench.config.scenario import Scenario
 from bench.core.backlog import Sample
+from bench.core.corpus import mean_real_size
 from bench.errors import ExitCode
 from bench.run.runner import Runner
 
@@ -137,7 +138,27 @@ class Driver:
                 "max_messages": None,
             }
         )
-        return self.sc.model_copy(update={"load": step_load, "seed": seed})
+        return self.sc.model_copy(
+            update={"load": step_load, "seed": seed, "message": self._message()}
+        )
+
+    def _has_population(self) -> bool:
+        p = self.sc.population
+        return p.users is not None or p.expected_peak is not None
+
+    def _message(self) -> Any:
+        """The steps' [message]: with a population and no labelled traffic, real mail's sizes
+        (the whole built-in distribution), so the rate found holds for the population's mail."""
+        m = self.sc.message
+        if not self._has_population() or m.mix is not None:
+            return m
+        return m.model_copy(update={"sizes": "real", "size": POPULATION_SIZE_CAP})
+
+    def step_mail(self) -> StepMail:
+        """What the steps sent: recipients a message, mean size and how sized."""
+        m = self._message()
+        mean = mean_real_size(m.size) if m.sizes == "real" else float(m.size)
+        return StepMail(m.recipients, mean, m.sizes, m.size)
 
     async def _step(
         self, rate: float, measure: float, trial: int, index: int, share: float | None = None
@@ -245,7 +266,7 @@ class Driver:
             status=status,
             reason=reason,
             wall_s=time.monotonic() - self._t0,
-            population=population_doc(self.sc.population, found.sustainable),
+            population=population_doc(self.sc.population, found.sustainable, self.step_mail()),
         )
 
     def _write(self) -> Path:

@@ -275,7 +275,7 @@ class MessageConfig(_Model):
     sender: str = Field(default="load@sender.mailsla.test", pattern=r"^[^@\s<>]+@[^@\s<>]+$")
     # Labelled traffic (bench.core.corpus): the shares of ham, spam and virus; None: none.
     mix: ClassMix | None = None
-    sizes: Literal["fixed", "real"] = "fixed"  # ham: about ``size``, or real mail's up to it
+    sizes: Literal["fixed", "real"] = "fixed"  # about ``size``, or real mail's up to it (ham)
 
     @model_validator(mode="after")
     def _check(self) -> MessageConfig:

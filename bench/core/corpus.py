@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import math
 import random
 from collections.abc import Mapping
 
@@ -137,6 +138,30 @@ def real_size(u: float) -> int:
             f = (u - c0) / (c1 - c0) if c1 > c0 else 0.0
             return int(s0 * (s1 / s0) ** f)
     return REAL_SIZES[-1][0]
+
+
+def mean_real_size(cap: int | None = None) -> float:
+    """The mean size of real mail (bytes), each message cut at *cap* when given: exact for the
+    log-linear table, a segment from s0 to s1 = s0·r averaging s0·(r − 1)/ln r."""
+    total = 0.0
+    for (s0, c0), (s1, c1) in itertools.pairwise(REAL_SIZES):
+        r = s1 / s0
+        if cap is None or cap >= s1:
+            total += (c1 - c0) * s0 * (r - 1) / math.log(r)
+        elif cap <= s0:
+            total += (c1 - c0) * cap
+        else:  # the segment's sizes rise past the cap at f = log_r(cap / s0)
+            f = math.log(cap / s0) / math.log(r)
+            total += (c1 - c0) * (s0 * (r**f - 1) / math.log(r) + (1 - f) * cap)
+    return total
+
+
+def real_size_pool(n: int, cap: int) -> list[int]:
+    """*n* sizes of real mail, one from each of *n* equal slices of the distribution (at its
+    middle), each cut at *cap*, in a fixed shuffled order: message *seq* takes ``seq % n``."""
+    sizes = [min(real_size((i + 0.5) / n), cap) for i in range(n)]
+    random.Random("real-size-pool").shuffle(sizes)
+    return sizes
 
 
 def _sentence(rng: random.Random) -> str:

@@ -18,8 +18,9 @@ import hmac
 from dataclasses import dataclass, field
 
 from bench.config.scenario import Scenario
-from bench.core.corpus import Corpus
+from bench.core.corpus import Corpus, real_size_pool
 
+SIZE_POOL = 64  # message templates of real mail's sizes (message.sizes = "real", no mix)
 FILLER = b"mailsla synthetic load: the quick brown fox jumps over the lazy dog 0123456789"
 
 
@@ -76,6 +77,7 @@ class MessageFactory:
         users: int,
         recipients: int,
         corpus: Corpus | None = None,
+        sizes: str = "fixed",
     ) -> None:
         self.run_id = run_id
         self.corpus = corpus
@@ -132,6 +134,14 @@ class MessageFactory:
                 self._labelled[cls] = [(bare + e.replace(b"%", b"%%") + b".\r\n", e) for e in pool]
             widest_body = max(len(e) for pool in corpus.bodies.values() for e in pool)
             self.max_size = len(sample) - len(mime) + 21 + widest_body
+        # Real mail's sizes without labelled traffic: a template per size of a stratified pool
+        # (bench.core.corpus.real_size_pool), each cut at ``size``; message seq takes seq % n.
+        self._sized: list[tuple[bytes, bytes]] = []
+        if sizes == "real" and corpus is None:
+            for target in real_size_pool(SIZE_POOL, size):
+                b = _body(max(target - len(sample), 0))
+                self._sized.append((head + b.replace(b"%", b"%%") + b".\r\n", b))
+            self.max_size = len(sample) + max(len(b) for _, b in self._sized)
         self._mail_sized = self._mail_cmd[:-2] + b" SIZE=%d\r\n" % self.max_size
 
     @classmethod
@@ -147,6 +157,7 @@ class MessageFactory:
             domain=sc.postoffice.domain,
             users=m.users,
             recipients=m.recipients,
+            sizes=m.sizes,
         )
 
     def user_ids(self, seq: int) -> range | list[int]:
@@ -187,7 +198,8 @@ class MessageFactory:
             date = self._date_of(planned_wall_ns)
             fields = (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
             return self._bare % fields + self._labelled[cls][i][1]
-        return self._header(seq, rcpts, planned_wall_ns) + self._body
+        body = self._sized[seq % len(self._sized)][1] if self._sized else self._body
+        return self._header(seq, rcpts, planned_wall_ns) + body
 
     def envelope(self, seq: int, sized: bool = False) -> list[bytes]:
         """Message *seq*'s commands, ready to write: MAIL (with ``SIZE=`` when *sized*: the
@@ -217,6 +229,8 @@ class MessageFactory:
         if self.corpus is not None:
             cls, i = self.corpus.body_of(seq)
             template = self._labelled[cls][i][0]
+        elif self._sized:
+            template = self._sized[seq % len(self._sized)][0]
         return template % (to, seq, date, seq, seq, self.tag(seq), planned_wall_ns)
 
 

@@ -135,6 +135,8 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
             line += f"; headroom over the expected peak {pop['expected_peak_rate']:g}/s: "
             line += f"{pop['headroom']:+.0%}"
         out.append(line)
+        if pop.get("size_basis"):
+            out.append(f"message sizes: {pop['size_basis']}")
     if doc["cut_short"]:
         out.append(f"the search was cut short: {doc['reason']}")
     return out

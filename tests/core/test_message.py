@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.core.message import ID_DIGITS, RUN_MAX, Identity, MessageFactory, parse_identity, tag_of
+from bench.core.corpus import real_size_pool
+from bench.core.message import (
+    ID_DIGITS,
+    RUN_MAX,
+    SIZE_POOL,
+    Identity,
+    MessageFactory,
+    parse_identity,
+    tag_of,
+)
 
 RUN = "20240101T000000Z-quickstart"
 PLANNED = 1_717_171_717_123_456_789  # wall-clock ns, 19 digits like any date this century
@@ -295,3 +304,25 @@ def test_fast_path_bytes_equal_the_general_ones(
         *(b"RCPT TO:<" + r.encode() + b">\r\n" for r in rcpts),
         b"DATA\r\n",
     ]
+
+
+def test_real_sizes_without_a_mix_follow_the_pool_and_stay_parseable() -> None:
+    cap = 64 * 1024
+    f = MessageFactory(
+        RUN,
+        size=cap,
+        sender="load@sender.mailsla.test",
+        domain="remote.test",
+        users=100,
+        recipients=1,
+        sizes="real",
+    )
+    pool = real_size_pool(SIZE_POOL, cap)
+    for seq in range(SIZE_POOL):
+        data = build(f, seq)
+        assert abs(len(data) - pool[seq]) <= 64  # the header's width varies by a few bytes
+        assert data + b".\r\n" == f.payload(seq, PLANNED)
+        ident = parse_identity(data)
+        assert ident is not None and ident.id == seq
+        assert len(data) <= f.max_size
+    assert len({len(build(f, s)) for s in range(SIZE_POOL)}) > 20  # sizes vary

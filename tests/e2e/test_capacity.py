@@ -187,3 +187,32 @@ def test_the_budget_stops_a_step_under_way(tmp_path: Path) -> None:
     assert doc["steps"][-1]["verdict"] == "interrupted"
     assert doc["capacity"]["sustainable_rate"] is None
     assert wall <= budget + WIND_DOWN_S
+
+
+@pytest.mark.slow
+def test_a_population_sends_real_mail_sizes_and_reports_users(tmp_path: Path) -> None:
+    """One step at 50 msgs/s: the step's run sent real mail's sizes, and the users follow by
+    hand: at 50/s, 50 deliveries/s ÷ (40 × 0.15 × 2 recipients / 3600) a user = 15,000; the
+    peak of 1,000 users is 1000 × 40 × 0.15 / 3600 msgs/s, 15 times less: headroom 14."""
+    out = tmp_path / "cap"
+    proc, _ = search(
+        out,
+        "capacity.start_rate=50",
+        "fakemta.max_rate=300",
+        "population.users=1000",
+        "population.recipients=2",
+        budget="7s",  # one step: 2 s sending and ~3 s start and stop
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = capacity(out)
+    pop = doc["population"]
+    assert pop["step_sizes"] == "real" and pop["step_recipients"] == 1
+    assert pop["step_mean_bytes"] == pop["population_mean_bytes"]
+    rate = doc["capacity"]["sustainable_rate"]
+    assert rate in (50.0, 100.0)  # the budget may leave room for a second step
+    # a user's peak: 40 × 0.15 × 2 / 3600 = 1/300 deliveries/s; 1,000 users send 1/0.6 msgs/s
+    assert pop["users_supported"] == int(rate * 300)
+    assert pop["headroom"] == pytest.approx(rate * 300 / 600 / (1000 / 600) - 1, abs=1e-3)
+    step = json.loads((out / doc["steps"][0]["result"] / "result.json").read_text())
+    assert step["run"]["scenario"]["message"]["sizes"] == "real"
+    assert "message sizes: the steps sent real mail's sizes" in proc.stdout
