@@ -154,10 +154,10 @@ class InboundHandler(PipeliningEhlo):
                 QueuedMessage(qid, mail_from, remote, content), self.delay.sample(self.rng)
             )
         if local:
-            job = (
-                LocalJob(qid, mail_from, list(local.values()), content)
-                if junk is None
-                else LocalJob(qid, mail_from, list(local.values()), junk, JUNK_FOLDER)
-            )
+            boxes = list(local.values())
+            if junk is None:
+                job = LocalJob(qid, mail_from, boxes, content)
+            else:
+                job = LocalJob(qid, mail_from, boxes, junk, JUNK_FOLDER)
             self.local.submit(job, self.local_delay.sample(self.local_rng))
         return f"250 2.0.0 Ok: queued as {qid}"

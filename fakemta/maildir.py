@@ -137,21 +137,16 @@ def deliver_one(
 ) -> str:
     """Write *head* + *content* to ``<user>/tmp/<name>`` below the folder open as *root*,
     fsync, rename into ``new/``; returns the final path below the root. With *folder*
-    (``".Junk"``) the Maildir++ subfolder ``<user>/<folder>/`` takes it, made when missing.
-    Nothing is followed (:func:`open_folder`). Blocking: call it from a thread."""
+    (``".Junk"``) the Maildir++ subfolder ``<user>/<folder>/`` takes it; it must exist
+    (:meth:`Maildirs.deliver_batch` makes it once, with :func:`make_maildir`). Nothing is
+    followed (:func:`open_folder`). Blocking: call it from a thread."""
     box = open_folder(root, user)
     if folder:
         try:
-            sub = open_folder(box, folder, make=True)
+            sub = open_folder(box, folder)
         finally:
             os.close(box)
         box = sub
-        try:
-            for sub_name in ("tmp", "new", "cur"):
-                os.close(open_folder(box, sub_name, make=True))
-        except BaseException:
-            os.close(box)
-            raise
     tmp = new = fd = -1
     try:
         tmp, new = open_folder(box, "tmp"), open_folder(box, "new")
@@ -193,6 +188,7 @@ class Maildirs:
         self.file_mode = file_mode  # 0o644 when an IMAP server running as another user reads
         # Maildir: '/' and ':' in the host part are written as \057 and \072
         self.host = hostname.replace("/", r"\057").replace(":", r"\072")
+        self._subfolders: set[tuple[str, str]] = set()  # (user, ".Junk") made so far
 
     def create(self) -> None:
         """Open the root and create every user's Maildir (OSError: one cannot be)."""
@@ -218,6 +214,8 @@ class Maildirs:
                 try:
                     if self.root_fd < 0:
                         raise OSError(errno.EBADF, "the mailboxes are closed")
+                    if job.folder:
+                        self._subfolder(user, job.folder)
                     deliver_one(
                         self.root_fd,
                         user,
@@ -233,6 +231,18 @@ class Maildirs:
                 else:
                     delivered += 1
         return delivered, failed
+
+    def _subfolder(self, user: str, folder: str) -> None:
+        """Make ``<user>/<folder>/`` (a Maildir++ subfolder) the first time it is asked for.
+        Threads may race to make it: making it is idempotent."""
+        if (user, folder) in self._subfolders:
+            return
+        box = open_folder(self.root_fd, user)
+        try:
+            make_maildir(box, folder)
+        finally:
+            os.close(box)
+        self._subfolders.add((user, folder))
 
 
 class LocalDelivery:

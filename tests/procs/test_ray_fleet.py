@@ -196,6 +196,18 @@ def test_without_ray_run_ray_says_how_to_get_it(tmp_path: Path) -> None:
     assert "Traceback" not in p.stderr
 
 
+def run_on_ray(path: Path, address: str) -> subprocess.CompletedProcess[str]:
+    """``mailsla run SCENARIO --ray ADDRESS``, bounded."""
+    return subprocess.run(
+        [*MAILSLA, "run", str(path), "--no-live", "--ray", address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+
 def test_an_address_where_nothing_answers_exits_2_at_once(tmp_path: Path) -> None:
     need_ray()
     path = tmp_path / "s.toml"
@@ -203,14 +215,7 @@ def test_an_address_where_nothing_answers_exits_2_at_once(tmp_path: Path) -> Non
     with socket.socket() as s:  # a port that takes no connection: bound, never listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        p = subprocess.run(
-            [*MAILSLA, "run", str(path), "--no-live", "--ray", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
+        p = run_on_ray(path, f"127.0.0.1:{port}")
     assert p.returncode == 2, p.stderr
     assert "nothing answers there" in p.stderr and "ray start --head" in p.stderr
 
@@ -234,14 +239,7 @@ def test_an_address_that_takes_tcp_but_is_not_ray_exits_2_in_bounded_time(
 
         threading.Thread(target=take, daemon=True).start()
         began = time.monotonic()
-        p = subprocess.run(
-            [*MAILSLA, "run", str(path), "--no-live", "--ray", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
+        p = run_on_ray(path, f"127.0.0.1:{port}")
         took = time.monotonic() - began
         for conn in held:
             conn.close()
