@@ -202,7 +202,9 @@ class Driver:
         self._overhead = max(wall - sending, 0.5)
         entry_base = {"trial": trial, "seed": seed, "wall_s": round(wall, 3)}
         folder_rel = str(folder.relative_to(self.out_dir))
-        if result.status == "error":
+        if result.status == "error" or (
+            result.status == "aborted" and result.exit_code == ExitCode.RUN
+        ):  # the step could not be carried out (a silent port, nothing connects): as `run`, 3
             self._error = f"step at {rate:g}/s: {result.reason}"
         elif result.status != "completed" and self._cut is None:
             self._cut = "budget ended during a step" if self.time_left() <= 0 else result.reason

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from bench.run.runner import INTERRUPT_GRACE_S
+from tests.conftest import free_port
 from tests.e2e.test_run import MAILSLA, ROOT
+from tests.e2e.test_run_silent_port import silent_port  # noqa: F401 (a fixture)
 
 SCENARIO = ROOT / "scenarios" / "capacity-fakemta.toml"
 DRAIN_S = 1.0
@@ -216,3 +218,23 @@ def test_a_population_sends_real_mail_sizes_and_reports_users(tmp_path: Path) ->
     step = json.loads((out / doc["steps"][0]["result"] / "result.json").read_text())
     assert step["run"]["scenario"]["message"]["sizes"] == "real"
     assert "message sizes: the steps sent real mail's sizes" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_silent_system_exits_3_as_run_does(tmp_path: Path, silent_port: int) -> None:  # noqa: F811
+    """A port that takes connections and never answers: the step cannot be carried out, so
+    the search exits 3 (as `mailsla run` does), not 1 ("even the start rate fails"), and
+    capacity.json still says why."""
+    out = tmp_path / "cap"
+    proc, _ = search(
+        out,
+        'system.kind="smtp"',
+        f'system.submit="127.0.0.1:{silent_port}"',
+        f'postoffice.listen="127.0.0.1:{free_port()}"',  # kind = "smtp": a fixed port
+        budget="40s",
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = capacity(out)
+    assert doc["status"] == "error" and doc["capacity"]["sustainable_rate"] is None
+    assert "banner" in doc["reason"], doc["reason"]
