@@ -115,6 +115,10 @@ def test_eicar_attachment_is_found_by_clamd_and_rejected(
     code, text = send(pf, data)
     assert code == 554, text
     assert text.startswith("5.7.1 clamav: virus found: Mailsla.Eicar-Test-File"), text
+    # clamd answers rspamd before it writes its log line: wait (bounded) for the line
+    deadline = time.monotonic() + 10
+    while " FOUND" not in filters.clamd.log and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "Mailsla.Eicar-Test-File" in filters.clamd.log and " FOUND" in filters.clamd.log
     assert not in_maildir(pf, mid)
 
