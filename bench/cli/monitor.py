@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -49,8 +50,8 @@ def _loopback(host: str) -> bool:
 def _check(sc: Scenario, source: str) -> None:
     if sc.system.kind != "smtp":
         raise UsageError(f'{source}: system.kind: the monitor probes a real system (use "smtp")')
-    if sc.system.submit is None:
-        raise UsageError(f"{source}: system.submit: required for the monitor")
+    if "send" in sc.directions and sc.system.submit is None:
+        raise UsageError(f"{source}: system.submit: required for send probes (load.direction)")
     if sc.mailbox.watch != "maildir" or sc.mailbox.maildir is None:
         raise UsageError(f"{source}: mailbox.maildir: the monitor watches Maildirs (required)")
     listen = sc.monitor.listen
@@ -66,8 +67,12 @@ def _check(sc: Scenario, source: str) -> None:
 @SET_OPTION
 def start(scenario: str, overrides: tuple[str, ...]) -> None:
     """Run the monitor until SIGINT or SIGTERM."""
-    sc = load(scenario, list(overrides))
+    sc = load(scenario, list(overrides), purpose="monitor")
     _check(sc, scenario)
+    try:
+        credentials = sc.credentials(os.environ)
+    except UsageError as exc:
+        raise UsageError(f"{scenario}: {exc}") from None
     m = sc.monitor
     db = Path(m.database)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +87,7 @@ def start(scenario: str, overrides: tuple[str, ...]) -> None:
             server = serve(db, m.listen[0], m.listen[1], **status)
         except OSError as exc:
             raise RunError(f"monitor.listen: {m.listen[0]}:{m.listen[1]}: {exc}") from None
-    mon = Monitor(sc, store)
+    mon = Monitor(sc, store, credentials=credentials)
     port = None if server is None else server.server_port
     click.echo(
         json.dumps(

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import (
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -123,7 +124,9 @@ class Scenario(_Model):
         return ("receive",) if d == "receive" else ("send",)
 
     @model_validator(mode="after")
-    def _check(self) -> Scenario:
+    def _check(self, info: ValidationInfo) -> Scenario:
+        # "monitor": mailsla monitor probes the users' own mailboxes, never a post office.
+        purpose = (info.context or {}).get("purpose", "run")
         receiving = "receive" in self.directions
         if receiving:
             mb = self.mailbox
@@ -156,7 +159,7 @@ class Scenario(_Model):
         if self.system.kind == "smtp" and "send" in self.directions:
             if self.system.submit is None:
                 raise ValueError('system.submit: required when system.kind = "smtp"')
-            if self.postoffice.listen[1] == 0:
+            if self.postoffice.listen[1] == 0 and purpose != "monitor":
                 raise ValueError(
                     'postoffice.listen: with system.kind = "smtp" the post office needs a '
                     "fixed port, the one that system relays postoffice.domain mail to"
@@ -263,10 +266,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def from_dict(data: dict[str, Any], source: str) -> Scenario:
-    """Validate a parsed TOML document; raises :class:`ScenarioError`."""
+def from_dict(data: dict[str, Any], source: str, purpose: str = "run") -> Scenario:
+    """Validate a parsed TOML document for *purpose* ("run", or "monitor": no post office);
+    raises :class:`ScenarioError`."""
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={"purpose": purpose})
     except ValidationError as exc:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
@@ -341,8 +345,8 @@ def _copy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _copy(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override and validate a scenario file."""
+def load(path: str | Path, overrides: list[str] | None = None, purpose: str = "run") -> Scenario:
+    """Read, override and validate a scenario file (for *purpose*: see :func:`from_dict`)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -361,4 +365,4 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
             data = apply_overrides(data, overrides)
         except ScenarioError as exc:  # name the file, as a bad value of an override does
             raise ScenarioError(source, exc.problems) from None
-    return from_dict(data, source)
+    return from_dict(data, source, purpose)

@@ -1,6 +1,12 @@
-"""The endless low-rate probe load: one message every ``60 / rate`` seconds to the system's
-submission address, each with the run's identity (``X-Mailsla-Run``/``-Id`` and the keyed
-``X-Mailsla-Tag``, :mod:`bench.core.message`), found again in the users' Maildirs.
+"""The endless low-rate probe load: one message every ``60 / rate`` seconds, each with the
+run's identity (``X-Mailsla-Run``/``-Id`` and the keyed ``X-Mailsla-Tag``,
+:mod:`bench.core.message`), found again in the users' Maildirs.
+
+Directions follow ``[load] direction`` as in a run: a ``send`` probe is submitted by a user at
+``system.submit`` (with ``system.auth`` when set) and its delay is ``send_delay``; a ``receive``
+probe comes in from outside at ``system.inbound`` and its delay is ``receive_delay``. With
+``"both"``, ``load.receive_share`` of the probes go inbound, spread evenly (probe *n* goes inbound
+when ``floor((n + 1) * share)`` steps up), so a restart resumes the same split.
 
 Every probe is written to the store *before* it is sent, so a crash at any point leaves it
 ``inflight`` with its deadline; the restarted monitor (same database: same run id, secret and
@@ -13,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 
 from bench.config.scenario import Scenario
 from bench.core.message import MessageFactory, parse_identity
 from bench.monitor.store import NS, Probe, Store
+from bench.smtp.options import SessionOptions
 
 HEAD_BYTES = 4096  # the header block read of each file found
 
@@ -45,9 +54,28 @@ def _stage(exc: BaseException) -> tuple[str, bool]:
     return "connection", True  # disconnects and timeouts
 
 
+def direction_of(seq: int, direction: str, share: float) -> str:
+    """The direction of probe *seq* under ``load.direction`` and ``load.receive_share``."""
+    if direction != "both":
+        return direction
+    return "receive" if math.floor((seq + 1) * share) > math.floor(seq * share) else "send"
+
+
 class Monitor:
-    def __init__(self, sc: Scenario, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        store: Store,
+        clock: Callable[[], int] = time.time_ns,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.sc, self.store, self.clock = sc, store, clock
+        self.credentials = credentials  # system.auth's user and password, for send probes
+        tls = sc.system.tls  # off: plain; opportunistic: STARTTLS when offered; required: must
+        self.tls: dict[str, Any] = {"start_tls": {"off": False, "required": True}.get(tls)}
+        if tls != "off":
+            opts = SessionOptions(ca_file=sc.system.ca_file, tls_verify=not sc.system.tls_insecure)
+            self.tls["tls_context"] = opts.ssl_context()
         m = sc.monitor
         self.interval = 60.0 / m.rate
         run = store.meta("run") or f"mon-{secrets.token_hex(4)}"
@@ -92,13 +120,17 @@ class Monitor:
 
     async def _probe(self, seq: int) -> None:
         m, sys = self.sc.monitor, self.sc.system
+        direction = direction_of(seq, self.sc.load.direction, self.sc.load.receive_share)
         planned = self.clock()
         users = list(self.factory.user_ids(seq))
         self.store.add_probe(
-            Probe(str(seq), "send", users[0], planned, planned + round(m.deadline * NS))
+            Probe(str(seq), direction, users[0], planned, planned + round(m.deadline * NS))
         )
-        assert sys.submit is not None
-        host, port = sys.submit
+        target = sys.submit if direction == "send" else sys.inbound
+        assert target is not None  # cli.monitor checks the address each direction needs
+        auth: dict[str, str] = {}
+        if direction == "send" and self.credentials is not None:
+            auth = {"username": self.credentials[0], "password": self.credentials[1]}
         body = self.factory.build(seq, self.factory.recipients_of(seq), planned)
         t0 = time.monotonic_ns()
         try:
@@ -106,11 +138,12 @@ class Monitor:
                 body,
                 sender=self.sc.message.sender,
                 recipients=self.factory.recipients_of(seq),
-                hostname=host,
-                port=port,
+                hostname=target[0],
+                port=target[1],
                 local_hostname=sys.ehlo,
                 timeout=min(m.deadline, 60.0),
-                start_tls=False if sys.tls == "off" else None,
+                **self.tls,
+                **auth,  # type: ignore[arg-type]
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             stage, conn = _stage(exc)

@@ -38,7 +38,9 @@ def _line(stream: IO[str], prefix: str, timeout: float = 20.0) -> str:
     raise AssertionError(f"no line starting {prefix!r}")
 
 
-def _fakemta(root: Path) -> tuple[subprocess.Popen[str], int]:
+def _fakemta(root: Path, outage: str = OUTAGE) -> tuple[subprocess.Popen[str], int, int]:
+    """A ``mailsla fakemta`` delivering into Maildirs under *root*; its submission and inbound
+    ports."""
     root.mkdir()
     p = subprocess.Popen(
         [
@@ -54,22 +56,20 @@ def _fakemta(root: Path) -> tuple[subprocess.Popen[str], int]:
             "const(20ms)",
             "--delivery-delay",
             "const(700ms)",
-            "--outage",
-            OUTAGE,
+            *(["--outage", outage] if outage else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert p.stdout is not None
     ready = json.loads(_line(p.stdout, "{"))
-    return p, int(ready["submit"].rsplit(":", 1)[1])
+    return p, int(ready["submit"].rsplit(":", 1)[1]), int(ready["inbound"].rsplit(":", 1)[1])
 
 
-def _scenario(tmp: Path, name: str, port: int, root: Path) -> Path:
+def _scenario(tmp: Path, name: str, port: int, root: Path, extra: str = "") -> Path:
     sc = tmp / f"{name}.toml"
-    sc.write_text(
-        f'name = "{name}"\n[system]\nkind = "smtp"\nsubmit = "127.0.0.1:{port}"\n'
-        '[postoffice]\nlisten = "127.0.0.1:9"\n'  # unused: probes go to mailbox.domain
+    sc.write_text(  # no [postoffice]: probes go to the users' own mailboxes (mailbox.domain)
+        f'name = "{name}"\n[system]\nkind = "smtp"\nsubmit = "127.0.0.1:{port}"\n{extra}'
         f'[mailbox]\nmaildir = "{root}"\n[message]\nusers = 3\n'
         f'[monitor]\nrate = 600\nwindow = "250ms"\ndeadline = "3s"\nlate = "500ms"\n'
         f'listen = "127.0.0.1:0"\npoll_interval = "20ms"\ndatabase = "{tmp / name}.sqlite"\n'
@@ -93,8 +93,8 @@ def _status(db: Path) -> dict[str, Any]:
 
 
 def test_sigkill_mid_outage_resumes_the_month(tmp_path: Path) -> None:
-    mta_a, port_a = _fakemta(tmp_path / "mail_a")
-    mta_b, port_b = _fakemta(tmp_path / "mail_b")
+    mta_a, port_a, _ = _fakemta(tmp_path / "mail_a")
+    mta_b, port_b, _ = _fakemta(tmp_path / "mail_b")
     t0 = time.monotonic()  # b's outage clock started just before it said it was ready
     try:
         a = _monitor(_scenario(tmp_path, "a", port_a, tmp_path / "mail_a"))
@@ -142,3 +142,44 @@ def test_sigkill_mid_outage_resumes_the_month(tmp_path: Path) -> None:
     assert abs(sa["fault_windows"] - sb["fault_windows"]) <= 2 + down
     # (its ready line comes before its probe schedule resumes, so allow twice the down time)
     assert sb["windows"] >= sa["windows"] - 2 - 2 * down
+
+
+def test_both_directions_probe_submission_and_inbound(tmp_path: Path) -> None:
+    """With ``load.direction = "both"`` a quarter of the probes come in at the inbound port;
+    each direction has its own fates and delay histogram, and every probe one fate."""
+    mta, port, inbound = _fakemta(tmp_path / "mail", outage="")
+    try:
+        extra = (
+            f'inbound = "127.0.0.1:{inbound}"\n[load]\ndirection = "both"\nreceive_share = 0.25\n'
+        )
+        mon = _monitor(_scenario(tmp_path, "both", port, tmp_path / "mail", extra))
+        with Store(tmp_path / "both.sqlite") as s:
+            end = time.monotonic() + 30
+            while time.monotonic() < end:  # bounded: until 8 inbound probes are delivered
+                n = s.db.execute(
+                    "SELECT count(*) FROM probes WHERE direction = ? AND state IN (?, ?)",
+                    ("receive", "delivered", "late"),  # late: after 500 ms, 700 ms here
+                ).fetchone()[0]
+                if n >= 8:
+                    break
+                time.sleep(0.1)
+        mon.send_signal(signal.SIGTERM)
+        assert mon.wait(20) == 0
+    finally:
+        mta.terminate()
+        mta.wait(10)
+    st = _status(tmp_path / "both.sqlite")
+    c = st["counts"]
+    seen = {d: c.get(f"{d}.delivered", 0) + c.get(f"{d}.late", 0) for d in ("send", "receive")}
+    assert seen["receive"] >= 8 and seen["send"] >= 8, c
+    assert not any(k.endswith((".failed", ".lost")) for k in c), c
+    sent = {d: sum(n for k, n in c.items() if k.startswith(d + ".")) for d in ("send", "receive")}
+    assert sent["receive"] * 4 in range(sum(sent.values()) - 4, sum(sent.values()) + 5)
+    m = st["metrics"]
+    assert m["receive_delay"]["count"] == seen["receive"]
+    assert m["send_delay"]["count"] == seen["send"]
+    assert m["inbound.submit_latency"]["count"] >= seen["receive"]
+    assert m["receive_delay"]["mean"] >= 0.7  # the fake MTA's delivery delay
+    # every probe has one state; those still travelling at the stop are the ones in flight
+    assert {k.split(".")[1] for k in c} <= {"delivered", "late", "inflight"}, c
+    assert st["inflight"] == sum(v for k, v in c.items() if k.endswith(".inflight"))

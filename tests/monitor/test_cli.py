@@ -4,6 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli.main import main
+from bench.config.scenario import ScenarioError, load
+from bench.monitor.probe import direction_of
 
 BASE = (
     'name = "m"\n[system]\nkind = "smtp"\nsubmit = "{submit}"\n'
@@ -33,3 +35,47 @@ def test_fakemta_kind_refused(tmp_path: Path) -> None:
     sc.write_text('name = "m"\n')
     r = CliRunner().invoke(main, ["monitor", str(sc)])
     assert r.exit_code == 2 and "system.kind" in r.output
+
+
+def _write(tmp: Path, text: str) -> Path:
+    sc = tmp / "m.toml"
+    sc.write_text(text)
+    return sc
+
+
+MONITOR_ONLY = (
+    'name = "m"\n[system]\nkind = "smtp"\nsubmit = "127.0.0.1:1"\n'
+    '[mailbox]\nmaildir = "{tmp}"\n{extra}'
+)
+
+
+def test_a_monitor_needs_no_post_office_but_a_run_does(tmp_path: Path) -> None:
+    sc = _write(tmp_path, MONITOR_ONLY.format(tmp=tmp_path, extra=""))
+    assert load(sc, purpose="monitor").postoffice.listen[1] == 0
+    with pytest.raises(ScenarioError, match=r"postoffice\.listen"):
+        load(sc)
+    r = CliRunner().invoke(main, ["validate", str(sc)])
+    assert r.exit_code == 2 and "postoffice.listen" in r.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('[load]\ndirection = "receive"\n', "system.inbound"),  # inbound probes need it
+        ('[system.auth]\nuser_env = "MAILSLA_T_UNSET_U"\n', "MAILSLA_T_UNSET_U"),
+    ],
+)
+def test_monitor_refuses_what_a_direction_lacks(tmp_path: Path, extra: str, field: str) -> None:
+    # [system.auth] after [mailbox] is still the system's table in TOML
+    sc = _write(tmp_path, MONITOR_ONLY.format(tmp=tmp_path, extra=extra))
+    r = CliRunner().invoke(main, ["monitor", str(sc)], env={"MAILSLA_T_UNSET_U": ""})
+    assert r.exit_code == 2, r.output
+    assert field in r.output and "Traceback" not in r.output
+
+
+def test_both_directions_are_spread_evenly_and_resume_the_same() -> None:
+    ds = [direction_of(n, "both", 0.25) for n in range(400)]
+    assert ds.count("receive") == 100
+    assert all(ds[i : i + 4].count("receive") == 1 for i in range(0, 400, 4))
+    assert {direction_of(n, "send", 0.25) for n in range(10)} == {"send"}
+    assert {direction_of(n, "receive", 0.25) for n in range(10)} == {"receive"}
