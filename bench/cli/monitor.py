@@ -14,10 +14,11 @@ import click
 
 from bench.cli.options import SET_OPTION
 from bench.config.scenario import Scenario, load
-from bench.errors import RunError, UsageError
+from bench.config.thresholds import ThresholdError, parse_threshold
+from bench.errors import ExitCode, RunError, UsageError
 from bench.monitor.exporter import serve
 from bench.monitor.probe import Monitor
-from bench.monitor.status import month_to_date
+from bench.monitor.status import keep_settings, month_to_date
 from bench.monitor.store import Store
 from bench.report.month import month_html, month_table
 
@@ -54,6 +55,14 @@ def _check(sc: Scenario, source: str) -> None:
         raise UsageError(f"{source}: system.submit: required for send probes (load.direction)")
     if sc.mailbox.watch != "maildir" or sc.mailbox.maildir is None:
         raise UsageError(f"{source}: mailbox.maildir: the monitor watches Maildirs (required)")
+    for i, t in enumerate(sc.sla.thresholds):
+        if t.window_s is not None:
+            n = t.window_s / sc.monitor.window
+            if abs(n - round(n)) > 1e-9 or round(n) < 1:
+                raise UsageError(
+                    f"{source}: sla.thresholds[{i}]: {t.text!r}: the window must be a whole "
+                    "number of monitor.window (the SLA minute)"
+                )
     listen = sc.monitor.listen
     if listen is not None and not _loopback(listen[0]) and not sc.monitor.allow_remote:
         raise UsageError(
@@ -80,11 +89,11 @@ def start(scenario: str, overrides: tuple[str, ...]) -> None:
         store = Store(db, window_s=m.window)
     except Exception as exc:  # sqlite3.Error and OSError: the file cannot be used
         raise RunError(f"monitor.database: {db}: {exc}") from None
-    status = {"tz": m.timezone, "boundary_day": m.boundary_day, "profile": sc.sla.profile}
+    keep_settings(store, m.timezone, m.boundary_day, sc.sla.profile, sc.sla.thresholds)
     server = None
     if m.listen is not None:
         try:
-            server = serve(db, m.listen[0], m.listen[1], **status)
+            server = serve(db, m.listen[0], m.listen[1])
         except OSError as exc:
             raise RunError(f"monitor.listen: {m.listen[0]}:{m.listen[1]}: {exc}") from None
     mon = Monitor(sc, store, credentials=credentials)
@@ -118,9 +127,24 @@ def start(scenario: str, overrides: tuple[str, ...]) -> None:
 @monitor.command("status")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the month to date as JSON.")
-@click.option("--tz", default="UTC", show_default=True, help="The month's time zone.")
-@click.option("--boundary-day", default=1, show_default=True, type=click.IntRange(1, 28))
-@click.option("--profile", default="exmail", show_default=True)
+@click.option("--tz", default=None, help="The month's time zone [default: the monitor's, or UTC].")
+@click.option(
+    "--boundary-day",
+    default=None,
+    type=click.IntRange(1, 28),
+    help="The day the month starts [default: the monitor's, or 1].",
+)
+@click.option(
+    "--profile", default=None, help="The SLA profile [default: the monitor's, or exmail]."
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="CHECK",
+    help="Judge by these thresholds instead of the monitor's sla.thresholds (repeatable), "
+    "e.g. 'send_delay.p99[1h] < 5m'.",
+)
 @click.option(
     "--html",
     "html_out",
@@ -128,24 +152,37 @@ def start(scenario: str, overrides: tuple[str, ...]) -> None:
     help="Also write the month to date as an HTML report here.",
 )
 def status(
-    db: Path, as_json: bool, tz: str, boundary_day: int, profile: str, html_out: Path | None
-) -> None:
-    """The month to date of a monitor database: each SLA clause, budget, burn, projection."""
+    db: Path,
+    as_json: bool,
+    tz: str | None,
+    boundary_day: int | None,
+    profile: str | None,
+    thresholds: tuple[str, ...],
+    html_out: Path | None,
+) -> ExitCode:
+    """The month to date of a monitor database: each SLA clause and threshold, budget, burn,
+    projection. Exits 0 when every check passes month to date, 1 when one fails."""
     from bench.config.names import PROFILES
 
-    if profile not in PROFILES:
+    if profile is not None and profile not in PROFILES:
         raise UsageError(f"--profile: {profile!r} is not one of {', '.join(PROFILES)}")
-    try:
-        from zoneinfo import ZoneInfo
+    if tz is not None:
+        try:
+            from zoneinfo import ZoneInfo
 
-        ZoneInfo(tz)
-    except (ValueError, KeyError, OSError):
-        raise UsageError(f"--tz: unknown time zone {tz!r}") from None
+            ZoneInfo(tz)
+        except (ValueError, KeyError, OSError):
+            raise UsageError(f"--tz: unknown time zone {tz!r}") from None
+    try:
+        parsed = tuple(parse_threshold(t) for t in thresholds) or None
+    except ThresholdError as exc:
+        raise UsageError(f"--threshold: {exc}") from None
     store = Store(db)
     try:
-        st = month_to_date(store, time.time_ns(), tz, boundary_day, profile)
+        st = month_to_date(store, time.time_ns(), tz, boundary_day, profile, parsed)
     finally:
         store.close()
     if html_out is not None:
         html_out.write_text(month_html(st), encoding="utf-8")
     click.echo(json.dumps(st, indent=2) if as_json else month_table(st))
+    return ExitCode.PASS if st["verdict"] == "pass" else ExitCode.FAIL

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from bench.core import hdr
 from bench.core.month import month_bounds
-from bench.monitor.status import month_to_date
+from bench.monitor.status import month_to_date, settings
 from bench.monitor.store import NS, Store
 
 BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800, 3600)
@@ -74,11 +74,8 @@ def _counters(st: dict[str, Any]) -> Iterator[Metric]:
 def _histograms(store: Store, now: int, status: dict[str, Any]) -> Iterator[Metric]:
     from datetime import UTC, datetime
 
-    start, _ = month_bounds(
-        datetime.fromtimestamp(now / NS, UTC),
-        status.get("tz", "UTC"),
-        status.get("boundary_day", 1),
-    )
+    cfg = settings(store, **status)
+    start, _ = month_bounds(datetime.fromtimestamp(now / NS, UTC), cfg["tz"], cfg["boundary_day"])
     first = store.window_of(round(start.timestamp() * NS))
     hists = store.histograms(first, store.window_of(now) + 1)
     for metric, name in HIST.items():
@@ -134,6 +131,14 @@ def _gauges(st: dict[str, Any]) -> Iterator[Metric]:
     for name, (doc, v) in values.items():
         if v is not None:
             yield GaugeMetricFamily(name, doc, value=float(v))
+    checks = GaugeMetricFamily(
+        "mailsla_sla_check_pass",
+        "1 when this check (an SLA clause or a threshold) passes month to date",
+        labels=["check", "source"],
+    )
+    for c in st["checks"]:
+        checks.add_metric([c["name"], c["source"]], float(c["pass"]))
+    yield checks
     for key, m in st["metrics"].items():
         if key in HIST:
             yield GaugeMetricFamily(

@@ -105,7 +105,11 @@ class Monitor:
         watcher = asyncio.create_task(self._watch())
         next_at = time.monotonic()
         while not self.stop.is_set():
-            self.store.expire(self.clock())
+            now = self.clock()
+            self.store.expire(now)
+            # the windows whose probes may still resolve (a deadline back) decide the outages
+            since = self.store.window_of(now - round(self.sc.monitor.deadline * NS)) - 1
+            self.store.refresh_outages(since, self.store.window_of(now) + 1)
             t = asyncio.create_task(self._probe(self.seq))
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)

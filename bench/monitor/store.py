@@ -1,5 +1,6 @@
 """The monitor's month, in one SQLite file (WAL mode): probes with their deadlines and fates,
-per-window user sets, and encoded HDR histograms per interval.
+per-window user sets, encoded HDR histograms per interval, and the outages: runs of consecutive
+fault windows (more than :data:`FAULT_SHARE` of the window's users affected, as in a run).
 
 Every change to a probe is one transaction that moves it out of ``inflight`` exactly once
 (``UPDATE … WHERE state = 'inflight'``) and, in the same transaction, adds it to its window and
@@ -22,6 +23,7 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 
 from bench.core import hdr
+from bench.core.availability import FAULT_SHARE
 
 NS = 1_000_000_000
 INFLIGHT, DELIVERED, LATE, LOST, FAILED = "inflight", "delivered", "late", "lost", "failed"
@@ -41,6 +43,9 @@ CREATE TABLE IF NOT EXISTS window_users (
 CREATE TABLE IF NOT EXISTS histograms (
     interval INTEGER NOT NULL, metric TEXT NOT NULL, encoded TEXT NOT NULL,
     PRIMARY KEY (interval, metric));
+CREATE TABLE IF NOT EXISTS outages (
+    first_window INTEGER PRIMARY KEY, last_window INTEGER NOT NULL,
+    failed INTEGER NOT NULL, lost INTEGER NOT NULL);
 """
 
 
@@ -186,7 +191,61 @@ class Store:
             (interval, metric, h.encode().decode()),
         )
 
+    # -- outages ------------------------------------------------------------------------
+    def refresh_outages(self, since: int, until: int) -> None:
+        """Rebuild the outage list over windows *since* ≤ w < *until* (those whose probes may
+        still change: the last deadline's worth), joining an outage that runs into *since*."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT min(first_window) FROM outages WHERE last_window >= ?", (since - 1,)
+            ).fetchone()
+            if row[0] is not None:
+                since = min(since, int(row[0]))
+            db.execute("DELETE FROM outages WHERE last_window >= ?", (since,))
+            faults = [
+                w
+                for w, n, aff in db.execute(
+                    "SELECT window, count(*), sum(affected) FROM window_users"
+                    " WHERE window >= ? AND window < ? GROUP BY window ORDER BY window",
+                    (since, until),
+                )
+                if aff > FAULT_SHARE * n
+            ]
+            runs: list[list[int]] = []
+            for w in faults:
+                if runs and runs[-1][1] == w - 1:
+                    runs[-1][1] = w
+                else:
+                    runs.append([w, w])
+            for first, last in runs:
+                lo, hi = first * self.window_ns, (last + 1) * self.window_ns
+                failed, lost = db.execute(
+                    "SELECT count(*) FILTER (WHERE state = ?), count(*) FILTER (WHERE state = ?)"
+                    " FROM probes WHERE planned_ns >= ? AND planned_ns < ?",
+                    (FAILED, LOST, lo, hi),
+                ).fetchone()
+                db.execute("INSERT INTO outages VALUES (?, ?, ?, ?)", (first, last, failed, lost))
+
+    def outages(self, first: int, last: int) -> list[tuple[int, int, int, int]]:
+        """(first window, last window, probes failed, probes lost) of each outage overlapping
+        windows *first* ≤ w < *last*, oldest first."""
+        return self.db.execute(
+            "SELECT first_window, last_window, failed, lost FROM outages"
+            " WHERE last_window >= ? AND first_window < ? ORDER BY first_window",
+            (first, last),
+        ).fetchall()
+
     # -- reading ------------------------------------------------------------------------
+    def histograms_by_window(self, first: int, last: int) -> dict[int, dict[str, HdrHistogram]]:
+        """Per window *first* ≤ w < *last* that holds any, its histograms by metric."""
+        out: dict[int, dict[str, HdrHistogram]] = {}
+        for interval, metric, enc in self.db.execute(
+            "SELECT interval, metric, encoded FROM histograms WHERE interval >= ? AND interval < ?",
+            (first, last),
+        ):
+            out.setdefault(interval, {})[metric] = hdr.decode(enc)
+        return out
+
     def histograms(self, first: int, last: int) -> dict[str, HdrHistogram]:
         """Per metric, the merged histogram of windows *first* ≤ w < *last* (microseconds)."""
         out: dict[str, HdrHistogram] = {}

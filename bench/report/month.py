@@ -38,6 +38,16 @@ def _rows(st: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
                 ("projected fault minutes at month end", _fmt(b["projected_fault_min"])),
             ],
         ),
+        (
+            f"Outages ({len(st['outages'])}: runs of fault windows)",
+            [
+                (
+                    f"{o['start']} – {o['end']}",
+                    f"{o['windows']} window(s), {o['failed']} probes failed, {o['lost']} lost",
+                )
+                for o in st["outages"]
+            ],
+        ),
         ("Probes", [(k, _fmt(v)) for k, v in st["counts"].items()]),
         ("Failed by stage", [(k, _fmt(v)) for k, v in st["failed_by_stage"].items()]),
         (
@@ -60,6 +70,7 @@ def _rows(st: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
             ],
         ),
     ]
+
     return sections
 
 
