@@ -87,6 +87,12 @@ from bench.errors import RunError, UsageError
     help="Deliver local-domain mail into Maildirs DIR/<user>/ (no local delivery without it).",
 )
 @click.option(
+    "--mailbox-readable",
+    is_flag=True,
+    help="Write delivered files 0644, not 0600, so an IMAP server running as another user "
+    "(Dovecot over --mailbox-root) can read them.",
+)
+@click.option(
     "--delivery-delay",
     default="const(0ms)",
     show_default=True,
@@ -179,6 +185,7 @@ def fakemta(
     local_domain: str,
     n_users: int,
     mailbox_root: str | None,
+    mailbox_readable: bool,
     delivery_delay: str,
     inbound: str | None,
     tls: bool,
@@ -261,6 +268,7 @@ def fakemta(
         local_domain=local_domain,
         local_users=tuple(f"user{i}" for i in range(n_users)),
         mailbox_root=mailbox_root,
+        mailbox_file_mode=0o644 if mailbox_readable else 0o600,
         delivery_delay=local_delay,
         inbound_host=inbound_at[0],
         inbound_port=inbound_at[1],

@@ -53,8 +53,11 @@ def _check(sc: Scenario, source: str) -> None:
         raise UsageError(f'{source}: system.kind: the monitor probes a real system (use "smtp")')
     if "send" in sc.directions and sc.system.submit is None:
         raise UsageError(f"{source}: system.submit: required for send probes (load.direction)")
-    if sc.mailbox.watch != "maildir" or sc.mailbox.maildir is None:
-        raise UsageError(f"{source}: mailbox.maildir: the monitor watches Maildirs (required)")
+    mb = sc.mailbox
+    if mb.watch == "maildir" and mb.maildir is None:
+        raise UsageError(f"{source}: mailbox.maildir: required (the folder of the users' Maildirs)")
+    if mb.watch == "imap" and mb.imap is None:
+        raise UsageError(f'{source}: mailbox.imap: required when mailbox.watch = "imap"')
     for i, t in enumerate(sc.sla.thresholds):
         if t.window_s is not None:
             n = t.window_s / sc.monitor.window
@@ -82,6 +85,15 @@ def start(scenario: str, overrides: tuple[str, ...]) -> None:
         credentials = sc.credentials(os.environ)
     except UsageError as exc:
         raise UsageError(f"{scenario}: {exc}") from None
+    imap_password = None
+    if sc.mailbox.watch == "imap":  # every probe is watched for, whichever its direction
+        var = sc.mailbox.imap_password_env
+        imap_password = os.environ.get(var)
+        if not imap_password:
+            raise UsageError(
+                f"{scenario}: mailbox.imap_password_env: environment variable {var} is not set "
+                "(the IMAP password is read from the environment)"
+            )
     m = sc.monitor
     db = Path(m.database)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +108,7 @@ def start(scenario: str, overrides: tuple[str, ...]) -> None:
             server = serve(db, m.listen[0], m.listen[1])
         except OSError as exc:
             raise RunError(f"monitor.listen: {m.listen[0]}:{m.listen[1]}: {exc}") from None
-    mon = Monitor(sc, store, credentials=credentials)
+    mon = Monitor(sc, store, credentials=credentials, imap_password=imap_password)
     port = None if server is None else server.server_port
     click.echo(
         json.dumps(

@@ -24,7 +24,7 @@ class MonitorConfig(_Model):
     window: Duration = Field(default=60.0, gt=0, le=3600.0)
     deadline: Duration = Field(default=3600.0, gt=0)
     late: Duration = Field(default=60.0, gt=0)
-    poll_interval: Duration = Field(default=0.2, gt=0, le=60.0)
+    poll_interval: Duration = Field(default=0.2, gt=0, le=60.0)  # IMAP: each mailbox's poll
 
     @field_validator("timezone")
     @classmethod

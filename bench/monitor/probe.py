@@ -8,6 +8,9 @@ probe comes in from outside at ``system.inbound`` and its delay is ``receive_del
 ``"both"``, ``load.receive_share`` of the probes go inbound, spread evenly (probe *n* goes inbound
 when ``floor((n + 1) * share)`` steps up), so a restart resumes the same split.
 
+Arrivals are seen by the run's own watchers (:mod:`bench.observe.mailboxes`: inotify on the
+users' Maildirs, or IMAP polling with ``mailbox.watch = "imap"``).
+
 Every probe is written to the store *before* it is sent, so a crash at any point leaves it
 ``inflight`` with its deadline; the restarted monitor (same database: same run id, secret and
 sequence) resolves it when it arrives, or counts it lost at its deadline. Messages that are not
@@ -20,21 +23,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 
 from bench.config.scenario import Scenario
-from bench.core.message import MessageFactory, parse_identity
+from bench.core.message import Identity, MessageFactory
 from bench.monitor.store import NS, Probe, Store
+from bench.observe.imap_watch import ImapWatcher
+from bench.observe.mailboxes import Mailboxes
 from bench.smtp.options import SessionOptions
 
-HEAD_BYTES = 4096  # the header block read of each file found
+FIRST_LOOK_S = 30.0  # at most this long for the IMAP watcher's first look at every mailbox
 
 
 def _stage(exc: BaseException) -> tuple[str, bool]:
@@ -68,7 +71,15 @@ class Monitor:
         store: Store,
         clock: Callable[[], int] = time.time_ns,
         credentials: tuple[str, str] | None = None,
+        imap_password: str | None = None,
     ) -> None:
+        # The run's watchers dispose of what they report unless kept: ours go when seen
+        # (monitor.delete_seen), everything else stays.
+        # monitor.poll_interval: how often IMAP mailboxes are polled.
+        dispose = "delete" if sc.monitor.delete_seen else "keep"
+        box = {"dispose": dispose, "poll_interval": sc.monitor.poll_interval}
+        sc = sc.model_copy(update={"mailbox": sc.mailbox.model_copy(update=box)})
+        self.imap_password = imap_password
         self.sc, self.store, self.clock = sc, store, clock
         self.credentials = credentials  # system.auth's user and password, for send probes
         tls = sc.system.tls  # off: plain; opportunistic: STARTTLS when offered; required: must
@@ -95,32 +106,65 @@ class Monitor:
         )
         row = store.db.execute("SELECT max(CAST(id AS INTEGER)) FROM probes").fetchone()
         self.seq = 0 if row[0] is None else int(row[0]) + 1
-        self.maildir = Path(sc.mailbox.maildir or ".")
+        self.arrivals = 0  # probes resolved by an arrival, since this start
         self.stop = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
 
-    async def run_forever(self) -> None:
-        """Probe, watch and expire until :attr:`stop` is set; waits for sends in progress."""
-        self.scan()  # what arrived while no monitor ran, before any deadline is judged
-        watcher = asyncio.create_task(self._watch())
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            now = self.clock()
-            self.store.expire(now)
-            # the windows whose probes may still resolve (a deadline back) decide the outages
-            since = self.store.window_of(now - round(self.sc.monitor.deadline * NS)) - 1
-            self.store.refresh_outages(since, self.store.window_of(now) + 1)
-            t = asyncio.create_task(self._probe(self.seq))
-            self.tasks.add(t)
-            t.add_done_callback(self.tasks.discard)
-            self.seq += 1
-            next_at += self.interval
+    def _ours(self, ident: Identity | None) -> bool:
+        return ident is not None and ident.run == self.run and ident.genuine(self.key)
+
+    def _visible(self, ident: Identity | None, seen_mono: int) -> None:
+        """The watchers' sink: resolve a probe of ours seen at *seen_mono* (monotonic ns)."""
+        if not self._ours(ident):
+            return  # not ours: never touched (the watcher keeps it, see _keep)
+        assert ident is not None
+        seen = self.clock() - max(time.monotonic_ns() - seen_mono, 0)
+        row = self.store.db.execute(
+            "SELECT planned_ns FROM probes WHERE id = ?", (str(ident.id),)
+        ).fetchone()
+        if row is not None:
+            late_ns = round(self.sc.monitor.late * NS)
+            if self.store.arrived(str(ident.id), seen - row[0], seen, late_ns):
+                self.arrivals += 1
+
+    async def _look(self) -> Mailboxes:
+        """Start the run's watcher on the users' mailboxes and wait (bounded) until it has
+        reported what is already there: a probe that arrived while no monitor ran is resolved
+        before any deadline is judged."""
+        boxes = Mailboxes(self.sc, self._visible, self.imap_password, keep=self._keep)
+        await boxes.start()
+        w = boxes.watcher
+        if isinstance(w, ImapWatcher):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), max(next_at - time.monotonic(), 0))
-        if self.tasks:
-            await asyncio.wait(self.tasks)
-        watcher.cancel()
-        self.scan()
+                await asyncio.wait_for(w.looked.wait(), FIRST_LOOK_S)
+        return boxes
+
+    def _keep(self, ident: Identity | None) -> bool:
+        return not self._ours(ident)
+
+    async def run_forever(self) -> None:
+        """Probe, watch and expire until :attr:`stop` is set; waits for sends in progress,
+        then takes a last look at the mailboxes."""
+        boxes = await self._look()
+        try:
+            next_at = time.monotonic()
+            while not self.stop.is_set():
+                now = self.clock()
+                self.store.expire(now)
+                # the windows whose probes may still resolve (a deadline back) decide outages
+                since = self.store.window_of(now - round(self.sc.monitor.deadline * NS)) - 1
+                self.store.refresh_outages(since, self.store.window_of(now) + 1)
+                t = asyncio.create_task(self._probe(self.seq))
+                self.tasks.add(t)
+                t.add_done_callback(self.tasks.discard)
+                self.seq += 1
+                next_at += self.interval
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), max(next_at - time.monotonic(), 0))
+            if self.tasks:
+                await asyncio.wait(self.tasks)
+        finally:
+            await boxes.stop()
 
     async def _probe(self, seq: int) -> None:
         m, sys = self.sc.monitor, self.sc.system
@@ -154,43 +198,3 @@ class Monitor:
             self.store.failed(str(seq), stage, conn, self.clock())
             return
         self.store.sent(str(seq), time.monotonic_ns() - t0)
-
-    async def _watch(self) -> None:
-        while True:
-            self.scan()
-            await asyncio.sleep(self.sc.monitor.poll_interval)
-
-    def scan(self) -> int:
-        """Resolve every probe of ours found in a Maildir ``new``/``cur``; how many."""
-        found = 0
-        late_ns = round(self.sc.monitor.late * NS)
-        for user in range(self.sc.message.users):
-            for sub in ("new", "cur"):
-                d = self.maildir / f"user{user}" / sub
-                try:
-                    entries = list(os.scandir(d))
-                except FileNotFoundError:
-                    continue
-                for e in entries:
-                    found += self._seen(Path(e.path), late_ns)
-        return found
-
-    def _seen(self, path: Path, late_ns: int) -> int:
-        try:
-            with path.open("rb") as f:
-                head = f.read(HEAD_BYTES)
-            seen = self.clock()
-        except FileNotFoundError:
-            return 0
-        ident = parse_identity(head)
-        if ident is None or ident.run != self.run or not ident.genuine(self.key):
-            return 0  # not ours: never touched
-        row = self.store.db.execute(
-            "SELECT planned_ns FROM probes WHERE id = ?", (str(ident.id),)
-        ).fetchone()
-        counted = 0
-        if row is not None:
-            counted = int(self.store.arrived(str(ident.id), seen - row[0], seen, late_ns))
-        if self.sc.monitor.delete_seen:
-            path.unlink(missing_ok=True)
-        return counted

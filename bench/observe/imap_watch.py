@@ -31,7 +31,7 @@ import aioimaplib
 
 from bench.core.message import parse_identity
 from bench.observe.fate_reader import marks_of
-from bench.observe.maildir_watch import VisibleSink, WatchError, WatchStats
+from bench.observe.maildir_watch import KeepIf, VisibleSink, WatchError, WatchStats
 
 __all__ = ["ImapWatcher", "VisibleSink", "WatchError"]
 
@@ -117,6 +117,7 @@ class _Session:
         self.uidvalidity = -1
         self.lost = False
         self.folder: str | None = None  # the folder selected (None: no Junk folder yet)
+        self.polled = False  # polled once since the watcher started
 
 
 class ImapWatcher:
@@ -141,7 +142,9 @@ class ImapWatcher:
         ssl_context: ssl.SSLContext | None = None,
         read_marks: bool = False,
         junk: bool = False,
+        keep: KeepIf | None = None,
     ) -> None:
+        self.keep = keep  # messages it says True of are never deleted (not ours)
         self.read_marks = read_marks  # labelled traffic: fetch whole copies for their marks
         self.junk = junk  # watch the Junk folder (found by LIST): what is there is tagged
         self.host, self.port, self.users = host, port, list(users)
@@ -155,6 +158,7 @@ class ImapWatcher:
         self._sessions = [_Session(u) for u in self.users]
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.looked = asyncio.Event()  # set once every mailbox has been polled (what was there)
         self.stats = WatchStats(mode="imap")
         self.last_error = ""
 
@@ -277,6 +281,9 @@ class ImapWatcher:
                     await self._connect(s)
                 await self._poll(s)
                 failures = 0
+                s.polled = True
+                if all(x.polled for x in self._sessions):
+                    self.looked.set()
             except (OSError, TimeoutError, aioimaplib.AioImapException, WatchError) as e:
                 failures += 1
                 self._failed(s, e)
@@ -317,6 +324,7 @@ class ImapWatcher:
             what = WHOLE if self.read_marks else FIELDS
             r = _ok(await client.uid("fetch", uid_set(batch), what), "UID FETCH")
             heads = dict(parse_fetch(r.lines))
+            kept: set[int] = set()
             for uid in batch:
                 if uid not in heads:
                     st.vanished += 1  # expunged by someone else since the search
@@ -326,8 +334,10 @@ class ImapWatcher:
                     marks = marks_of(heads[uid], junk=self.junk)
                     ident = dataclasses.replace(ident, marks=marks)
                 st.report(self._sink, ident, now)
+                if self.keep is not None and self.keep(ident):
+                    kept.add(uid)
             s.next_uid = batch[-1] + 1
-            done = [u for u in batch if u in heads]
+            done = [u for u in batch if u in heads and u not in kept]
             if self.dispose == "delete" and done:
                 await self._delete(s, done)
 

@@ -19,7 +19,13 @@ from bench.config.scenario import Scenario
 from bench.errors import StartupError
 from bench.harness.dovecot import DovecotError, ThrowawayDovecot
 from bench.observe.imap_watch import ImapWatcher
-from bench.observe.maildir_watch import MaildirWatcher, VisibleSink, WatchError, make_maildir
+from bench.observe.maildir_watch import (
+    KeepIf,
+    MaildirWatcher,
+    VisibleSink,
+    WatchError,
+    make_maildir,
+)
 
 DOVECOT_PASSWORD = "mailsla"
 
@@ -34,9 +40,17 @@ class Mailboxes:
     """Owns the Maildir folder (when temporary), a throwaway Dovecot (when asked) and the
     watcher; :meth:`start` before sending, :meth:`stop` after the drain."""
 
-    def __init__(self, sc: Scenario, sink: VisibleSink, imap_password: str | None) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        sink: VisibleSink,
+        imap_password: str | None,
+        *,
+        keep: KeepIf | None = None,
+    ) -> None:
         self.sc = sc
         self.sink = sink
+        self.keep = keep  # with dispose: messages never disposed of (the monitor: not ours)
         self.imap_password = imap_password
         self.users = mailbox_users(sc)
         mb = sc.mailbox
@@ -76,7 +90,12 @@ class Mailboxes:
                 await self._make_off_loop(dirs + junk)
                 dispose = mb.dispose
                 self.watcher = MaildirWatcher(
-                    dirs, self.sink, dispose=dispose, read_marks=self.read_marks, junk=junk
+                    dirs,
+                    self.sink,
+                    dispose=dispose,
+                    read_marks=self.read_marks,
+                    junk=junk,
+                    keep=self.keep,
                 )
             else:
                 host, port = await self._imap_address()
@@ -108,6 +127,7 @@ class Mailboxes:
             dispose="delete" if mb.dispose == "delete" else "keep",
             read_marks=self.read_marks,
             junk=junk,
+            keep=self.keep,
         )
 
     def _junk_dirs(self) -> list[Path]:

@@ -30,6 +30,7 @@ from bench.observe.fate_reader import marks_of
 log = logging.getLogger(__name__)
 
 VisibleSink = Callable[[Identity | None, int], None]
+KeepIf = Callable[[Identity | None], bool]  # True: leave this message where it is
 """``sink(identity or None when the message is not ours, monotonic ns when it was seen)``"""
 
 Dispose = Literal["keep", "move", "delete"]
@@ -175,7 +176,9 @@ class MaildirWatcher:
         use_inotify: bool = True,
         read_marks: bool = False,
         junk: Sequence[Path] = (),
+        keep: KeepIf | None = None,
     ) -> None:
+        self._keep = keep  # messages it says True of are never disposed of (not ours)
         self._read_marks = read_marks  # read each copy whole for its fate marks
         boxes = [*maildirs, *junk]  # junk: Junk folders (Maildir++ .Junk/): what is there is tagged
         self._junk_from = len(maildirs)
@@ -367,7 +370,7 @@ class MaildirWatcher:
         if self._read_marks and ident is not None:
             ident = dataclasses.replace(ident, marks=marks_of(head, junk=i >= self._junk_from))
         self.stats.report(self._sink, ident, now)
-        if self._dispose != "keep":
+        if self._dispose != "keep" and not (self._keep is not None and self._keep(ident)):
             self._dispose_of(i, name, path)
 
     def _dispose_of(self, i: int, name: str, path: str) -> None:

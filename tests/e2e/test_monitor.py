@@ -8,16 +8,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
+from bench.harness.dovecot import ThrowawayDovecot
 from bench.monitor.store import Store
+from bench.observe.maildir_watch import make_maildir
+from tests.conftest import need_binary
 
 pytestmark = pytest.mark.slow
 CMD = [sys.executable, "-m", "bench"]
@@ -38,10 +43,12 @@ def _line(stream: IO[str], prefix: str, timeout: float = 20.0) -> str:
     raise AssertionError(f"no line starting {prefix!r}")
 
 
-def _fakemta(root: Path, outage: str = OUTAGE) -> tuple[subprocess.Popen[str], int, int]:
+def _fakemta(
+    root: Path, outage: str = OUTAGE, *args: str
+) -> tuple[subprocess.Popen[str], int, int]:
     """A ``mailsla fakemta`` delivering into Maildirs under *root*; its submission and inbound
     ports."""
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     p = subprocess.Popen(
         [
             *CMD,
@@ -57,6 +64,7 @@ def _fakemta(root: Path, outage: str = OUTAGE) -> tuple[subprocess.Popen[str], i
             "--delivery-delay",
             "const(700ms)",
             *(["--outage", outage] if outage else []),
+            *args,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -154,6 +162,9 @@ def test_both_directions_probe_submission_and_inbound(tmp_path: Path) -> None:
     """With ``load.direction = "both"`` a quarter of the probes come in at the inbound port;
     each direction has its own fates and delay histogram, and every probe one fate."""
     mta, port, inbound = _fakemta(tmp_path / "mail", outage="")
+    make_maildir(tmp_path / "mail" / "user1")
+    foreign = tmp_path / "mail" / "user1" / "new" / "1.foreign.host"
+    foreign.write_bytes(b"Subject: not ours\r\n\r\nhello\r\n")
     try:
         extra = (
             f'inbound = "127.0.0.1:{inbound}"\n[load]\ndirection = "both"\nreceive_share = 0.25\n'
@@ -175,6 +186,8 @@ def test_both_directions_probe_submission_and_inbound(tmp_path: Path) -> None:
         mta.terminate()
         mta.wait(10)
     st = _status(tmp_path / "both.sqlite")
+    assert foreign.exists()  # the watcher deletes ours once seen, never what is not ours
+    ours = [f for u in range(3) for f in (tmp_path / "mail" / f"user{u}" / "new").iterdir()]
     c = st["counts"]
     seen = {d: c.get(f"{d}.delivered", 0) + c.get(f"{d}.late", 0) for d in ("send", "receive")}
     assert seen["receive"] >= 8 and seen["send"] >= 8, c
@@ -189,3 +202,65 @@ def test_both_directions_probe_submission_and_inbound(tmp_path: Path) -> None:
     # every probe has one state; those still travelling at the stop are the ones in flight
     assert {k.split(".")[1] for k in c} <= {"delivered", "late", "inflight"}, c
     assert st["inflight"] == sum(v for k, v in c.items() if k.endswith(".inflight"))
+    assert len(ours) <= 1 + st["inflight"]  # the foreign one, and probes still travelling
+
+
+@pytest.mark.realmta
+def test_imap_watching_deletes_only_its_own_probes(tmp_path: Path) -> None:
+    """``mailbox.watch = "imap"``: the run's IMAP watcher (a throwaway Dovecot over the fake
+    MTA's Maildirs) resolves the probes and deletes them once seen; a message not ours, in the
+    same mailbox, is left where it was."""
+    need_binary("dovecot")
+    if os.geteuid() != 0:
+        pytest.skip("a throwaway Dovecot instance needs root")
+    root = Path(tempfile.mkdtemp(prefix="mailsla-monitor-imap-"))  # nobody must get in
+    root.chmod(0o755)
+    os.chown(root, 65534, 65534)
+    for u in range(3):
+        make_maildir(root / f"user{u}", owner=(65534, 65534), mode=0o777, root=root)
+    foreign = root / "user0" / "new" / "1.foreign.host"
+    foreign.write_bytes(b"From: someone@else.test\r\nSubject: not a probe\r\n\r\nhello\r\n")
+    os.chmod(foreign, 0o666)
+    mta, port, _ = _fakemta(root, "", "--mailbox-readable")
+    dc = ThrowawayDovecot(root, password="mon1tor")
+    try:
+        dc.start()
+        sc = _scenario(tmp_path, "imap", port, root)
+        sc.write_text(
+            sc.read_text().replace(
+                "[mailbox]\n", f'[mailbox]\nwatch = "imap"\nimap = "127.0.0.1:{dc.port}"\n'
+            )
+        )
+        env = {**os.environ, "MAILSLA_IMAP_PASSWORD": "mon1tor"}
+        p = subprocess.Popen([*CMD, "monitor", str(sc)], stdout=subprocess.PIPE, text=True, env=env)
+        assert p.stdout is not None
+        _line(p.stdout, "{")
+        with Store(tmp_path / "imap.sqlite") as s:
+            end = time.monotonic() + 30
+            while time.monotonic() < end:  # bounded: until 10 probes are seen
+                n = s.db.execute(
+                    "SELECT count(*) FROM probes WHERE state IN (?, ?)", ("delivered", "late")
+                ).fetchone()[0]
+                if n >= 10:
+                    break
+                time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+    finally:
+        dc.stop()
+        mta.terminate()
+        mta.wait(10)
+    st = _status(tmp_path / "imap.sqlite")
+    seen = st["counts"].get("send.delivered", 0) + st["counts"].get("send.late", 0)
+    assert seen >= 10 and st["metrics"]["send_delay"]["count"] == seen
+    left = [
+        f.read_bytes()
+        for u in range(3)
+        for sub in ("new", "cur")
+        for f in (root / f"user{u}" / sub).iterdir()
+    ]
+    # the foreign message is kept (Dovecot may have moved it to cur/), never expunged; ours
+    # are gone but for those still travelling at the stop
+    assert sum(b"not a probe" in b for b in left) == 1
+    assert len(left) <= 1 + st["counts"].get("send.inflight", 0), len(left)
+    shutil.rmtree(root, ignore_errors=True)
