@@ -101,6 +101,20 @@ def _status(db: Path) -> dict[str, Any]:
     return st
 
 
+def _wait_seen(db: Path, n: int, direction: str = "%", timeout: float = 30.0) -> None:
+    """Until *n* probes (of *direction*) were seen, delivered or late; bounded by *timeout*."""
+    with Store(db) as s:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            seen = s.db.execute(
+                "SELECT count(*) FROM probes WHERE direction LIKE ? AND state IN (?, ?)",
+                (direction, "delivered", "late"),
+            ).fetchone()[0]
+            if seen >= n:
+                return
+            time.sleep(0.1)
+
+
 def test_sigkill_mid_outage_resumes_the_month(tmp_path: Path) -> None:
     mta_a, port_a, _ = _fakemta(tmp_path / "mail_a")
     mta_b, port_b, _ = _fakemta(tmp_path / "mail_b")
@@ -170,16 +184,7 @@ def test_both_directions_probe_submission_and_inbound(tmp_path: Path) -> None:
             f'inbound = "127.0.0.1:{inbound}"\n[load]\ndirection = "both"\nreceive_share = 0.25\n'
         )
         mon = _monitor(_scenario(tmp_path, "both", port, tmp_path / "mail", extra))
-        with Store(tmp_path / "both.sqlite") as s:
-            end = time.monotonic() + 30
-            while time.monotonic() < end:  # bounded: until 8 inbound probes are delivered
-                n = s.db.execute(
-                    "SELECT count(*) FROM probes WHERE direction = ? AND state IN (?, ?)",
-                    ("receive", "delivered", "late"),  # late: after 500 ms, 700 ms here
-                ).fetchone()[0]
-                if n >= 8:
-                    break
-                time.sleep(0.1)
+        _wait_seen(tmp_path / "both.sqlite", 8, "receive")  # late: after 500 ms, 700 ms here
         mon.send_signal(signal.SIGTERM)
         assert mon.wait(20) == 0
     finally:
@@ -235,15 +240,7 @@ def test_imap_watching_deletes_only_its_own_probes(tmp_path: Path) -> None:
         p = subprocess.Popen([*CMD, "monitor", str(sc)], stdout=subprocess.PIPE, text=True, env=env)
         assert p.stdout is not None
         _line(p.stdout, "{")
-        with Store(tmp_path / "imap.sqlite") as s:
-            end = time.monotonic() + 30
-            while time.monotonic() < end:  # bounded: until 10 probes are seen
-                n = s.db.execute(
-                    "SELECT count(*) FROM probes WHERE state IN (?, ?)", ("delivered", "late")
-                ).fetchone()[0]
-                if n >= 10:
-                    break
-                time.sleep(0.1)
+        _wait_seen(tmp_path / "imap.sqlite", 10)
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
     finally:
