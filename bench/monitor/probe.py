@@ -37,6 +37,7 @@ from bench.observe.imap_watch import ImapWatcher
 from bench.observe.mailboxes import Mailboxes
 from bench.smtp.options import SessionOptions
 
+STOP_GRACE_S = 5.0  # on a stop, sends in progress get this long, then are cancelled
 FIRST_LOOK_S = 30.0  # at most this long for the IMAP watcher's first look at every mailbox
 
 
@@ -161,8 +162,12 @@ class Monitor:
                 next_at += self.interval
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), max(next_at - time.monotonic(), 0))
-            if self.tasks:
-                await asyncio.wait(self.tasks)
+            if self.tasks:  # sends in progress: a grace, then cancelled (a silent server)
+                _, pending = await asyncio.wait(self.tasks, timeout=STOP_GRACE_S)
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    await asyncio.wait(pending)
         finally:
             await boxes.stop()
 
@@ -189,10 +194,13 @@ class Monitor:
                 hostname=target[0],
                 port=target[1],
                 local_hostname=sys.ehlo,
-                timeout=min(m.deadline, 60.0),
+                timeout=min(m.deadline, self.sc.load.timeout),  # a command's reply, as in a run
                 **self.tls,
                 **auth,  # type: ignore[arg-type]
             )
+        except asyncio.CancelledError:
+            self.store.cancelled(str(seq), self.clock())  # stopping: not the system's fault
+            raise
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             stage, conn = _stage(exc)
             self.store.failed(str(seq), stage, conn, self.clock())

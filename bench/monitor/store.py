@@ -27,7 +27,10 @@ from bench.core.availability import FAULT_SHARE
 
 NS = 1_000_000_000
 INFLIGHT, DELIVERED, LATE, LOST, FAILED = "inflight", "delivered", "late", "lost", "failed"
-FINAL = (DELIVERED, LATE, LOST, FAILED)
+# The monitor stopped while this probe's send was in progress, before the system accepted it:
+# no evidence about the system, so it counts in no window and no histogram.
+CANCELLED = "cancelled"
+FINAL = (DELIVERED, LATE, LOST, FAILED, CANCELLED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,6 +130,15 @@ class Store:
     def failed(self, probe_id: str, stage: str, connection: bool, now_ns: int) -> bool:
         """Sending failed at *stage*; *connection*: a connection-level failure."""
         return self._finish(probe_id, FAILED, stage, None, now_ns, True, connection)
+
+    def cancelled(self, probe_id: str, now_ns: int) -> bool:
+        """The monitor stopped during this probe's send, before the system accepted it."""
+        row = self.db.execute(
+            "UPDATE probes SET state = ?, resolved_ns = ? WHERE id = ? AND state = ?"
+            " AND send_ns IS NULL RETURNING id",
+            (CANCELLED, now_ns, probe_id, INFLIGHT),
+        ).fetchone()
+        return row is not None
 
     def arrived(self, probe_id: str, delay_ns: int, now_ns: int, late_ns: int) -> bool:
         """The probe arrived *delay_ns* after it was planned; True when this counted it (False:

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -85,8 +86,8 @@ def _scenario(tmp: Path, name: str, port: int, root: Path, extra: str = "") -> P
     return sc
 
 
-def _monitor(sc: Path) -> subprocess.Popen[str]:
-    p = subprocess.Popen([*CMD, "monitor", str(sc)], stdout=subprocess.PIPE, text=True)
+def _monitor(sc: Path, *args: str) -> subprocess.Popen[str]:
+    p = subprocess.Popen([*CMD, "monitor", str(sc), *args], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None
     _line(p.stdout, "{")
     return p
@@ -261,3 +262,29 @@ def test_imap_watching_deletes_only_its_own_probes(tmp_path: Path) -> None:
     assert sum(b"not a probe" in b for b in left) == 1
     assert len(left) <= 1 + st["counts"].get("send.inflight", 0), len(left)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_stop_against_a_silent_server_cancels_the_sends_in_progress(tmp_path: Path) -> None:
+    """A server that accepts connections and never greets: on SIGTERM the sends still waiting
+    (a 30 s command timeout, load.timeout) get a grace, then are cancelled. They end
+    ``cancelled``, in no window (no evidence about the system), none left in flight."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=64)
+    try:
+        (tmp_path / "mail").mkdir()
+        sc = _scenario(tmp_path, "silent", silent.getsockname()[1], tmp_path / "mail")
+        mon = _monitor(sc, "--set", 'monitor.deadline="1h"')
+        with Store(tmp_path / "silent.sqlite") as s:
+            end = time.monotonic() + 20
+            while time.monotonic() < end:  # bounded: until a few sends are waiting
+                if s.db.execute("SELECT count(*) FROM probes").fetchone()[0] >= 3:
+                    break
+                time.sleep(0.05)
+        mon.send_signal(signal.SIGTERM)
+        assert mon.wait(20) == 0
+    finally:
+        silent.close()
+    with Store(tmp_path / "silent.sqlite") as s:
+        states = dict(s.db.execute("SELECT state, count(*) FROM probes GROUP BY 1").fetchall())
+        requests = sum(w[4] for w in s.windows(0, 2**62))
+    assert states.get("cancelled", 0) >= 3 and set(states) == {"cancelled"}, states
+    assert requests == 0  # cancelled ones count in no window
