@@ -1,6 +1,6 @@
 """The endless low-rate probe load: one message every ``60 / rate`` seconds, each with the
 run's identity (``X-Mailsla-Run``/``-Id`` and the keyed ``X-Mailsla-Tag``,
-:mod:`bench.core.message`), found again in the users' Maildirs.
+:mod:`bench.core.message`), found again in the users' mailboxes.
 
 Directions follow ``[load] direction`` as in a run: a ``send`` probe is submitted by a user at
 ``system.submit`` (with ``system.auth`` when set) and its delay is ``send_delay``; a ``receive``
@@ -107,7 +107,6 @@ class Monitor:
         )
         row = store.db.execute("SELECT max(CAST(id AS INTEGER)) FROM probes").fetchone()
         self.seq = 0 if row[0] is None else int(row[0]) + 1
-        self.arrivals = 0  # probes resolved by an arrival, since this start
         self.stop = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -125,8 +124,7 @@ class Monitor:
         ).fetchone()
         if row is not None:
             late_ns = round(self.sc.monitor.late * NS)
-            if self.store.arrived(str(ident.id), seen - row[0], seen, late_ns):
-                self.arrivals += 1
+            self.store.arrived(str(ident.id), seen - row[0], seen, late_ns)
 
     async def _look(self) -> Mailboxes:
         """Start the run's watcher on the users' mailboxes and wait (bounded) until it has
@@ -144,8 +142,8 @@ class Monitor:
         return not self._ours(ident)
 
     async def run_forever(self) -> None:
-        """Probe, watch and expire until :attr:`stop` is set; waits for sends in progress,
-        then takes a last look at the mailboxes."""
+        """Probe, watch and expire until :attr:`stop` is set; gives sends in progress a grace
+        (then cancels them), then takes a last look at the mailboxes."""
         boxes = await self._look()
         try:
             next_at = time.monotonic()
