@@ -6,7 +6,9 @@ rate that passed and the lowest that failed until they are within the precision.
 step that was overloaded measures what the system did deliver (its *hint*): the next probe
 goes just under it, and the one after just above the proven rate, which ends most searches two
 steps after the first failure. A borderline trial is repeated (the driver seeds each repeat
-anew) and the rate is judged by the majority of its trials, a tie failing.
+anew), as is a failing start rate (it alone would end the search: up to :data:`START_TRIALS` times
+even with ``repeats = 1``), and the rate is judged by
+the majority of its trials, a tie failing.
 
 Two rates come out, as FD.io's MLRsearch finds a zero-loss and a partial-loss rate in one
 search: the highest rate with no fault at all (every message delivered, every check passed)
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 MAX_RATE = 1_000_000.0
 CONFIRM = (0.8, 1.0, 1.2)  # the confirmation loads, shares of the rate found
+START_TRIALS = 3  # a failing start rate runs up to this many times, whatever ``repeats``
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +154,14 @@ class Search:
         self._trials.append(trial)
         votes = [t.passed for t in self._trials]
         n, yes = len(votes), sum(votes)
-        decided = yes > self.repeats / 2 or n - yes >= self.repeats / 2  # a tie fails
-        doubt = any(t.borderline for t in self._trials) or 0 < yes < n
-        if n < self.repeats and doubt and not decided:
+        # A failing start rate would end the search with nothing proven: it is judged by the
+        # majority of at least START_TRIALS trials (a system just started, its queues cold,
+        # can fail a first step it carries).
+        start = not self.decisions
+        limit = max(self.repeats, START_TRIALS) if start else self.repeats
+        decided = yes > limit / 2 or n - yes >= limit / 2  # a tie fails
+        doubt = any(t.borderline for t in self._trials) or 0 < yes < n or (start and yes < n)
+        if n < limit and doubt and not decided:
             return  # another trial of the same rate
         clean = sum(t.fault_free for t in self._trials)
         passed = yes > n - yes

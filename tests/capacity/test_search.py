@@ -75,10 +75,26 @@ def test_the_start_rate_failing_proves_nothing() -> None:
     s = Search(start=500.0)
     probes = run(s, system(300.0))
     f = s.found()
-    assert [p.rate for p in probes] == [500.0]
+    assert [p.rate for p in probes] == [500.0, 500.0]  # never judged on one trial
     assert f.sustainable is None and f.no_fault is None and f.done
     assert f.reason == "even the start rate failed"
     assert f.failed_by == "backlog_growth"
+
+
+def test_a_start_rate_failing_once_cold_is_tried_again() -> None:
+    """A system just started fails its first step, then carries the same rate: the start rate
+    is judged by the majority of its trials and the search goes on."""
+    cold = [True]
+
+    def trial(p: Probe) -> Trial:
+        ok = p.rate <= 300 and not cold.pop() if cold else p.rate <= 300
+        return Trial(p.rate, ok, ok, () if ok else ("late_sends",))
+
+    s = Search(start=50.0, repeats=1)  # even when other steps are trusted on one trial
+    probes = run(s, trial)
+    assert [p.rate for p in probes][:4] == [50.0, 50.0, 50.0, 100.0]  # fail, pass, pass
+    f = s.found()
+    assert f.sustainable is not None and 285 <= f.sustainable <= 300
 
 
 def test_two_rates_and_what_failed_above_each() -> None:
