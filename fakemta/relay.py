@@ -58,6 +58,7 @@ class RelayStats:
     """Counts of what the queue did with the mail it accepted."""
 
     queued: int = 0
+    queued_bytes: int = 0  # the content of every message queued: what the clients sent
     relayed: int = 0
     deferred: int = 0
     bounced: int = 0
@@ -70,6 +71,7 @@ class RelayStats:
     def as_dict(self) -> dict[str, object]:
         return {
             "queued": self.queued,
+            "queued_bytes": self.queued_bytes,
             "relayed": self.relayed,
             "deferred": self.deferred,
             "bounced": self.bounced,
@@ -125,6 +127,7 @@ class Relay:
         self.stats.queued += 1
         self.stats.holding += 1
         self.stats.holding_bytes += len(msg.content)
+        self.stats.queued_bytes += len(msg.content)
         if self._stopping:  # a connection still open at the stop: it stays in the queue
             return
         release = self._gate if self._interval else self._ready.put_nowait

@@ -145,8 +145,13 @@ class MessageFactory:
         self._mail_sized = self._mail_cmd[:-2] + b" SIZE=%d\r\n" % self.max_size
 
     @classmethod
-    def for_scenario(cls, sc: Scenario, run_id: str, key: bytes) -> MessageFactory:
-        """The factory for a scenario's [message] and [postoffice] settings."""
+    def for_scenario(
+        cls, sc: Scenario, run_id: str, key: bytes, domain: str | None = None
+    ) -> MessageFactory:
+        """The factory for a scenario's [message] and [postoffice] settings (recipients in
+        *domain* when given: a receive lane's, the mailbox domain). Every generator builds its
+        factory here, so none forgets a [message] field (the single-process one once dropped
+        ``sizes``: every message of a "real"-sized run went out at the cap)."""
         m = sc.message
         return cls(
             run_id,
@@ -154,7 +159,7 @@ class MessageFactory:
             key=key,
             size=m.size,
             sender=m.sender,
-            domain=sc.postoffice.domain,
+            domain=sc.postoffice.domain if domain is None else domain,
             users=m.users,
             recipients=m.recipients,
             sizes=m.sizes,

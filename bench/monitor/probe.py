@@ -104,6 +104,7 @@ class Monitor:
             domain=sc.mailbox.domain,
             users=msg.users,
             recipients=msg.recipients,
+            sizes=msg.sizes,
         )
         row = store.db.execute("SELECT max(CAST(id AS INTEGER)) FROM probes").fetchone()
         self.seq = 0 if row[0] is None else int(row[0]) + 1

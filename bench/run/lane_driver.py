@@ -11,7 +11,6 @@ from functools import partial
 from bench.config.scenario import Scenario, procs
 from bench.core import schedule
 from bench.core.availability import Availability
-from bench.core.corpus import Corpus
 from bench.core.message import MessageFactory
 from bench.core.stages import StageTimes
 from bench.load.generator import Generator, make_session
@@ -59,17 +58,7 @@ async def drive_lane(
         sending()
         await fleet.run()
         return fleet.abort_reason
-    m = sc.message
-    factory = MessageFactory(
-        run_id,
-        key=key,
-        size=m.size,
-        sender=m.sender,
-        domain=domain,
-        users=m.users,
-        recipients=m.recipients,
-        corpus=Corpus.of(sc),
-    )
+    factory = MessageFactory.for_scenario(sc, run_id, key, domain)
     stages = StageTimes(lane.corr.metrics)
     start_ns, start_wall = time.monotonic_ns(), time.time_ns()
     plan = None
