@@ -12,6 +12,11 @@ SPAM_ACTIONS = ("reject", "tag", "quarantine", "junk")
 VIRUS_ACTIONS = ("reject", "strip", "replace")
 # The standard test signatures: GTUBE (spam) and the 68-byte EICAR file (virus).
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+# rspamd's variants of it (GTUBE-like test patterns, honoured with gtube_patterns = "all"):
+# the standard one is rejected whatever rspamd's actions say; this one asks for its
+# "add header" action instead, as a filter that tags spam (and files it into Junk) would act.
+GTUBE_ADD_HEADER = b"Y" + GTUBE[1:]
+GTUBE_PATTERNS = {"standard": GTUBE, "add_header": GTUBE_ADD_HEADER}  # message.gtube
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 CLASSES = ("ham", "spam", "virus")  # the classes of labelled traffic
 SPAM_REJECT = "554 5.7.1 Spam message rejected"  # rspamd's reply to a reject action

@@ -276,6 +276,9 @@ class MessageConfig(_Model):
     # Labelled traffic (bench.core.corpus): the shares of ham, spam and virus; None: none.
     mix: ClassMix | None = None
     sizes: Literal["fixed", "real"] = "fixed"  # about ``size``, or real mail's up to it (ham)
+    # The GTUBE string spam carries: the standard one (filters reject it), or rspamd's
+    # "add header" variant (a filter that tags spam, or files it into Junk).
+    gtube: Literal["standard", "add_header"] = "standard"
 
     @model_validator(mode="after")
     def _check(self) -> MessageConfig:

@@ -24,7 +24,7 @@ import math
 import random
 from collections.abc import Mapping
 
-from bench.config.filters import EICAR, GTUBE
+from bench.config.filters import EICAR, GTUBE, GTUBE_PATTERNS
 from bench.config.scenario import Scenario
 
 EICAR_MD5 = "44d88612fea8a8f36de82e1278abb02f"
@@ -262,13 +262,13 @@ def ham(rng: random.Random, size: int, shape: int) -> bytes:
     return _multipart(b"mixed", boundary, [inner, att])
 
 
-def spam(rng: random.Random, size: int, shape: int) -> bytes:
+def spam(rng: random.Random, size: int, shape: int, gtube: bytes = GTUBE) -> bytes:
     """A spam entity: GTUBE on the first lines of its (first) text part.
 
     rspamd skips the GTUBE check in a text part over 8 KiB (measured on rspamd 3.4), so the
     text part is kept under :data:`SPAM_PART`; a larger *size* is made up by a base64 price
     list attached beside it, so the message keeps its size and stays recognisable."""
-    text = b"Special offer, act now.\r\n" + GTUBE + b"\r\n\r\n"
+    text = b"Special offer, act now.\r\n" + gtube + b"\r\n\r\n"
     prose = _text(rng, max(min(size, SPAM_PART) - len(text) - 200, 100))
     if len(text) + len(prose) > SPAM_PART:  # cut at a line's end: every entity ends with CRLF
         prose = prose[: prose.rindex(b"\r\n", 0, SPAM_PART - len(text)) + 2]
@@ -335,11 +335,17 @@ class Corpus:
     """The class of each message id and a pool of bodies per class, fixed by *seed*.
 
     *shares*: the mix (class -> share, adding up to 1); *size*: the target size of a body
-    (``sizes="fixed"``) or the cap of real mail's sizes (``sizes="real"``, ham only).
+    (``sizes="fixed"``) or the cap of real mail's sizes (``sizes="real"``, ham only); *gtube*:
+    which GTUBE string spam carries (``message.gtube``: "standard" or "add_header").
     """
 
     def __init__(
-        self, shares: Mapping[str, float], seed: int, size: int, sizes: str = "fixed"
+        self,
+        shares: Mapping[str, float],
+        seed: int,
+        size: int,
+        sizes: str = "fixed",
+        gtube: str = "standard",
     ) -> None:
         self.draw = ClassDraw(shares, seed)
         self.seed = seed
@@ -353,7 +359,10 @@ class Corpus:
                 target = size
                 if sizes == "real" and c == "ham":
                     target = min(real_size(rng.random()), size)
-                body = _MAKERS[c](rng, max(target, 256), i % 4)
+                if c == "spam":
+                    body = spam(rng, max(target, 256), i % 4, GTUBE_PATTERNS[gtube])
+                else:
+                    body = _MAKERS[c](rng, max(target, 256), i % 4)
                 if not body.endswith(b"\r\n") or b"\r\n." in body:
                     raise AssertionError(f"corpus: a {c} body would end the DATA early or never")
                 pool.append(body)
@@ -363,7 +372,9 @@ class Corpus:
     def of(cls, sc: Scenario) -> Corpus | None:
         """The scenario's corpus (None: no ``message.mix``)."""
         m = sc.message
-        return None if m.mix is None else cls(m.mix.shares(), sc.seed, m.size, m.sizes)
+        if m.mix is None:
+            return None
+        return cls(m.mix.shares(), sc.seed, m.size, m.sizes, m.gtube)
 
     def class_of(self, seq: int) -> str:
         """The class of message *seq* (a draw only the books know)."""

@@ -15,13 +15,15 @@ class ThrowawayFilters:
     """rspamd (GTUBE, its local rules) with clamd (a locally built EICAR signature) behind it,
     each in a folder under *base*; stopped in the reverse order."""
 
-    def __init__(self, base: Path | None = None) -> None:
+    def __init__(self, base: Path | None = None, *, test_patterns: bool = False) -> None:
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         self.base = base or Path(tempfile.mkdtemp(prefix="mailsla-filters-"))
         self.base.chmod(0o755)
         self.clamd = ThrowawayClamd(self.base / "clamd")
-        self.rspamd = ThrowawayRspamd(clamd_socket=self.clamd.socket, base=self.base / "rspamd")
+        self.rspamd = ThrowawayRspamd(
+            clamd_socket=self.clamd.socket, base=self.base / "rspamd", test_patterns=test_patterns
+        )
 
     @property
     def milter(self) -> str:

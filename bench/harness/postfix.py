@@ -3,7 +3,8 @@
 Everything lives under one folder (config, queue, data, log, Maildir): no system service is
 touched. It relays ``relay_domain`` to a given host:port (mailsla's post office, or a sink),
 delivers ``local_domain`` to one Maildir per user (``<base>/mail/<local_domain>/<user>/``, as
-uid 65534, the way Postfix's virtual delivery agent does), and runs in the foreground
+uid 65534, the way Postfix's virtual delivery agent does; or, with ``lmtp`` given, hands it to
+Dovecot's LMTP, whose Sieve rule can file it into Junk), and runs in the foreground
 (``postfix start-fg``) until :meth:`stop`. Root only; the Debian ``postfix`` package must be
 installed. When it does not start, its log says why.
 """
@@ -109,7 +110,9 @@ class ThrowawayPostfix:
         base: Path | None = None,
         users: int = 1000,
         milter: str | None = None,
+        lmtp: Path | None = None,
     ) -> None:
+        self.lmtp = lmtp  # Dovecot's LMTP socket: local mail is delivered through it
         self.milter = milter  # e.g. rspamd's "unix:/path/milter.sock": smtpd_milters
         self.users = users  # local mailboxes user0 .. user<users-1>; others get 550
         self.relay_to, self.relay_domain, self.local_domain = relay_to, relay_domain, local_domain
@@ -147,6 +150,8 @@ class ThrowawayPostfix:
             "".join(f"user{i}@{d} {d}/user{i}/\n" for i in range(self.users))
         )
         main_cf = _main_cf(b, self.relay_to, self.relay_domain, self.local_domain)
+        if self.lmtp is not None:  # the same mailboxes (virtual_mailbox_maps), Dovecot writes
+            main_cf += f"virtual_transport = lmtp:unix:{self.lmtp}\n"
         (b / "etc" / "main.cf").write_text(main_cf + _milter_cf(self.milter))
         (b / "etc" / "master.cf").write_text(_master_cf(self.port))
         for f in ("dynamicmaps.cf",):

@@ -5,8 +5,9 @@ Offline by construction: every module that would reach the network (DNS lists, S
 DMARC, fuzzy hashes, remote maps, Redis-backed ones) is off, and rspamd's resolver points at a
 loopback stub that answers every name NXDOMAIN at once (:mod:`bench.harness.dns_stub`), so
 nothing leaves the machine and no lookup waits out a timeout. GTUBE is rejected by rspamd's own
-pattern check; with a clamd socket given, the antivirus module sends each attachment (and the
-message) to it and rejects what it finds (``554 5.7.1 clamav: virus found: ...``). The system
+pattern check (with ``test_patterns``, its "add header" variant is tagged ``X-Spam: Yes``);
+with a clamd socket given, the antivirus module sends each attachment (and the message) to it
+and rejects what it finds (``554 5.7.1 clamav: virus found: ...``). The system
 rspamd's rules under /etc/rspamd are used as they are; no system service is touched.
 """
 
@@ -71,11 +72,13 @@ def find_rspamd() -> str | None:
     return None
 
 
-def _conf(base: Path, dns: str) -> str:
+def _conf(base: Path, dns: str, test_patterns: bool) -> str:
+    # rspamd 3.4's name for it (later releases: gtube_patterns = "all")
+    patterns = "  enable_test_patterns = true;\n" if test_patterns else ""
     return f"""# Written by mailsla's harness: a throwaway, offline rspamd (milter only).
 .include "$CONFDIR/common.conf"
 options {{
-  pidfile = "{base}/run/rspamd.pid";
+{patterns}  pidfile = "{base}/run/rspamd.pid";
   filters = "chartable,regexp";
   dns {{
     nameserver = ["{dns}"];
@@ -144,7 +147,16 @@ def _local_d(clamd_socket: Path | None) -> dict[str, str]:
 class ThrowawayRspamd:
     """``with ThrowawayRspamd(clamd_socket=av.socket) as rs: rs.milter`` (``unix:/...``)."""
 
-    def __init__(self, *, clamd_socket: Path | None = None, base: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clamd_socket: Path | None = None,
+        base: Path | None = None,
+        test_patterns: bool = False,
+    ) -> None:
+        # GTUBE's variants (message.gtube = "add_header": rspamd's "add header" action, so
+        # spam is tagged X-Spam: Yes and delivered) beside the standard, rejected one
+        self.test_patterns = test_patterns
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         self.base = base or Path(tempfile.mkdtemp(prefix="mailsla-rspamd-"))
@@ -186,7 +198,7 @@ class ThrowawayRspamd:
             (b / "local.d" / name).write_text(text)
         assert self.dns is not None
         (b / "tlds.dat").write_text("".join(f"{t}\n" for t in URL_TLDS))
-        (b / "rspamd.conf").write_text(_conf(b, self.dns.address))
+        (b / "rspamd.conf").write_text(_conf(b, self.dns.address, self.test_patterns))
         variables = {
             "CONFDIR": str(CONFDIR),
             "LOCAL_CONFDIR": str(b),

@@ -27,6 +27,7 @@ def test_defaults_and_spec() -> None:
         ({"message": {"mix": {"ham": 1, "worm": 0.1}}}, "message.mix.worm", "unknown field"),
         ({"message": {"mix": {"ham": 1.5, "spam": -0.5}}}, "message.mix.ham", "<= 1"),
         ({"message": {"sizes": "huge"}}, "message.sizes", "fixed"),
+        ({"message": {"gtube": "yjs"}}, "message.gtube", "add_header"),
         ({"fakemta": {"filter": {"spam_action": "drop"}}}, "fakemta.filter.spam_action", "tag"),
         ({"fakemta": {"filter": {"false_positive": 2}}}, "fakemta.filter.false_positive", "<= 1"),
         ({"fakemta": {"filter": {"subject_tag": ""}}}, "fakemta.filter.subject_tag", ""),

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from bench.config.filters import EICAR, GTUBE
+from bench.config.filters import EICAR, GTUBE, GTUBE_ADD_HEADER
 from bench.core.corpus import SCAN_LIMIT, ClassDraw, Corpus, real_size
 from bench.core.message import MessageFactory
 
@@ -143,3 +143,15 @@ def test_base64_of_eicar_in_the_message() -> None:
     """The attachment's text is the base64 of the 68 bytes (what clamd decodes)."""
     corpus = Corpus({"virus": 1.0}, 1, 2048)
     assert base64.b64encode(EICAR) in corpus.bodies["virus"][0].replace(b"\r\n", b"")
+
+
+def test_spam_carries_the_gtube_string_the_scenario_names() -> None:
+    """``message.gtube``: the standard string (rejected by rspamd whatever its actions), or
+    rspamd's "add header" variant, the same but its first letter; never both."""
+    standard = Corpus({"spam": 1.0}, 1, 4096).bodies["spam"]
+    tagged = Corpus({"spam": 1.0}, 1, 4096, gtube="add_header").bodies["spam"]
+    assert b"Y" + GTUBE[1:] == GTUBE_ADD_HEADER and GTUBE_ADD_HEADER != GTUBE
+    assert all(GTUBE in b and GTUBE_ADD_HEADER not in b for b in standard)
+    assert all(GTUBE_ADD_HEADER in b and GTUBE not in b for b in tagged)
+    # the same bodies otherwise: only the pattern differs
+    assert [b.replace(GTUBE, GTUBE_ADD_HEADER) for b in standard] == tagged
