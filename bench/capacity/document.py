@@ -32,6 +32,14 @@ def capacity_section(found: Found, precision: float) -> dict[str, Any]:
     }
 
 
+def confirmed_rate(confirm: list[dict[str, Any]]) -> float | None:
+    """The highest rate at or below the one found that also held for a confirmation's longer
+    run (100 %, else 80 %): what a search whose 100 % confirmation failed still proved. None
+    when neither held (or none ran)."""
+    held = [c["rate"] for c in confirm if c.get("share", 2) <= 1.0 and c["verdict"] == "pass"]
+    return max(held) if held else None
+
+
 def build(
     *,
     head: dict[str, Any],
@@ -48,6 +56,7 @@ def build(
     cap = capacity_section(found, precision)
     shown = [c for c in confirm if c.get("share") == 1.0]
     cap["confirmed"] = shown[0]["verdict"] == "pass" if shown else None
+    cap["confirmed_rate"] = confirmed_rate(confirm)
     return {
         "schema": SCHEMA,
         **head,

@@ -127,7 +127,11 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         if top and top[0]["verdict"] == "pass":
             out.append("120 % held too: the rate found is a lower bound (try a finer search)")
         if cap["confirmed"] is False:
-            out.append("the longer 100 % run failed: treat the rate as an upper bound")
+            held = cap.get("confirmed_rate")
+            line = "the longer 100 % run failed: treat the rate as an upper bound"
+            if held is not None:
+                line += f"; {held:g} msgs/s held for the longer run (80 %)"
+            out.append(line)
     pop = doc.get("population")
     if pop and pop.get("users_supported") is not None:
         line = f"users supported at the peak hour: {pop['users_supported']:,}"

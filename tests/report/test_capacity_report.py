@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.capacity.document import build
+from bench.capacity.document import build, confirmed_rate
 from bench.capacity.search import Found
 from bench.report.capacity import capacity_html, print_capacity, step_line
 
@@ -24,7 +24,7 @@ def entry(rate: float, verdict: str, slope: float, p99: float) -> dict[str, Any]
     }
 
 
-def doc(cut: str | None = None) -> dict[str, Any]:
+def doc(cut: str | None = None, at_100: str = "pass") -> dict[str, Any]:
     found = Found(290.0, 290.0, "backlog_growth", "backlog_growth", 305.0, cut is None, "")
     steps = [
         entry(100, "pass", 0.1, 0.02),
@@ -33,7 +33,7 @@ def doc(cut: str | None = None) -> dict[str, Any]:
     ]
     confirm = [
         {"share": s, **entry(290 * s, v, 0.0, 0.03)}
-        for s, v in ((0.8, "pass"), (1.0, "pass"), (1.2, "fail"))
+        for s, v in ((0.8, "pass"), (1.0, at_100), (1.2, "fail"))
     ]
     return build(
         head={"scenario": "t"},
@@ -66,6 +66,22 @@ def test_the_table_lists_every_step_by_rate_and_the_answer() -> None:
     assert "sustainable rate: 290 msgs/s (17400/min)" in out
     assert "failed first: backlog_growth" in out
     assert "confirmations: 80% pass, 100% pass, 120% fail" in out
+
+
+def test_a_failed_100_percent_confirmation_gives_the_rate_that_held() -> None:
+    """The search's rate did not hold for the longer run: it is an upper bound, and the 80 %
+    confirmation's rate is what was proven for that long (capacity.confirmed_rate)."""
+    ok, failed = doc(), doc(at_100="fail")
+    assert ok["capacity"]["confirmed_rate"] == 290.0
+    assert failed["capacity"]["confirmed"] is False
+    assert failed["capacity"]["confirmed_rate"] == 232.0
+    assert (
+        "the longer 100 % run failed: treat the rate as an upper bound; 232 msgs/s held for "
+        "the longer run (80 %)" in text(failed)
+    )
+    none = doc(at_100="fail")
+    none["confirm"][0]["verdict"] = "fail"
+    assert confirmed_rate(none["confirm"]) is None and confirmed_rate([]) is None
 
 
 def test_a_cut_short_search_says_so() -> None:
