@@ -59,6 +59,13 @@ from bench.errors import ExitCode, RunError, UsageError
     help="Send from Ray actors on the cluster at ADDRESS (host:port of its head, or auto: the "
     "one running here); load.workers actors, auto: one per CPU. Needs mailsla[ray].",
 )
+@click.option(
+    "--ray-postoffice",
+    "ray_postoffice",
+    metavar="WHERE",
+    help="With --ray: where the post office runs: driver (here, the default), each (every "
+    "node), or one node's address or id; postoffice.workers actors on each.",
+)
 def run(
     scenario: str,
     overrides: tuple[str, ...],
@@ -73,6 +80,7 @@ def run(
     allow_different: bool,
     junit: Path | None,
     ray_address: str | None,
+    ray_postoffice: str | None,
 ) -> ExitCode:
     """Run a scenario, show it live, write result.json and exit with the verdict."""
     from bench.cli.compare import finish, prepare
@@ -96,7 +104,9 @@ def run(
         imap_password = sc.imap_password(os.environ)
     except UsageError as exc:
         raise UsageError(f"{scenario}: {exc}") from None
-    ray = _ray_plan(ray_address, sc) if ray_address else None
+    if ray_postoffice is not None and not ray_address:
+        raise UsageError("--ray-postoffice: add --ray ADDRESS (the cluster it runs on)")
+    ray = _ray_plan(ray_address, sc, ray_postoffice or "driver") if ray_address else None
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     live = not no_live and not as_json and sys.stdout.isatty()
     view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
@@ -141,16 +151,20 @@ def run(
     return finish(console, result, gate_opts, as_json=as_json)
 
 
-def _ray_plan(address: str, sc: Any) -> Any:
-    """Join the Ray cluster at *address* and place the generator actors on its nodes (exit 2,
-    saying how to get Ray, when it is not installed)."""
+def _ray_plan(address: str, sc: Any, postoffice: str) -> Any:
+    """Join the Ray cluster at *address* and place the generator actors on its nodes, and
+    the post office where *postoffice* says (exit 2, saying how to get Ray, when it is not
+    installed; naming the nodes when *postoffice* names none of them)."""
     from bench.procs.ray_fleet import RayPlan, connect
+    from bench.procs.ray_postoffice import postoffice_nodes
     from bench.run.wiring import ray_placement
 
     if "receive" in sc.directions:
         raise UsageError("--ray: inbound traffic (load.direction) runs in one process only")
     nodes = connect(address)
-    return RayPlan(address, ray_placement(nodes, sc.load.workers, sc.load.sessions))
+    placement = ray_placement(nodes, sc.load.workers, sc.load.sessions)
+    where = postoffice_nodes(nodes, postoffice)
+    return RayPlan(address, placement, postoffice_where=postoffice, postoffice=where)
 
 
 def shorthands(*, rate: str | None, duration: str | None, sessions: str | None) -> list[str]:

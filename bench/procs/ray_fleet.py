@@ -96,11 +96,19 @@ class RayPlan:
     address: str
     placement: list[Node]
     fleet: RayGeneratorFleet | None = None
+    # --ray-postoffice: where, its nodes (None: here), its actors (procs/ray_postoffice.py)
+    postoffice_where: str = "driver"
+    postoffice: list[Node] | None = None
+    postoffice_fleet: Any = None
 
     def info(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"address": self.address}
         if self.fleet is not None:
             doc.update(self.fleet.info())
+        po: dict[str, Any] = {"where": self.postoffice_where}
+        if self.postoffice_fleet is not None:
+            po.update(self.postoffice_fleet.info())
+        doc["postoffice"] = po
         return doc
 
 
@@ -222,6 +230,17 @@ class RayWorker:
             require_ray().kill(self.handle)
 
 
+async def measure(handle: Any) -> Offset | None:
+    """*handle*'s node's clock against the driver's, :data:`PROBES` round trips (None: gone)."""
+    probes = []
+    with contextlib.suppress(Exception):  # a node gone at the end: no end offset
+        for _ in range(PROBES):
+            sent = time.monotonic_ns()
+            node_ns = await _get(handle.clock.remote())
+            probes.append(Probe(sent, node_ns, time.monotonic_ns()))
+    return estimate(probes) if probes else None
+
+
 @dataclass
 class NodeClock:
     """A node's clock over the run, as measured through one of its actors."""
@@ -312,14 +331,9 @@ class RayGeneratorFleet(GeneratorFleet):
             live = [self.actors[k] for k in ks if not self.actors[k].died]
             if not live:
                 continue
-            probes = []
-            with contextlib.suppress(Exception):  # a node gone at the end: no end offset
-                for _ in range(PROBES):
-                    sent = time.monotonic_ns()
-                    node_ns = await _get(live[0].handle.clock.remote())
-                    probes.append(Probe(sent, node_ns, time.monotonic_ns()))
-            if probes:
-                setattr(clock, when, estimate(probes))
+            offset = await measure(live[0].handle)
+            if offset is not None:
+                setattr(clock, when, offset)
 
     async def close(self) -> None:
         if self.clocks:
@@ -363,26 +377,3 @@ def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
         for key in keys:
             out[key] += c.get(key, 0)
     return out
-
-
-def start_local(cpus: int) -> list[Node]:
-    """A Ray instance of this host alone (the selftest's), *cpus* CPUs, a small object
-    store, no dashboard, on loopback; its one node. Raises :class:`UsageError` without Ray."""
-    # Ray's switch for one-host clusters: its nodes then take 127.0.0.1, not the host's
-    # interface address (read when Ray is imported: set before that)
-    os.environ.setdefault(LOOPBACK_ENV, "0")
-    ray = require_ray()
-    ray.init(
-        num_cpus=cpus,
-        object_store_memory=80 * 1024 * 1024,
-        include_dashboard=False,
-        logging_level="WARNING",
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    return connect("auto")
-
-
-def shutdown() -> None:
-    """Leave the Ray cluster (and stop a local instance this process started)."""
-    require_ray().shutdown()

@@ -1,6 +1,6 @@
 """The per-node table of a run on Ray: which node ran which generator actors, what they sent,
-how well its clock agrees with the driver's, and which actors it lost. From result.json's
-``run.ray``; None for a run on one host."""
+how well its clock agrees with the driver's, which actors it lost, and (below it) where the
+post office ran. From result.json's ``run.ray``; None for a run on one host."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ def nodes_table(doc: dict[str, Any]) -> Table | None:
     ray = doc["run"].get("ray")
     if not ray or not ray.get("nodes"):
         return None
-    t = Table(title=f"Ray nodes ({ray['address']})", title_justify="left", show_edge=False)
+    t = Table(
+        title=f"Ray nodes ({ray['address']})",
+        title_justify="left",
+        show_edge=False,
+        caption=postoffice_line(ray),
+        caption_justify="left",
+    )
     cols = ("node", "actors", "planned", "sent", "accepted", "not sent", "failed", "clock")
     for col in (*cols, "lost"):
         t.add_column(col, justify="left" if col in ("node", "actors", "clock", "lost") else "right")
@@ -28,6 +34,19 @@ def nodes_table(doc: dict[str, Any]) -> Table | None:
             Text(", ".join(map(str, n.get("lost", []))), "bold red"),
         )
     return t
+
+
+def postoffice_line(ray: dict[str, Any]) -> str:
+    """Where the post office ran: on the driver, or as actors on the nodes named."""
+    po = ray.get("postoffice") or {"where": "driver"}
+    actors = po.get("actors")
+    if not actors:
+        return "post office: on the driver (this host)"
+    where = sorted({f"{a['ip']} ({a['node_id'][:8]}):{a['port']}" for a in actors})
+    line = f"post office: {len(actors)} actor(s) on {', '.join(where)}"
+    if po.get("lost"):
+        line += f"; lost mid-run: actor(s) {', '.join(map(str, po['lost']))}"
+    return line
 
 
 def _clock(node: dict[str, Any]) -> Text:

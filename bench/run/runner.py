@@ -190,7 +190,7 @@ class Runner:
             self.status, self.reason = "error", f"no space for result.json: {exc.strerror}"
             return self._conclude()
         po = make_postoffice(
-            sc, self.corr, self.run_id, self.key, self._on_arrival, self._check_drained
+            sc, self.corr, self.run_id, self.key, self._on_arrival, self._check_drained, self.ray
         )
         self._po = po
         ticker: asyncio.Task[None] | None = None
@@ -202,10 +202,11 @@ class Runner:
                 raise StartupError(
                     f"the post office cannot listen on {host}:{port}: {exc.strerror or exc}"
                 ) from None
-            self.system_info["postoffice"] = f"{sc.postoffice.listen[0]}:{po_port}"
+            po_host: str | None = getattr(po, "relay_host", None)  # on another Ray node
+            self.system_info["postoffice"] = f"{po_host or sc.postoffice.listen[0]}:{po_port}"
             if "receive" in self.by_dir:
                 self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password)
-            system = await start_system(sc, po_port, self.mailboxes, self.credentials)
+            system = await start_system(sc, po_port, self.mailboxes, self.credentials, po_host)
             self._mta = system.mta
             self.system_info.update(aim(self.lanes, system.submit, system.inbound))
             if self.mailboxes is not None:
@@ -248,6 +249,9 @@ class Runner:
         if mta is not None:
             self.fakemta_stats = await mta.stop()
         await po.stop()
+        lost = getattr(po, "lost_reason", None)  # post office actors that died (Ray)
+        if lost and self.status == "completed":
+            self.status, self.reason = "aborted", lost
         if self.mailboxes is not None:
             self.mailboxes.cleanup()
         for lane in self.lanes:

@@ -115,13 +115,15 @@ async def start_system(
     po_port: int,
     mailboxes: MailboxRoot | None,
     credentials: tuple[str, str] | None,
+    po_host: str | None = None,
 ) -> System:
-    """Start the embedded fake MTA (relaying to the post office at *po_port*), or take the
-    scenario's addresses of an existing system."""
+    """Start the embedded fake MTA (relaying to the post office at *po_port*, on *po_host*
+    when it is not ``postoffice.listen``'s), or take the scenario's addresses of an existing
+    system."""
     ca_file = sc.system.ca_file
     if sc.system.kind != "fakemta":
         return System(None, sc.system.submit or ("", 0), sc.system.inbound or ("", 0), ca_file)
-    mta = ChildFakeMta(fakemta_config(sc, po_port, mailboxes, credentials))
+    mta = ChildFakeMta(fakemta_config(sc, po_port, mailboxes, credentials, po_host))
     port = await mta.start()
     inbound = (sc.fakemta.inbound[0], mta.inbound_port or 0)
     return System(mta, (sc.fakemta.listen[0], port), inbound, ca_file or mta.cert_file)

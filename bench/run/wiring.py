@@ -20,7 +20,7 @@ from bench.observe.mailboxes import mailbox_users
 from bench.observe.postoffice import ArrivalSink, PostOffice
 from bench.observe.postoffice_replies import Refusals
 from bench.procs.parent import PostOfficeFleet
-from bench.procs.ray_fleet import Node
+from bench.procs.ray_fleet import Node, RayPlan
 from bench.smtp.limits import Limits
 from bench.smtp.options import SessionOptions
 from fakemta.server import FakeMtaConfig
@@ -38,13 +38,15 @@ def fakemta_config(
     po_port: int,
     mailboxes: MailboxRoot | None,
     credentials: tuple[str, str] | None,
+    po_host: str | None = None,
 ) -> FakeMtaConfig:
-    """The embedded fake MTA for *sc*: relaying to the post office on *po_port*, delivering
+    """The embedded fake MTA for *sc*: relaying to the post office on *po_port* (at *po_host*
+    when given: a post office on another host, else ``postoffice.listen``'s), delivering
     locally into *mailboxes* (when the run has inbound traffic), with the scenario's TLS and
     AUTH (its one user is the scenario's)."""
     fm = sc.fakemta
     root = str(mailboxes.root) if mailboxes is not None and mailboxes.root else None
-    relay_host = sc.postoffice.listen[0]
+    relay_host = po_host or sc.postoffice.listen[0]
     return FakeMtaConfig(
         relay_host="127.0.0.1" if relay_host == "0.0.0.0" else relay_host,
         relay_port=po_port,
@@ -182,11 +184,20 @@ def make_postoffice(
     key: bytes,
     on_arrival: ArrivalSink,
     on_batch: Callable[[], None],
+    ray: RayPlan | None = None,
 ) -> PostOffice | PostOfficeFleet:
     """The run's destination post office: ``postoffice.workers`` processes of its own feeding
     *corr* in batches (then *on_batch*), or, with ``postoffice.isolate = false`` and one
-    worker, in this process's loop, calling *on_arrival* per message."""
+    worker, in this process's loop, calling *on_arrival* per message; or, on Ray with
+    ``--ray-postoffice``, actors on the nodes it names (bench.procs.ray_postoffice)."""
     pc = sc.postoffice
+    if ray is not None and ray.postoffice is not None:
+        from bench.procs.ray_postoffice import RayPostOfficeFleet
+
+        remote = RayPostOfficeFleet(corr, sc, run_id, key, ray.postoffice)
+        remote.on_arrivals = on_batch
+        ray.postoffice_fleet = remote
+        return remote
     if pc.isolate or procs(pc.workers) > 1:
         fleet = PostOfficeFleet(corr, sc, run_id, key)
         fleet.on_arrivals = on_batch

@@ -5,8 +5,10 @@ the same batches, a Ray call per batch, never one per message."""
 
 from __future__ import annotations
 
+import os
+
 from bench.errors import UsageError
-from bench.procs.ray_fleet import INSTALL_HINT, RayPlan, shutdown, start_local
+from bench.procs.ray_fleet import INSTALL_HINT, LOOPBACK_ENV, Node, RayPlan, connect, require_ray
 from bench.run.wiring import ray_placement
 from bench.selftest.anchors import generator_run
 from bench.selftest.figure import Figure, Progress
@@ -40,3 +42,26 @@ async def ray_overhead(rounds: int, port: int, secs: float, cores: int, say: Pro
         shutdown()
     f.note = "a local Ray instance (one node); the actors' start-up is left out, as for processes"
     return f
+
+
+def start_local(cpus: int) -> list[Node]:
+    """A Ray instance of this host alone (the selftest's), *cpus* CPUs, a small object
+    store, no dashboard, on loopback; its one node. Raises :class:`UsageError` without Ray."""
+    # Ray's switch for one-host clusters: its nodes then take 127.0.0.1, not the host's
+    # interface address (read when Ray is imported: set before that)
+    os.environ.setdefault(LOOPBACK_ENV, "0")
+    ray = require_ray()
+    ray.init(
+        num_cpus=cpus,
+        object_store_memory=80 * 1024 * 1024,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    return connect("auto")
+
+
+def shutdown() -> None:
+    """Leave the Ray cluster (and stop a local instance this process started)."""
+    require_ray().shutdown()

@@ -23,6 +23,7 @@ import pytest
 
 from bench.config.scenario import from_dict
 from bench.procs.ray_fleet import LOOPBACK_ENV, RayPlan, connect
+from bench.procs.ray_postoffice import postoffice_nodes
 from bench.run.runner import Runner
 from bench.run.wiring import ray_placement
 from tests.conftest import IN_CI
@@ -152,12 +153,80 @@ async def test_an_actor_killed_mid_run_is_reported_with_its_share(
     assert c["not_sent"] >= lost[0]["not_sent"]
 
 
+async def test_the_post_office_as_actors_on_a_chosen_node(cluster: str, tmp_path: Path) -> None:
+    """--ray-postoffice NODE: two post office actors (postoffice.workers) on the worker node,
+    one port; every arrival joined to its submission by id, whichever node sent it."""
+    nodes = connect(cluster)
+    sc = scenario()
+    sc = sc.model_copy(update={"postoffice": sc.postoffice.model_copy(update={"workers": 2})})
+    chosen = nodes[1]
+    plan = RayPlan(
+        cluster,
+        ray_placement(nodes, "auto", sc.load.sessions),
+        postoffice_where=chosen.node_id[:10],
+        postoffice=postoffice_nodes(nodes, chosen.node_id[:10]),
+    )
+    res = await Runner(sc, tmp_path / "po", None, ray=plan).run()
+    assert res.status == "completed", res.reason
+    doc = res.doc
+    accounted(doc)
+    assert doc["counts"]["delivered"] == 200 and doc["counts"]["foreign"] == 0
+    assert doc["metrics"]["send_delay"]["count"] == 200
+    po = doc["run"]["ray"]["postoffice"]
+    assert po["where"] == chosen.node_id[:10] and po["lost"] == []
+    assert [a["node_id"] for a in po["actors"]] == [chosen.node_id] * 2
+    port = po["actors"][0]["port"]
+    assert port > 0 and {a["port"] for a in po["actors"]} == {port}
+    assert doc["run"]["system"]["postoffice"] == f"127.0.0.1:{port}"
+    (node,) = po["nodes"]
+    assert node["same_clock_as_driver"] is True and node["clock"]["probes"] == 16
+
+
+async def test_a_post_office_actor_killed_mid_run_is_reported(cluster: str, tmp_path: Path) -> None:
+    """--ray-postoffice each, one actor a node on one port: one killed mid-run, the fake MTA
+    relays to the other; the run ends aborted naming it, and every message is accounted for
+    (what the dead one took after its last batch is undelivered)."""
+    ray = need_ray()
+    nodes = connect(cluster)
+    sc = scenario(duration="4s")
+    plan = RayPlan(
+        cluster,
+        ray_placement(nodes, "auto", sc.load.sessions),
+        postoffice_where="each",
+        postoffice=postoffice_nodes(nodes, "each"),
+    )
+    runner = Runner(sc, tmp_path / "pokill", None, ray=plan)
+    task = asyncio.ensure_future(runner.run())
+    async with asyncio.timeout(60):  # until mail has arrived
+        while runner.corr.counts.delivered < 20:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    ray.kill(plan.postoffice_fleet.placed[0].worker.handle)
+    res = await asyncio.wait_for(task, 90)
+    doc = res.doc
+    assert res.status == "aborted" and "post office actor(s) died" in (res.reason or "")
+    assert doc["run"]["ray"]["postoffice"]["lost"] == [0]
+    accounted(doc)
+    c = doc["counts"]
+    assert c["planned"] == 400 and c["delivered"] > 20  # the survivor took the rest
+
+
 def test_mailsla_run_ray_end_to_end(cluster: str, tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(SCENARIO.format(duration="2s"))
     out = tmp_path / "out"
     p = subprocess.run(
-        [*MAILSLA, "run", str(path), "--no-live", "--out", str(out), "--ray", cluster],
+        [
+            *MAILSLA,
+            "run",
+            str(path),
+            "--no-live",
+            "--out",
+            str(out),
+            "--ray",
+            cluster,
+            "--ray-postoffice",
+            "each",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -173,6 +242,9 @@ def test_mailsla_run_ray_end_to_end(cluster: str, tmp_path: Path) -> None:
     for node in doc["run"]["ray"]["nodes"]:
         assert node["ip"] in p.stdout
     assert doc["run"]["ray"]["address"] == cluster
+    # one post office actor on each node, named under the table
+    assert [a["actor"] for a in doc["run"]["ray"]["postoffice"]["actors"]] == [0, 1]
+    assert "post office: 2 actor(s) on 127.0.0.1" in p.stdout
 
 
 def test_without_ray_run_ray_says_how_to_get_it(tmp_path: Path) -> None:
