@@ -98,6 +98,14 @@ class GenRecorder:
         self.unaccepted_ids = array("q")
         return out
 
+    def encoded_metrics(self) -> tuple[EncodedMetric, ...]:
+        """The worker's histograms so far, encoded (they merge exactly)."""
+        return tuple(
+            EncodedMetric.of(m)
+            for n, m in self.metrics.items()
+            if n in GEN_METRICS or (n.startswith("stage.") and m.count)
+        )
+
     def final(self) -> WorkerTotals:
         """Totals for the parent to absorb at the end."""
         return WorkerTotals(
@@ -105,11 +113,7 @@ class GenRecorder:
             rejected=dict(self.outcomes.rejected),
             failed=dict(self.outcomes.failed),
             availability=self.availability,
-            metrics=tuple(
-                EncodedMetric.of(m)
-                for n, m in self.metrics.items()
-                if n in GEN_METRICS or (n.startswith("stage.") and m.count)
-            ),
+            metrics=self.encoded_metrics(),
             fates=self.fates.export() if self.fates is not None else None,
         )
 

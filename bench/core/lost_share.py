@@ -5,20 +5,28 @@ the ids it saw accepted went to the runner with it. What the worker never report
 so the accounting identity still holds: sends under way when it died are failed ("worker
 died"); planned sends of its share it never made, or never even planned, are not sent. Its
 accepted messages stay awaited at the post office (delivered if they arrive, else
-undelivered). Its latency samples are lost with it: only its counts survive.
+undelivered). Its latency samples survive as of its last batch that carried its histograms
+(one a second): the samples of its last second or less are lost with it.
 """
 
 from __future__ import annotations
 
 from bench.core.correlate import Counts, WorkerTotals
+from bench.core.metrics import EncodedMetric
 
 DIED = "worker died"
 
 
-def lost_share(last: dict[str, int] | None, share: int | None, stage: str = "data") -> WorkerTotals:
+def lost_share(
+    last: dict[str, int] | None,
+    share: int | None,
+    stage: str = "data",
+    metrics: tuple[EncodedMetric, ...] = (),
+) -> WorkerTotals:
     """Totals for a worker whose last reported counts were *last* (None: it reported none)
     and whose share of the schedule was *share* messages (None: a closed model, no fixed
-    share). Booked failures go under (*stage*, "worker died")."""
+    share), with its last reported histograms (*metrics*). Booked failures go under
+    (*stage*, "worker died")."""
     c = Counts(**(last or {}))
     under_way = max(c.sent - c.accepted - c.rejected - c.failed, 0)
     unsent = max(c.planned - c.sent - c.not_sent, 0)  # planned, never started
@@ -27,4 +35,4 @@ def lost_share(last: dict[str, int] | None, share: int | None, stage: str = "dat
     c.not_sent += unsent + rest
     c.planned += rest
     failed = {(stage, DIED): under_way} if under_way else {}
-    return WorkerTotals(c.as_dict(), {}, failed, None, ())
+    return WorkerTotals(c.as_dict(), {}, failed, None, metrics)

@@ -54,6 +54,7 @@ from bench.smtp.outcome import Session
 from bench.timing.gcfreeze import freeze_startup
 
 BATCH_S = 0.05
+METRICS_S = 1.0  # how often a batch carries the worker's histograms so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +154,16 @@ async def _generator(job: GenJob, conn: Connection) -> None:
         availability=availability,
     )
 
-    def send_batch() -> None:
+    def send_batch(metrics: bool = False) -> None:
         assert gen is not None
-        conn.send(Batch(*rec.take_batch(), rec.counts.as_dict(), gen.in_flight))
+        hist = rec.encoded_metrics() if metrics else ()
+        conn.send(Batch(*rec.take_batch(), rec.counts.as_dict(), gen.in_flight, hist))
 
     async def flusher() -> None:
-        while True:
+        every = max(round(METRICS_S / BATCH_S), 1)
+        for n in itertools.count(1):
             await asyncio.sleep(BATCH_S)
-            send_batch()
+            send_batch(metrics=n % every == 0)
 
     task = asyncio.ensure_future(flusher())
     freeze_startup()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.core.correlate import WorkerTotals
+from bench.core.metrics import EncodedMetric
 
 # -- the runner to a worker ------------------------------------------------------------------
 
@@ -42,13 +43,15 @@ class Ready:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """What a generator worker saw since its last batch: ids accepted (with the times of their
-    250s) and ids rejected or failed; its counts so far and its messages in flight."""
+    250s) and ids rejected or failed; its counts so far and its messages in flight; and, about
+    once a second, its histograms so far (what survives it if it dies before its totals)."""
 
     accepted_ids: bytes
     accepted_ns: bytes
     unaccepted_ids: bytes
     counts: dict[str, int]
     in_flight: int
+    metrics: tuple[EncodedMetric, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

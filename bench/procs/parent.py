@@ -17,6 +17,7 @@ from bench.core import schedule
 from bench.core.books import unpack
 from bench.core.correlate import Correlator
 from bench.core.lost_share import lost_share
+from bench.core.metrics import EncodedMetric
 from bench.errors import StartupError
 from bench.procs.child import GenJob, PostJob, Worker, generator_main, postoffice_main
 from bench.procs.messages import Arrivals, Batch, Cancel, Done, Failed, FromWorker, Go, Ready, Stop
@@ -49,6 +50,7 @@ class GeneratorFleet:
         self._ready: list[asyncio.Future[None]] = []
         self._live: dict[int, dict[str, int]] = {}
         self._in_flight: dict[int, int] = {}
+        self._metrics: dict[int, tuple[EncodedMetric, ...]] = {}  # each worker's latest histograms
         self.abort_reason: str | None = None
         self.stopping = False
         self.lost: list[dict[str, Any]] = []  # the workers that died: which, and their share
@@ -68,6 +70,10 @@ class GeneratorFleet:
                 total[k] = total.get(k, 0) + v
         return total
 
+    def reported_metrics(self, k: int) -> tuple[EncodedMetric, ...]:
+        """Worker *k*'s histograms as of its last batch that carried them (() before one)."""
+        return self._metrics.get(k, ())
+
     def _on_message(self, k: int, msg: FromWorker) -> None:
         if isinstance(msg, Ready):
             if not self._ready[k].done():
@@ -79,9 +85,12 @@ class GeneratorFleet:
             for seq in unpack(msg.unaccepted_ids):
                 corr.on_remote_unaccepted(seq)
             self._live[k], self._in_flight[k] = msg.counts, msg.in_flight
+            if msg.metrics:
+                self._metrics[k] = msg.metrics
         elif isinstance(msg, Done):
             self._live.pop(k, None)
             self._in_flight.pop(k, None)
+            self._metrics.pop(k, None)
             if msg.totals is not None:
                 self.corr.absorb(msg.totals)
                 self.ended[k] = msg.totals.counts
@@ -147,7 +156,7 @@ class GeneratorFleet:
         """Worker *k* died before its totals came: book its share from its last batch."""
         last = self._live.pop(k, None)
         self._in_flight.pop(k, None)
-        totals = lost_share(last, self.share(k))
+        totals = lost_share(last, self.share(k), metrics=self._metrics.pop(k, ()))
         self.corr.absorb(totals)
         self.ended[k] = totals.counts
         c = totals.counts

@@ -13,29 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
-import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.core.books import unpack
-from bench.core.clock_offset import Agreement, Offset, Probe, estimate
+from bench.core.clock_offset import Offset
 from bench.core.correlate import Correlator
 from bench.errors import UsageError
 from bench.procs.child import GenJob
 from bench.procs.messages import Batch, Cancel, Died, Done, Failed, FromWorker, Go, ToWorker
 from bench.procs.parent import FleetError, GeneratorFleet
 from bench.procs.ray_actors import ENDED, WorkerActor, boot_id
+from bench.procs.ray_clocks import NodeClock, measure, refusal, warnings
+from bench.procs.ray_clocks import get as _get
 from bench.smtp.options import SessionOptions
 
 POLL_S = 0.2  # how long one take() call waits for the worker's next message
 CONNECT_TIMEOUT_S = 5.0
 INIT_TIMEOUT_S = 10.0  # how long a head that takes TCP has to answer as Ray's GCS does
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every node on 127.0.0.1
-PROBES = 16  # clock round trips per node, at the start and at the end
 INSTALL_HINT = "install it with: pip install 'mailsla[ray]' (or, in a checkout: make ray)"
 
 
@@ -108,6 +109,7 @@ class RayPlan:
         po: dict[str, Any] = {"where": self.postoffice_where}
         if self.postoffice_fleet is not None:
             po.update(self.postoffice_fleet.info())
+            doc["warnings"] = [*doc.get("warnings", []), *po.get("warnings", [])]
         doc["postoffice"] = po
         return doc
 
@@ -162,11 +164,6 @@ def _env_on(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
-def _get(ref: Any) -> asyncio.Future[Any]:
-    """Await a Ray object ref on any event loop (uvloop included)."""
-    return asyncio.wrap_future(ref.future())
-
-
 @dataclass
 class RayWorker:
     """One actor and the task that long-polls it; quacks like :class:`bench.procs.child.Worker`
@@ -212,9 +209,7 @@ class RayWorker:
         if off is None or not isinstance(msg, Batch) or not msg.accepted_ns:
             return msg
         fixed = array("q", (off.to_driver(ns) for ns in unpack(msg.accepted_ns)))
-        return Batch(
-            msg.accepted_ids, fixed.tobytes(), msg.unaccepted_ids, msg.counts, msg.in_flight
-        )
+        return dataclasses.replace(msg, accepted_ns=fixed.tobytes())
 
     def send(self, msg: ToWorker) -> None:
         if isinstance(msg, Go) and self.offset is not None:
@@ -228,30 +223,6 @@ class RayWorker:
         self._pump.cancel()
         with contextlib.suppress(Exception):
             require_ray().kill(self.handle)
-
-
-async def measure(handle: Any) -> Offset | None:
-    """*handle*'s node's clock against the driver's, :data:`PROBES` round trips (None: gone)."""
-    probes = []
-    with contextlib.suppress(Exception):  # a node gone at the end: no end offset
-        for _ in range(PROBES):
-            sent = time.monotonic_ns()
-            node_ns = await _get(handle.clock.remote())
-            probes.append(Probe(sent, node_ns, time.monotonic_ns()))
-    return estimate(probes) if probes else None
-
-
-@dataclass
-class NodeClock:
-    """A node's clock over the run, as measured through one of its actors."""
-
-    node: Node
-    same_clock: bool  # the driver's host: one CLOCK_MONOTONIC, nothing to correct
-    start: Offset | None = None
-    end: Offset | None = None
-
-    def agreement(self) -> Agreement | None:
-        return None if self.start is None else Agreement(self.start, self.end)
 
 
 class RayGeneratorFleet(GeneratorFleet):
@@ -274,7 +245,6 @@ class RayGeneratorFleet(GeneratorFleet):
         self.n = len(placement)
         self.kind = "generator actor"
         self.clocks: dict[str, NodeClock] = {}
-        self.warnings: list[str] = []
         self._actor_cls: Any = None
         self.actors: list[RayWorker] = []  # self.workers, typed as what they are
 
@@ -311,18 +281,12 @@ class RayGeneratorFleet(GeneratorFleet):
             clock = self.clocks[self.placement[k].node_id]
             if not clock.same_clock:
                 w.offset = clock.start
-        for clock in self.clocks.values():
-            agreement = clock.agreement()
-            if agreement is None:
-                continue
-            if not clock.same_clock and agreement.verdict() == "refuse":
-                for a in self.actors:
-                    a.send(Cancel())
-                await super().close()
-                raise FleetError(
-                    f"node {clock.node.label}: its clock agrees with this host's only to "
-                    f"within {agreement.uncertainty_ns / 1e6:.1f} ms: too loose to time mail"
-                )
+        why = refusal(self.clocks.values(), "generator")
+        if why is not None:
+            for a in self.actors:
+                a.send(Cancel())
+            await super().close()
+            raise FleetError(why)
 
     async def _measure(self, when: str) -> None:
         """Each node's offset, through its first actor still alive."""
@@ -359,14 +323,11 @@ class RayGeneratorFleet(GeneratorFleet):
                     "clock": agreement.as_dict() if agreement is not None else None,
                 }
             )
-            warn = agreement.warning(clock.node.label) if agreement is not None else None
-            if warn and not clock.same_clock and warn not in self.warnings:
-                self.warnings.append(warn)
         return {
             "actors": self.n,
             "nodes": nodes,
             "lost": list(self.lost),
-            "warnings": self.warnings,
+            "warnings": warnings(self.clocks.values(), "generator"),
         }
 
 

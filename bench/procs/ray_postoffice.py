@@ -4,7 +4,9 @@ running the very code of a post office worker process (:func:`bench.procs.child.
 through :class:`bench.procs.ray_actors.WorkerActor`). Arrivals come back in the same batches
 and are joined to submissions by message id, whichever node sent the message and whichever
 received it. Each node's clock is measured against the driver's at the start and the end, and
-its arrival times are corrected with it, as the generator actors' are.
+its arrival times are corrected with it, as the generator actors' are; a node whose clock
+agrees too loosely is refused at the start, or named in the warnings
+(:mod:`bench.procs.ray_clocks`).
 
 Which address the system under test must relay to: the scenario's ``postoffice.listen``, on
 the chosen node. A wildcard listen address (``0.0.0.0``) on a node other than the driver's
@@ -25,9 +27,11 @@ from bench.core.correlate import Correlator
 from bench.errors import UsageError
 from bench.procs.child import PostJob
 from bench.procs.messages import Arrivals, FromWorker
-from bench.procs.parent import PostOfficeFleet
+from bench.procs.parent import FleetError, PostOfficeFleet
 from bench.procs.ray_actors import WorkerActor, boot_id
-from bench.procs.ray_fleet import Node, NodeClock, RayWorker, _get, measure, require_ray
+from bench.procs.ray_clocks import NodeClock, measure, refusal, warnings
+from bench.procs.ray_clocks import get as _get
+from bench.procs.ray_fleet import Node, RayWorker, require_ray
 
 DRIVER = "driver"  # --ray-postoffice's default: the post office runs where mailsla runs
 EACH = "each"
@@ -124,6 +128,11 @@ class RayPostOfficeFleet(PostOfficeFleet):
                 where = await _get(p.worker.handle.node.remote())
                 self.clocks[p.node.node_id] = NodeClock(p.node, where["boot_id"] == mine)
         await self._measure("start")
+        why = refusal(self.clocks.values(), "post office")
+        if why is not None:
+            self._stopped = True
+            await super().stop()
+            raise FleetError(why)
         return port
 
     async def _measure(self, when: str) -> None:
@@ -188,4 +197,5 @@ class RayPostOfficeFleet(PostOfficeFleet):
             ],
             "nodes": nodes,
             "lost": lost,
+            "warnings": warnings(self.clocks.values(), "post office"),
         }

@@ -134,10 +134,11 @@ async def test_an_actor_killed_mid_run_is_reported_with_its_share(
     plan = RayPlan(cluster, ray_placement(connect(cluster), "auto", sc.load.sessions))
     runner = Runner(sc, tmp_path / "kill", None, ray=plan)
     task = asyncio.ensure_future(runner.run())
-    async with asyncio.timeout(60):  # until actor 1 has reported sends of its own
-        while plan.fleet is None or not plan.fleet.live_counts().get("accepted"):  # noqa: ASYNC110
+    async with asyncio.timeout(60):  # until actor 1 has reported its histograms
+        while plan.fleet is None or not plan.fleet.reported_metrics(1):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     ray.kill(plan.fleet.actors[1].handle)
+    snap = {m.name: m.count for m in plan.fleet.reported_metrics(1)}
     res = await asyncio.wait_for(task, 60)
     doc = res.doc
     assert res.status == "aborted" and "generator actor(s) died" in (res.reason or "")
@@ -151,6 +152,11 @@ async def test_an_actor_killed_mid_run_is_reported_with_its_share(
     assert c["planned"] == 400  # every message of the schedule is in the books
     # the survivor sent all of its share; the dead one's unsent rest is "not sent"
     assert c["not_sent"] >= lost[0]["not_sent"]
+    # its latency samples as of its last histograms (once a second) are in the result
+    survivor = plan.fleet.ended[0]["accepted"]
+    kept = doc["metrics"]["submit_latency"]["count"]
+    assert snap["submit_latency"] > 0 and survivor + snap["submit_latency"] <= kept
+    assert kept <= c["accepted"]
 
 
 async def test_the_post_office_as_actors_on_a_chosen_node(cluster: str, tmp_path: Path) -> None:
@@ -180,6 +186,7 @@ async def test_the_post_office_as_actors_on_a_chosen_node(cluster: str, tmp_path
     assert doc["run"]["system"]["postoffice"] == f"127.0.0.1:{port}"
     (node,) = po["nodes"]
     assert node["same_clock_as_driver"] is True and node["clock"]["probes"] == 16
+    assert po["warnings"] == [] and doc["run"]["ray"]["warnings"] == []  # one host: one clock
 
 
 async def test_a_post_office_actor_killed_mid_run_is_reported(cluster: str, tmp_path: Path) -> None:

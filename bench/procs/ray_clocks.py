@@ -1,0 +1,79 @@
+"""The clocks of a run on Ray: each node's clock measured against the driver's through one of
+its actors (:func:`measure`, at the start and the end of the run), kept per node
+(:class:`NodeClock`), and judged the same way for generator and post office actors: a node
+whose clock agrees too loosely to time mail is refused at the start (:func:`refusal`), one
+that agrees loosely is named in result.json's warnings (:func:`warnings`). A node on the
+driver's own host shares its CLOCK_MONOTONIC: nothing to correct, nothing to judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bench.core.clock_offset import Agreement, Offset, Probe, estimate
+
+if TYPE_CHECKING:
+    from bench.procs.ray_fleet import Node
+
+PROBES = 16  # clock round trips per node, at the start and at the end
+
+
+def get(ref: Any) -> asyncio.Future[Any]:
+    """Await a Ray object ref on any event loop (uvloop included)."""
+    return asyncio.wrap_future(ref.future())
+
+
+async def measure(handle: Any) -> Offset | None:
+    """*handle*'s node's clock against the driver's, :data:`PROBES` round trips (None: gone)."""
+    probes = []
+    with contextlib.suppress(Exception):  # a node gone at the end: no end offset
+        for _ in range(PROBES):
+            sent = time.monotonic_ns()
+            node_ns = await get(handle.clock.remote())
+            probes.append(Probe(sent, node_ns, time.monotonic_ns()))
+    return estimate(probes) if probes else None
+
+
+@dataclass
+class NodeClock:
+    """A node's clock over the run, as measured through one of its actors."""
+
+    node: Node
+    same_clock: bool  # the driver's host: one CLOCK_MONOTONIC, nothing to correct
+    start: Offset | None = None
+    end: Offset | None = None
+
+    def agreement(self) -> Agreement | None:
+        return None if self.start is None else Agreement(self.start, self.end)
+
+
+def refusal(clocks: Iterable[NodeClock], role: str) -> str | None:
+    """Why the run cannot go on (None: it can): the first node, other than the driver's
+    host, whose clock agrees with the driver's too loosely to time mail. *role* names what
+    runs there ("generator", "post office")."""
+    for clock in clocks:
+        agreement = clock.agreement()
+        if clock.same_clock or agreement is None or agreement.verdict() != "refuse":
+            continue
+        return (
+            f"node {clock.node.label} ({role} actors): its clock agrees with this host's only "
+            f"to within {agreement.uncertainty_ns / 1e6:.1f} ms: too loose to time mail"
+        )
+    return None
+
+
+def warnings(clocks: Iterable[NodeClock], role: str) -> list[str]:
+    """A line for result.json's warnings for each node (other than the driver's host) whose
+    clock agrees loosely, over the whole run (start and end)."""
+    out = []
+    for clock in clocks:
+        agreement = clock.agreement()
+        warn = agreement.warning(clock.node.label) if agreement is not None else None
+        if warn and not clock.same_clock:
+            out.append(f"{warn} ({role} actors)")
+    return out
