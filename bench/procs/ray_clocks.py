@@ -13,14 +13,24 @@ import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.core.clock_offset import Agreement, Offset, Probe, estimate
 
-if TYPE_CHECKING:
-    from bench.procs.ray_fleet import Node
-
 PROBES = 16  # clock round trips per node, at the start and at the end
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A live node of the cluster: Ray's id, its address and CPUs."""
+
+    node_id: str
+    ip: str
+    cpus: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.ip} ({self.node_id[:8]})"
 
 
 def get(ref: Any) -> asyncio.Future[Any]:

@@ -29,7 +29,7 @@ from bench.procs.child import GenJob
 from bench.procs.messages import Batch, Cancel, Died, Done, Failed, FromWorker, Go, ToWorker
 from bench.procs.parent import FleetError, GeneratorFleet
 from bench.procs.ray_actors import ENDED, WorkerActor, boot_id
-from bench.procs.ray_clocks import NodeClock, measure, refusal, warnings
+from bench.procs.ray_clocks import Node, NodeClock, measure, refusal, warnings
 from bench.procs.ray_clocks import get as _get
 from bench.smtp.options import SessionOptions
 
@@ -47,19 +47,6 @@ def require_ray() -> Any:
     except ImportError:
         raise UsageError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
     return ray
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A live node of the cluster: Ray's id, its address and CPUs."""
-
-    node_id: str
-    ip: str
-    cpus: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.ip} ({self.node_id[:8]})"
 
 
 def connect(address: str) -> list[Node]:

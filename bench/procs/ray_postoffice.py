@@ -29,9 +29,9 @@ from bench.procs.child import PostJob
 from bench.procs.messages import Arrivals, FromWorker
 from bench.procs.parent import FleetError, PostOfficeFleet
 from bench.procs.ray_actors import WorkerActor, boot_id
-from bench.procs.ray_clocks import NodeClock, measure, refusal, warnings
+from bench.procs.ray_clocks import Node, NodeClock, measure, refusal, warnings
 from bench.procs.ray_clocks import get as _get
-from bench.procs.ray_fleet import Node, RayWorker, require_ray
+from bench.procs.ray_fleet import RayWorker, require_ray
 
 DRIVER = "driver"  # --ray-postoffice's default: the post office runs where mailsla runs
 EACH = "each"

@@ -20,7 +20,8 @@ from bench.observe.mailboxes import mailbox_users
 from bench.observe.postoffice import ArrivalSink, PostOffice
 from bench.observe.postoffice_replies import Refusals
 from bench.procs.parent import PostOfficeFleet
-from bench.procs.ray_fleet import Node, RayPlan
+from bench.procs.ray_clocks import Node
+from bench.procs.ray_fleet import RayPlan
 from bench.smtp.limits import Limits
 from bench.smtp.options import SessionOptions
 from fakemta.server import FakeMtaConfig

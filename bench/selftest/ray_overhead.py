@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from bench.errors import UsageError
-from bench.procs.ray_fleet import INSTALL_HINT, LOOPBACK_ENV, Node, RayPlan, connect, require_ray
+from bench.procs.ray_clocks import Node
+from bench.procs.ray_fleet import INSTALL_HINT, LOOPBACK_ENV, RayPlan, connect, require_ray
 from bench.run.wiring import ray_placement
 from bench.selftest.anchors import generator_run
 from bench.selftest.figure import Figure, Progress

@@ -6,8 +6,7 @@ Pure: the offsets are what :func:`bench.procs.ray_clocks.measure` would have ret
 from __future__ import annotations
 
 from bench.core.clock_offset import MS, REFUSE_NS, WARN_NS, Offset
-from bench.procs.ray_clocks import NodeClock, refusal, warnings
-from bench.procs.ray_fleet import Node
+from bench.procs.ray_clocks import Node, NodeClock, refusal, warnings
 
 TIGHT = Offset(offset_ns=3 * MS, uncertainty_ns=MS // 4, rtt_ns=MS // 2, probes=16)
 LOOSE = Offset(offset_ns=0, uncertainty_ns=WARN_NS + MS, rtt_ns=2 * WARN_NS, probes=16)

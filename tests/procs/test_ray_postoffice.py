@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UsageError
-from bench.procs.ray_fleet import Node
+from bench.procs.ray_clocks import Node
 from bench.procs.ray_postoffice import postoffice_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
