@@ -127,6 +127,8 @@ EXCLUSIVE = (
     "tests/verdict/test_compare.py::test_two_runs_of_one_scenario_pass_the_default_tolerances",
     "tests/verdict/test_compare.py::test_run_with_a_baseline_gates_and_writes_junit",
     "tests/procs/test_ray_fleet.py",  # Ray clusters: many processes each
+    "tests/procs/test_ray_inbound.py",
+    "tests/procs/test_ray_head.py",
     "tests/e2e/test_capacity.py",  # finds a rate and keeps to a time budget
     "tests/e2e/test_capacity_postfix.py",
     "tests/e2e/test_monitor.py",  # outage windows timed in seconds across a SIGKILL

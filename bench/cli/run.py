@@ -66,6 +66,13 @@ from bench.errors import ExitCode, RunError, UsageError
     help="With --ray: where the post office runs: driver (here, the default), each (every "
     "node), or one node's address or id; postoffice.workers actors on each.",
 )
+@click.option(
+    "--ray-watcher",
+    "ray_watcher",
+    metavar="WHERE",
+    help="With --ray and inbound mail: where the Maildir watcher runs: driver (here, the "
+    "default), or the address or id of the node that holds the Maildirs.",
+)
 def run(
     scenario: str,
     overrides: tuple[str, ...],
@@ -81,6 +88,7 @@ def run(
     junit: Path | None,
     ray_address: str | None,
     ray_postoffice: str | None,
+    ray_watcher: str | None,
 ) -> ExitCode:
     """Run a scenario, show it live, write result.json and exit with the verdict."""
     from bench.cli.compare import finish, prepare
@@ -104,9 +112,12 @@ def run(
         imap_password = sc.imap_password(os.environ)
     except UsageError as exc:
         raise UsageError(f"{scenario}: {exc}") from None
-    if ray_postoffice is not None and not ray_address:
-        raise UsageError("--ray-postoffice: add --ray ADDRESS (the cluster it runs on)")
-    ray = _ray_plan(ray_address, sc, ray_postoffice or "driver") if ray_address else None
+    for flag, given in (("--ray-postoffice", ray_postoffice), ("--ray-watcher", ray_watcher)):
+        if given is not None and not ray_address:
+            raise UsageError(f"{flag}: add --ray ADDRESS (the cluster it runs on)")
+    ray = None
+    if ray_address:
+        ray = _ray_plan(ray_address, sc, ray_postoffice or "driver", ray_watcher or "driver")
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     live = not no_live and not as_json and sys.stdout.isatty()
     view: LiveView | LineView = LiveView(console, f"mailsla {sc.name}") if live else LineView()
@@ -151,20 +162,28 @@ def run(
     return finish(console, result, gate_opts, as_json=as_json)
 
 
-def _ray_plan(address: str, sc: Any, postoffice: str) -> Any:
-    """Join the Ray cluster at *address* and place the generator actors on its nodes, and
-    the post office where *postoffice* says (exit 2, saying how to get Ray, when it is not
-    installed; naming the nodes when *postoffice* names none of them)."""
-    from bench.procs.ray_fleet import RayPlan, connect
+def _ray_plan(address: str, sc: Any, postoffice: str, watcher: str) -> Any:
+    """Join the Ray cluster at *address* and place the generator actors on its nodes, the
+    post office where *postoffice* says, and the Maildir watcher where *watcher* says (exit
+    2, saying how to get Ray, when it is not installed; naming the nodes when either names
+    none of them)."""
+    from bench.procs.ray_connect import connect
+    from bench.procs.ray_fleet import RayPlan
     from bench.procs.ray_postoffice import postoffice_nodes
+    from bench.procs.ray_watcher import check_watcher, watcher_node
     from bench.run.wiring import ray_placement
 
-    if "receive" in sc.directions:
-        raise UsageError("--ray: inbound traffic (load.direction) runs in one process only")
+    check_watcher(sc, watcher)
     nodes = connect(address)
     placement = ray_placement(nodes, sc.load.workers, sc.load.sessions)
-    where = postoffice_nodes(nodes, postoffice)
-    return RayPlan(address, placement, postoffice_where=postoffice, postoffice=where)
+    return RayPlan(
+        address,
+        placement,
+        postoffice_where=postoffice,
+        postoffice=postoffice_nodes(nodes, postoffice),
+        watcher_where=watcher,
+        watcher=watcher_node(nodes, watcher),
+    )
 
 
 def shorthands(*, rate: str | None, duration: str | None, sessions: str | None) -> list[str]:

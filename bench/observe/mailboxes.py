@@ -12,8 +12,9 @@ import dataclasses
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench.config.scenario import Scenario
 from bench.errors import StartupError
@@ -24,10 +25,30 @@ from bench.observe.maildir_watch import (
     MaildirWatcher,
     VisibleSink,
     WatchError,
+    WatchStats,
     make_maildir,
 )
 
 DOVECOT_PASSWORD = "mailsla"
+
+
+class Watcher(Protocol):
+    """What watches the mailboxes: a :class:`MaildirWatcher` or :class:`ImapWatcher` here, or
+    one elsewhere (a Ray actor on the node holding the Maildirs: bench.procs.ray_watcher)."""
+
+    stats: WatchStats
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def resolution_s(self) -> float: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+# A watcher elsewhere for the users' Maildirs and Junk folders; *root*: make them there first,
+# below it (None: they are this host's temporary ones, made here).
+RemoteWatch = Callable[[list[Path], list[Path], Path | None], Watcher]
 
 
 def mailbox_users(sc: Scenario) -> list[str]:
@@ -47,8 +68,10 @@ class Mailboxes:
         imap_password: str | None,
         *,
         keep: KeepIf | None = None,
+        remote: RemoteWatch | None = None,
     ) -> None:
         self.sc = sc
+        self.remote = remote  # the Maildirs are watched elsewhere (on a Ray node)
         self.sink = sink
         self.keep = keep  # with dispose: messages never disposed of (the monitor: not ours)
         self.imap_password = imap_password
@@ -69,7 +92,7 @@ class Mailboxes:
             self.root.chmod(0o755)
         self.dovecot: ThrowawayDovecot | None = None
         self._stopping = threading.Event()
-        self.watcher: MaildirWatcher | ImapWatcher | None = None
+        self.watcher: Watcher | None = None
         self.read_marks = sc.message.mix is not None  # labelled traffic: read the fates
         # Labelled traffic: each user's Junk folder is watched too (what is there is tagged).
         self.junk = mb.junk if self.read_marks else ""
@@ -77,7 +100,8 @@ class Mailboxes:
 
     async def start(self) -> None:
         mb = self.sc.mailbox
-        if not self._temp and self.root is not None and not self.root.is_dir():
+        local = self.remote is None  # a remote watcher checks its node's folder
+        if local and not self._temp and self.root is not None and not self.root.is_dir():
             raise StartupError(
                 f"mailbox.maildir: {self.root} is not a folder (is the mail system running, "
                 "and delivering there? for scenarios/postfix.toml, start `mailsla postfix`)"
@@ -87,16 +111,20 @@ class Mailboxes:
                 assert self.root is not None
                 dirs = [self.root / u for u in self.users]
                 junk = self._junk_dirs()
-                await self._make_off_loop(dirs + junk)
-                dispose = mb.dispose
-                self.watcher = MaildirWatcher(
-                    dirs,
-                    self.sink,
-                    dispose=dispose,
-                    read_marks=self.read_marks,
-                    junk=junk,
-                    keep=self.keep,
-                )
+                if self.remote is not None:
+                    if self._temp:
+                        await self._make_off_loop(dirs + junk)
+                    self.watcher = self.remote(dirs, junk, None if self._temp else self.root)
+                else:
+                    await self._make_off_loop(dirs + junk)
+                    self.watcher = MaildirWatcher(
+                        dirs,
+                        self.sink,
+                        dispose=mb.dispose,
+                        read_marks=self.read_marks,
+                        junk=junk,
+                        keep=self.keep,
+                    )
             else:
                 host, port = await self._imap_address()
                 password = self.imap_password or DOVECOT_PASSWORD
@@ -184,6 +212,12 @@ class Mailboxes:
         if self.dovecot is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.dovecot.stop)
             self.dovecot = None
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the run is not whole when a watcher elsewhere died mid-run (None: none did)."""
+        reason = getattr(self.watcher, "lost_reason", None)
+        return reason if isinstance(reason, str) else None
 
     def cleanup(self) -> None:
         if self._temp and self.root is not None:

@@ -18,7 +18,7 @@ import multiprocessing as mp
 import signal
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -67,6 +67,22 @@ class GenJob:
     workers: int
     opts: SessionOptions
     key: bytes = b""  # the run's secret: the messages' identity tags
+    # The lane it sends for: "send" (to submission) or "receive" (inbound, to the MX, in
+    # mailbox.domain); the lane's index of how many (a closed model: lanes take alternate ids)
+    # and its sessions (0: all of load.sessions).
+    direction: str = "send"
+    lane: int = 0
+    lanes: int = 1
+    sessions: int = 0
+
+
+def lane_share(sc: Scenario, direction: str, k: int, n: int) -> Iterator[tuple[int, int]]:
+    """The (seq, offset) pairs of the planned sends that worker *k* of *n* of the *direction*
+    lane sends (an open model's). Pure."""
+    load = sc.load
+    planned = enumerate(schedule.planned_offsets(load, sc.seed))
+    mine = schedule.lane(planned, direction, load.direction, load.receive_share)
+    return schedule.split(mine, k, n)
 
 
 def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[], None]) -> None:
@@ -94,7 +110,7 @@ def _reader(conn: Connection, deliver: Callable[[Any], None], on_eof: Callable[[
     threading.Thread(target=run, name="pipe-reader", daemon=True).start()
 
 
-def _control(conn: Connection, on_message: Callable[[ToWorker], None]) -> None:
+def control(conn: Connection, on_message: Callable[[ToWorker], None]) -> None:
     """Call *on_message* with each message the parent sends (EOF counts as :class:`Cancel`)."""
     _reader(conn, on_message, lambda: on_message(Cancel()))
 
@@ -105,12 +121,12 @@ async def _generator(job: GenJob, conn: Connection) -> None:
     draw = ClassDraw.of(sc)
     if draw is not None:
         rec.fates = FateBooks(draw)
-    factory = MessageFactory.for_scenario(sc, job.run_id, job.key)
+    domain = sc.mailbox.domain if job.direction == "receive" else None
+    factory = MessageFactory.for_scenario(sc, job.run_id, job.key, domain)
     n, k = job.workers, job.worker
-    sessions = load.sessions // n + (1 if k < load.sessions % n else 0)
-    plan = None
-    if load.model != "closed":
-        plan = schedule.split(enumerate(schedule.planned_offsets(load, sc.seed)), k, n)
+    total = job.sessions or load.sessions
+    sessions = total // n + (1 if k < total % n else 0)
+    plan = lane_share(sc, job.direction, k, n) if load.model != "closed" else None
 
     stages = StageTimes(rec.metrics)
 
@@ -133,7 +149,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
         else:
             gen.stop()
 
-    _control(conn, on_message)
+    control(conn, on_message)
     conn.send(Ready())
     try:
         start_ns, start_wall_ns = await go
@@ -150,7 +166,7 @@ async def _generator(job: GenJob, conn: Connection) -> None:
         schedule=plan,
         start_ns=start_ns,
         start_wall_ns=start_wall_ns,
-        closed_ids=itertools.count(k, n),
+        closed_ids=itertools.count(job.lane + k * job.lanes, n * job.lanes),
         availability=availability,
     )
 
@@ -231,7 +247,7 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
     freeze_startup()
     conn.send(Ready(port))
     stop = asyncio.Event()
-    _control(conn, lambda msg: stop.set())
+    control(conn, lambda msg: stop.set())
 
     def send_batch() -> None:
         nonlocal ids, mails, recvs, marks, foreign

@@ -5,6 +5,7 @@ as packed int64 arrays (``array("q").tobytes()``), never one message per mail.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bench.core.correlate import WorkerTotals
 from bench.core.metrics import EncodedMetric
@@ -35,9 +36,12 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """The worker is up (a post office worker: listening on *port*)."""
+    """The worker is up (a post office worker: listening on *port*; a watcher: watching, in
+    *mode*, "inotify" or "poll", seeing each message at most *resolution_s* late)."""
 
     port: int = 0
+    mode: str = ""
+    resolution_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class Done:
     abort_reason: str | None = None
     deferred: int = 0  # a post office worker's on-purpose refusals (postoffice.defer)
     refused: int = 0  # (postoffice.refuse)
+    watch: dict[str, Any] | None = None  # a watcher's counts (observe.maildir_watch.WatchStats)
 
 
 # -- a post office worker to the runner ------------------------------------------------------

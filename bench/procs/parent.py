@@ -13,13 +13,19 @@ from functools import partial
 from typing import Any
 
 from bench.config.scenario import Scenario, procs
-from bench.core import schedule
 from bench.core.books import unpack
 from bench.core.correlate import Correlator
 from bench.core.lost_share import lost_share
 from bench.core.metrics import EncodedMetric
 from bench.errors import StartupError
-from bench.procs.child import GenJob, PostJob, Worker, generator_main, postoffice_main
+from bench.procs.child import (
+    GenJob,
+    PostJob,
+    Worker,
+    generator_main,
+    lane_share,
+    postoffice_main,
+)
 from bench.procs.messages import Arrivals, Batch, Cancel, Done, Failed, FromWorker, Go, Ready, Stop
 from bench.smtp.options import SessionOptions
 
@@ -31,7 +37,9 @@ class FleetError(StartupError):
 
 
 class GeneratorFleet:
-    """``workers`` generator processes splitting one schedule."""
+    """``workers`` generator processes splitting one schedule: the share of it a lane sends
+    (*direction*, the *lane*-th of *lanes*, with *sessions* of ``load.sessions``; by default
+    the one lane, sending everything)."""
 
     def __init__(
         self,
@@ -42,8 +50,14 @@ class GeneratorFleet:
         port: int,
         opts: SessionOptions,
         key: bytes,
+        *,
+        direction: str = "send",
+        lane: int = 0,
+        lanes: int = 1,
+        sessions: int = 0,
     ) -> None:
         self.opts, self.key = opts, key
+        self.direction, self.lane, self.lanes, self.sessions = direction, lane, lanes, sessions
         self.corr, self.sc, self.run_id, self.host, self.port = corr, sc, run_id, host, port
         self.n = procs(sc.load.workers)
         self.workers: list[Worker] = []
@@ -100,7 +114,20 @@ class GeneratorFleet:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for k in range(self.n):
-            job = GenJob(self.sc, self.run_id, self.host, self.port, k, self.n, self.opts, self.key)
+            job = GenJob(
+                self.sc,
+                self.run_id,
+                self.host,
+                self.port,
+                k,
+                self.n,
+                self.opts,
+                self.key,
+                self.direction,
+                self.lane,
+                self.lanes,
+                self.sessions,
+            )
             self._ready.append(loop.create_future())
             self.workers.append(self._spawn(k, job, partial(self._on_message, k)))
         all_ready = asyncio.gather(*self._ready)
@@ -125,11 +152,9 @@ class GeneratorFleet:
 
     def share(self, k: int) -> int | None:
         """How many sends worker *k*'s share of the schedule plans (None: a closed model)."""
-        load = self.sc.load
-        if load.model == "closed":
+        if self.sc.load.model == "closed":
             return None
-        offsets = schedule.planned_offsets(load, self.sc.seed)
-        return sum(1 for _ in schedule.split(offsets, k, self.n))
+        return sum(1 for _ in lane_share(self.sc, self.direction, k, self.n))
 
     def where(self, k: int) -> str:
         """Where worker *k* ran, for the report of a lost share."""
@@ -184,6 +209,19 @@ class GeneratorFleet:
         await asyncio.gather(*(w.join() for w in self.workers))
 
 
+def book_arrivals(corr: Correlator, run_id: str, msg: Arrivals) -> None:
+    """Join a batch of arrivals (a post office's, or what a watcher saw) to *corr*'s sends."""
+    rows = zip(unpack(msg.ids), unpack(msg.mail_ns), unpack(msg.received_ns), strict=True)
+    if msg.marks:
+        marks = array("b", msg.marks)
+        for (seq, m, r), k in zip(rows, marks, strict=True):
+            corr.on_arrival(run_id, seq, m, r, k)
+    else:
+        for seq, m, r in rows:
+            corr.on_arrival(run_id, seq, m, r)
+    corr.on_foreign(msg.foreign)
+
+
 @dataclass(slots=True)
 class RefusalCounts:
     """The post office workers' on-purpose refusals, summed as each worker ends."""
@@ -210,16 +248,7 @@ class PostOfficeFleet:
             self.refusals.deferred += msg.deferred
             self.refusals.refused += msg.refused
         elif isinstance(msg, Arrivals):
-            corr = self.corr
-            rows = zip(unpack(msg.ids), unpack(msg.mail_ns), unpack(msg.received_ns), strict=True)
-            if msg.marks:
-                marks = array("b", msg.marks)
-                for (seq, m, r), k in zip(rows, marks, strict=True):
-                    corr.on_arrival(self.run_id, seq, m, r, k)
-            else:
-                for seq, m, r in rows:
-                    corr.on_arrival(self.run_id, seq, m, r)
-            corr.on_foreign(msg.foreign)
+            book_arrivals(self.corr, self.run_id, msg)
             if self.on_arrivals is not None:
                 self.on_arrivals()
 

@@ -1,10 +1,10 @@
 """The actor side of a run on Ray: a long-lived actor runs the very code of a worker process
-(:func:`bench.procs.child._generator` or :func:`bench.procs.child._postoffice`) in a thread of
-its own under uvloop, talking through a pipe made of two queues instead of an OS pipe. The
-driver sends it the same control messages (:class:`~bench.procs.messages.Go`, ``Stop``,
-``Cancel``) and long-polls :meth:`WorkerActor.take` for the same batches and encoded
-histograms a worker process sends: a Ray call per batch (every
-:data:`bench.procs.child.BATCH_S`), never one per message.
+(:func:`bench.procs.child._generator`, :func:`bench.procs.child._postoffice`, or the Maildir
+watcher's, :func:`bench.procs.watch_worker._watcher`) in a thread of its own under uvloop,
+talking through a pipe made of two queues instead of an OS pipe. The driver sends it the same
+control messages (:class:`~bench.procs.messages.Go`, ``Stop``, ``Cancel``) and long-polls
+:meth:`WorkerActor.take` for the same batches and encoded histograms a worker process sends:
+a Ray call per batch (every :data:`bench.procs.child.BATCH_S`), never one per message.
 
 This module does not import Ray: :mod:`bench.procs.ray_fleet` wraps :class:`WorkerActor`
 with ``ray.remote`` (lazily), and Ray imports the class by name on each node.
@@ -21,8 +21,13 @@ from typing import Any
 
 import uvloop
 
-from bench.procs import child
+from bench.procs import child, watch_worker
 
+MAINS = {
+    "generator": child._generator,
+    "postoffice": child._postoffice,
+    "watcher": watch_worker._watcher,
+}
 ENDED = "ended"  # the worker's code returned without saying Done (it crashed): see take()
 
 
@@ -57,12 +62,14 @@ class QueuePipe:
 
 
 class WorkerActor:
-    """A generator (*kind* "generator", job a :class:`~bench.procs.child.GenJob`) or a post
-    office (*kind* "postoffice", job a :class:`~bench.procs.child.PostJob`), started at once."""
+    """A generator (*kind* "generator", job a :class:`~bench.procs.child.GenJob`), a post
+    office (*kind* "postoffice", job a :class:`~bench.procs.child.PostJob`) or a Maildir
+    watcher (*kind* "watcher", job a :class:`~bench.procs.watch_worker.WatchJob`), started
+    at once."""
 
     def __init__(self, kind: str, job: Any) -> None:
         self.pipe = QueuePipe()
-        main = child._generator if kind == "generator" else child._postoffice
+        main = MAINS[kind]
         self.thread = threading.Thread(target=self._run, args=(main, job), name=kind, daemon=True)
         self.thread.start()
 

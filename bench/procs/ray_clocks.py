@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from bench.core.books import unpack
 from bench.core.clock_offset import Agreement, Offset, Probe, estimate
+from bench.errors import UsageError
+from bench.procs.messages import Arrivals
 
 PROBES = 16  # clock round trips per node, at the start and at the end
 
@@ -31,6 +35,32 @@ class Node:
     @property
     def label(self) -> str:
         return f"{self.ip} ({self.node_id[:8]})"
+
+
+def named_node(nodes: list[Node], where: str, flag: str, others: str = "'driver'") -> Node:
+    """The one node of *nodes* whose address or id (or id prefix) *where* is; a
+    :class:`UsageError` for *flag* naming the cluster's nodes (and the *others* it takes)
+    when it names none, or several."""
+    hits = [n for n in nodes if n.ip == where or n.node_id.startswith(where)]
+    known = ", ".join(f"{n.ip} (id {n.node_id[:12]})" for n in nodes)
+    if not hits:
+        raise UsageError(
+            f"{flag} {where}: no node of the cluster has that address or id",
+            f"its nodes: {known}; or give {others}",
+        )
+    if len(hits) > 1:
+        raise UsageError(
+            f"{flag} {where}: {len(hits)} nodes have that address",
+            f"give a node id (or its first characters) instead: {known}",
+        )
+    return hits[0]
+
+
+def shifted(msg: Arrivals, off: Offset) -> Arrivals:
+    """*msg*'s times, read on a node's clock, as the driver's clock read them."""
+    mail = array("q", (off.to_driver(ns) for ns in unpack(msg.mail_ns)))
+    recv = array("q", (off.to_driver(ns) for ns in unpack(msg.received_ns)))
+    return replace(msg, mail_ns=mail.tobytes(), received_ns=recv.tobytes())
 
 
 def get(ref: Any) -> asyncio.Future[Any]:

@@ -6,7 +6,8 @@ at the start and the end (:mod:`bench.core.clock_offset`) and its times are corr
 it. An actor that dies mid-run is reported with its share, booked as the parent books a
 dead worker process.
 
-Ray is imported here only, and only when a run asks for it (:func:`require_ray`).
+Joining the cluster is :mod:`bench.procs.ray_connect`'s; Ray is imported only when a run
+asks for it (:func:`bench.procs.ray_connect.require_ray`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
-import socket
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,131 +23,55 @@ from typing import Any
 from bench.core.books import unpack
 from bench.core.clock_offset import Offset
 from bench.core.correlate import Correlator
-from bench.errors import UsageError
 from bench.procs.child import GenJob
 from bench.procs.messages import Batch, Cancel, Died, Done, Failed, FromWorker, Go, ToWorker
 from bench.procs.parent import FleetError, GeneratorFleet
 from bench.procs.ray_actors import ENDED, WorkerActor, boot_id
 from bench.procs.ray_clocks import Node, NodeClock, measure, refusal, warnings
 from bench.procs.ray_clocks import get as _get
+from bench.procs.ray_connect import require_ray
 from bench.smtp.options import SessionOptions
 
 POLL_S = 0.2  # how long one take() call waits for the worker's next message
-CONNECT_TIMEOUT_S = 5.0
-INIT_TIMEOUT_S = 10.0  # how long a head that takes TCP has to answer as Ray's GCS does
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every node on 127.0.0.1
-INSTALL_HINT = "install it with: pip install 'mailsla[ray]' (or, in a checkout: make ray)"
-
-
-def require_ray() -> Any:
-    """The ray module; a :class:`UsageError` saying how to get it when it is missing."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
-    return ray
-
-
-def connect(address: str) -> list[Node]:
-    """Join the Ray cluster at *address* ("auto": the one running on this host) as its
-    driver; its live nodes. Raises :class:`UsageError` when Ray is missing or no cluster
-    answers there."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        _reachable(address)
-        _answers_as_ray(address)
-        try:
-            ray.init(
-                address=address,
-                logging_level="WARNING",
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UsageError(
-                f"--ray {address}: no Ray cluster answers there: {exc}",
-                "start one with `ray start --head` (README: Many hosts)",
-            ) from None
-    return [
-        Node(n["NodeID"], n["NodeManagerAddress"], int(n["Resources"].get("CPU", 0)))
-        for n in ray.nodes()
-        if n.get("Alive")
-    ]
 
 
 @dataclass
 class RayPlan:
     """A run on Ray: the cluster's address, the node of each generator actor, and (once the
-    send lane starts) the fleet, whose :meth:`RayGeneratorFleet.info` goes into result.json."""
+    lanes start) their fleets, whose :meth:`RayGeneratorFleet.info` goes into result.json:
+    the send lane's (or a receive-only run's), and with both lanes the receive lane's as
+    ``inbound``."""
 
     address: str
     placement: list[Node]
     fleet: RayGeneratorFleet | None = None
+    inbound: RayGeneratorFleet | None = None  # the receive lane's, when there are two lanes
     # --ray-postoffice: where, its nodes (None: here), its actors (procs/ray_postoffice.py)
     postoffice_where: str = "driver"
     postoffice: list[Node] | None = None
     postoffice_fleet: Any = None
+    # --ray-watcher: where, its node (None: here), its actor (procs/ray_watcher.py)
+    watcher_where: str = "driver"
+    watcher: Node | None = None
+    watcher_actor: Any = None
 
     def info(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"address": self.address}
         if self.fleet is not None:
             doc.update(self.fleet.info())
+        if self.inbound is not None:
+            doc["inbound"] = self.inbound.info()
+            doc["warnings"] = [*doc.get("warnings", []), *doc["inbound"]["warnings"]]
         po: dict[str, Any] = {"where": self.postoffice_where}
         if self.postoffice_fleet is not None:
             po.update(self.postoffice_fleet.info())
             doc["warnings"] = [*doc.get("warnings", []), *po.get("warnings", [])]
         doc["postoffice"] = po
+        if self.watcher_actor is not None:
+            w = {"where": self.watcher_where, **self.watcher_actor.info()}
+            doc["watcher"] = w
+            doc["warnings"] = [*doc.get("warnings", []), *w["warnings"]]
         return doc
-
-
-def _reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Fail fast when *address* (host:port) takes no TCP connection: Ray itself would retry
-    for minutes. "auto" and ray:// addresses are left to Ray."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "://" in address:
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout).close()
-    except OSError as exc:
-        raise UsageError(
-            f"--ray {address}: nothing answers there ({exc.strerror or exc})",
-            "start the head with `ray start --head --port PORT` (README: Many hosts)",
-        ) from None
-
-
-def _answers_as_ray(address: str, timeout: float = INIT_TIMEOUT_S) -> None:
-    """Fail within *timeout* when *address* takes TCP but is no Ray head: ``ray.init`` would
-    wait for its GCS without end. One GCS call (GetClusterId) with a deadline: a reply, or a
-    refusal of a head with token auth (UNAUTHENTICATED), is Ray; silence or a wrong protocol
-    is not. Left to Ray: "auto", ray:// addresses, and TLS (RAY_USE_TLS)."""
-    _host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "://" in address or _env_on("RAY_USE_TLS"):
-        return
-    import grpc  # type: ignore[import-untyped,unused-ignore]
-    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
-
-    request: Any = gcs_service_pb2.GetClusterIdRequest  # type: ignore[attr-defined,unused-ignore]
-    channel = grpc.insecure_channel(address)
-    try:
-        stub: Any = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)  # type: ignore[no-untyped-call,unused-ignore]
-        stub.GetClusterId(request(), timeout=timeout)
-    except grpc.RpcError as exc:
-        code = exc.code() if isinstance(exc, grpc.Call) else None
-        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-            return  # a Ray head that wants a token: ray.init reads it (README: Many hosts)
-        why = "no reply" if code == grpc.StatusCode.DEADLINE_EXCEEDED else str(code)
-        raise UsageError(
-            f"--ray {address}: something takes connections there, but it is not a Ray head "
-            f"({why} within {timeout:g} s)",
-            "point --ray at the head's GCS port (`ray start --head --port PORT`; README: "
-            "Many hosts)",
-        ) from None
-    finally:
-        channel.close()
-
-
-def _env_on(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclass
@@ -226,8 +149,25 @@ class RayGeneratorFleet(GeneratorFleet):
         opts: SessionOptions,
         key: bytes,
         placement: list[Node],
+        *,
+        direction: str = "send",
+        lane: int = 0,
+        lanes: int = 1,
+        sessions: int = 0,
     ) -> None:
-        super().__init__(corr, sc, run_id, host, port, opts, key)
+        super().__init__(
+            corr,
+            sc,
+            run_id,
+            host,
+            port,
+            opts,
+            key,
+            direction=direction,
+            lane=lane,
+            lanes=lanes,
+            sessions=sessions,
+        )
         self.placement = placement
         self.n = len(placement)
         self.kind = "generator actor"
@@ -244,7 +184,7 @@ class RayGeneratorFleet(GeneratorFleet):
         node = self.placement[k]
         handle = self._actor_cls.options(
             num_cpus=0,
-            name=f"mailsla-{self.run_id}-generator-{k}",
+            name=f"mailsla-{self.run_id}-{self.direction}-generator-{k}",
             scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
             max_restarts=0,
         ).remote("generator", job)

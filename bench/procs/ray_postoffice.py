@@ -16,22 +16,28 @@ host is reached at that node's address, which the embedded fake MTA is given.
 from __future__ import annotations
 
 import contextlib
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.config.scenario import Scenario, procs
-from bench.core.books import unpack
 from bench.core.correlate import Correlator
-from bench.errors import UsageError
 from bench.procs.child import PostJob
 from bench.procs.messages import Arrivals, FromWorker
 from bench.procs.parent import FleetError, PostOfficeFleet
 from bench.procs.ray_actors import WorkerActor, boot_id
-from bench.procs.ray_clocks import Node, NodeClock, measure, refusal, warnings
+from bench.procs.ray_clocks import (
+    Node,
+    NodeClock,
+    measure,
+    named_node,
+    refusal,
+    shifted,
+    warnings,
+)
 from bench.procs.ray_clocks import get as _get
-from bench.procs.ray_fleet import RayWorker, require_ray
+from bench.procs.ray_connect import require_ray
+from bench.procs.ray_fleet import RayWorker
 
 DRIVER = "driver"  # --ray-postoffice's default: the post office runs where mailsla runs
 EACH = "each"
@@ -45,19 +51,7 @@ def postoffice_nodes(nodes: list[Node], where: str) -> list[Node] | None:
         return None
     if where == EACH:
         return list(nodes)
-    hits = [n for n in nodes if n.ip == where or n.node_id.startswith(where)]
-    known = ", ".join(f"{n.ip} (id {n.node_id[:12]})" for n in nodes)
-    if not hits:
-        raise UsageError(
-            f"--ray-postoffice {where}: no node of the cluster has that address or id",
-            f"its nodes: {known}; or give 'driver' or 'each'",
-        )
-    if len(hits) > 1:
-        raise UsageError(
-            f"--ray-postoffice {where}: {len(hits)} nodes have that address",
-            f"give a node id (or its first characters) instead: {known}",
-        )
-    return hits
+    return [named_node(nodes, where, "--ray-postoffice", "'driver' or 'each'")]
 
 
 @dataclass(slots=True)
@@ -114,9 +108,7 @@ class RayPostOfficeFleet(PostOfficeFleet):
         off = clock.start if clock is not None and not clock.same_clock else None
         if not isinstance(msg, Arrivals) or off is None or not msg.ids:
             return msg
-        mail = array("q", (off.to_driver(ns) for ns in unpack(msg.mail_ns)))
-        recv = array("q", (off.to_driver(ns) for ns in unpack(msg.received_ns)))
-        return Arrivals(msg.ids, mail.tobytes(), recv.tobytes(), msg.foreign, msg.marks)
+        return shifted(msg, off)
 
     async def start(self) -> int:
         port = await super().start()

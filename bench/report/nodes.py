@@ -1,6 +1,7 @@
 """The per-node table of a run on Ray: which node ran which generator actors, what they sent,
 how well its clock agrees with the driver's, which actors it lost, and (below it) where the
-post office ran. From result.json's ``run.ray``; None for a run on one host."""
+post office ran, the receive lane's actors and the Maildir watcher. From result.json's
+``run.ray``; None for a run on one host."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def nodes_table(doc: dict[str, Any]) -> Table | None:
         title=f"Ray nodes ({ray['address']})",
         title_justify="left",
         show_edge=False,
-        caption=postoffice_line(ray),
+        caption="\n".join(filter(None, (postoffice_line(ray), *more_lines(ray)))),
         caption_justify="left",
     )
     cols = ("node", "actors", "planned", "sent", "accepted", "not sent", "failed", "clock")
@@ -47,6 +48,25 @@ def postoffice_line(ray: dict[str, Any]) -> str:
     if po.get("lost"):
         line += f"; lost mid-run: actor(s) {', '.join(map(str, po['lost']))}"
     return line
+
+
+def more_lines(ray: dict[str, Any]) -> list[str]:
+    """With both lanes, the receive lane's actors (the table is the send lane's); with
+    ``--ray-watcher``, where the Maildir watcher ran."""
+    out = []
+    inbound = ray.get("inbound")
+    if inbound:
+        nodes = inbound.get("nodes", [])
+        where = ", ".join(f"{n['ip']} ({n['node_id'][:8]})" for n in nodes)
+        sent = sum(n.get("counts", {}).get("accepted", 0) for n in nodes)
+        line = f"inbound: {inbound['actors']} actor(s) on {where}, {sent} accepted"
+        lost = [d["worker"] for d in inbound.get("lost", [])]
+        out.append(line + (f"; lost mid-run: actor(s) {', '.join(map(str, lost))}" if lost else ""))
+    w = ray.get("watcher")
+    if w:
+        line = f"Maildir watcher: an actor on {w['ip']} ({w['node_id'][:8]})"
+        out.append(line + ("; lost mid-run" if w.get("lost") else ""))
+    return out
 
 
 def _clock(node: dict[str, Any]) -> Text:

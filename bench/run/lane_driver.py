@@ -35,24 +35,41 @@ async def drive_lane(
     """Send *lane*'s traffic until its schedule ends or it is stopped (``lane.generator.stop``);
     *sending* is called when the first send may start. Returns why it gave up, if it did.
     Raises :class:`bench.errors.StartupError` when worker processes do not start. With *ray*
-    the send lane's generators are Ray actors on the plan's nodes."""
+    each lane's generators are Ray actors on the plan's nodes."""
     load = sc.load
     if lane.direction == "receive":
         opts = inbound_options(opts)
         domain = sc.mailbox.domain
     else:
         domain = sc.postoffice.domain
-    if ray is not None and lane.direction == "send":
+    if ray is not None:  # each lane's share split over actors (each needs a session)
         actors = RayGeneratorFleet(
-            lane.corr, sc, run_id, lane.host, lane.port, opts, key, ray.placement
+            lane.corr,
+            sc,
+            run_id,
+            lane.host,
+            lane.port,
+            opts,
+            key,
+            ray.placement[: max(1, lane.sessions)],
+            direction=lane.direction,
+            lane=lanes.index(lane),
+            lanes=len(lanes),
+            sessions=lane.sessions,
         )
-        ray.fleet = lane.generator = actors
+        lane.generator = actors
+        if lane.direction == "receive" and len(lanes) > 1:
+            ray.inbound = actors
+        else:
+            ray.fleet = actors
         await actors.start()
         sending()
         await actors.run()
         return actors.abort_reason
     if procs(load.workers) > 1:  # send lane only (the scenario refuses workers with inbound)
-        fleet = GeneratorFleet(lane.corr, sc, run_id, lane.host, lane.port, opts, key)
+        fleet = GeneratorFleet(
+            lane.corr, sc, run_id, lane.host, lane.port, opts, key, sessions=lane.sessions
+        )
         lane.generator = fleet
         await fleet.start()
         sending()

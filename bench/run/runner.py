@@ -44,6 +44,7 @@ from bench.run.wiring import (
     attach_fates,
     make_postoffice,
     refusal_counts,
+    remote_watch,
     resolve_workers,
     session_options,
     system_info,
@@ -205,7 +206,9 @@ class Runner:
             po_host: str | None = getattr(po, "relay_host", None)  # on another Ray node
             self.system_info["postoffice"] = f"{po_host or sc.postoffice.listen[0]}:{po_port}"
             if "receive" in self.by_dir:
-                self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password)
+                corr, ray = self.by_dir["receive"].corr, self.ray
+                watch = remote_watch(sc, ray, corr, self.run_id, self.key, self._check_drained)
+                self.mailboxes = Mailboxes(sc, self._on_visible, self.imap_password, remote=watch)
             system = await start_system(sc, po_port, self.mailboxes, self.credentials, po_host)
             self._mta = system.mta
             self.system_info.update(aim(self.lanes, system.submit, system.inbound))
@@ -249,7 +252,8 @@ class Runner:
         if mta is not None:
             self.fakemta_stats = await mta.stop()
         await po.stop()
-        lost = getattr(po, "lost_reason", None)  # post office actors that died (Ray)
+        # post office actors, or the watcher actor, that died (Ray)
+        lost = getattr(po, "lost_reason", None) or getattr(self.mailboxes, "lost_reason", None)
         if lost and self.status == "completed":
             self.status, self.reason = "aborted", lost
         if self.mailboxes is not None:

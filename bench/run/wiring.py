@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from bench.config.faults import Outage, StageFault
@@ -16,7 +17,7 @@ from bench.core.corpus import ClassDraw
 from bench.core.correlate import Correlator
 from bench.core.fates import FateBooks
 from bench.errors import UsageError
-from bench.observe.mailboxes import mailbox_users
+from bench.observe.mailboxes import RemoteWatch, Watcher, mailbox_users
 from bench.observe.postoffice import ArrivalSink, PostOffice
 from bench.observe.postoffice_replies import Refusals
 from bench.procs.parent import PostOfficeFleet
@@ -213,6 +214,32 @@ def make_postoffice(
         limits=POSTOFFICE_LIMITS,
         read_marks=sc.message.mix is not None,
     )
+
+
+def remote_watch(
+    sc: Scenario,
+    ray: RayPlan | None,
+    corr: Correlator,
+    run_id: str,
+    key: bytes,
+    on_batch: Callable[[], None],
+) -> RemoteWatch | None:
+    """With ``--ray-watcher NODE``: what makes the receive lane's Maildir watcher an actor on
+    that node, feeding *corr* in batches (then *on_batch*); None: the watcher runs here."""
+    if ray is None or ray.watcher is None:
+        return None
+    node = ray.watcher
+
+    def make(maildirs: list[Path], junk: list[Path], root: Path | None) -> Watcher:
+        from bench.procs.ray_watcher import RayMaildirWatcher
+
+        w = RayMaildirWatcher.for_maildirs(
+            node, maildirs, junk, root, sc=sc, run_id=run_id, key=key, corr=corr, on_batch=on_batch
+        )
+        ray.watcher_actor = w
+        return w
+
+    return make
 
 
 def system_info(sc: Scenario, cores: int, actors: int | None = None) -> dict[str, Any]:

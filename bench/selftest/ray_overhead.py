@@ -9,7 +9,8 @@ import os
 
 from bench.errors import UsageError
 from bench.procs.ray_clocks import Node
-from bench.procs.ray_fleet import INSTALL_HINT, LOOPBACK_ENV, RayPlan, connect, require_ray
+from bench.procs.ray_connect import INSTALL_HINT, LOOPBACK_ENV, connect, require_ray
+from bench.procs.ray_fleet import RayPlan
 from bench.run.wiring import ray_placement
 from bench.selftest.anchors import generator_run
 from bench.selftest.figure import Figure, Progress

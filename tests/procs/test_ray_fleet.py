@@ -1,7 +1,8 @@
 """Runs on a real local Ray cluster (a head and a worker node, both on this machine): the
 send lane's generators as Ray actors, against the embedded fake MTA; an actor killed mid-run;
-``mailsla run --ray`` end to end. One cluster for the whole module (it takes seconds to
-start). Without Ray installed these are skipped here and fail in CI (.ci/run installs it)."""
+``mailsla run --ray`` end to end. One cluster for the session (tests/procs/conftest.py; it
+takes seconds to start). Without Ray installed these are skipped here and fail in CI
+(.ci/run installs it)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,18 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.config.scenario import from_dict
-from bench.procs.ray_fleet import LOOPBACK_ENV, RayPlan, connect
+from bench.procs.ray_connect import connect
+from bench.procs.ray_fleet import RayPlan
 from bench.procs.ray_postoffice import postoffice_nodes
 from bench.run.runner import Runner
 from bench.run.wiring import ray_placement
-from tests.conftest import IN_CI
+from tests.procs.conftest import need_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILSLA = [sys.executable, "-m", "bench"]
@@ -47,37 +48,6 @@ thresholds = ["send_delay.p99 < 5s"]
 """
 
 pytestmark = pytest.mark.slow
-
-# Loopback only: with this, Ray (read when it is imported, so set first) puts every node of
-# the test cluster on 127.0.0.1 instead of the host's interface address; the CLI runs this
-# module starts inherit it.
-os.environ[LOOPBACK_ENV] = "0"
-
-
-def need_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        if IN_CI:
-            pytest.fail("Ray is not installed (CI must install mailsla[ray]: see .ci/run)")
-        pytest.skip("Ray is not installed (make ray)")
-    return ray
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A head and one worker node, one CPU each, small object stores; its address."""
-    ray = need_ray()
-    from ray.cluster_utils import Cluster
-
-    small = {"num_cpus": 1, "object_store_memory": 80 * MB}
-    c = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False})
-    c.add_node(**small)
-    c.wait_for_nodes()
-    connect(c.address)
-    yield c.address
-    ray.shutdown()
-    c.shutdown()
 
 
 def scenario(duration: str = "2s") -> Any:
