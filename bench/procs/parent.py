@@ -139,8 +139,8 @@ class GeneratorFleet:
             return_when=asyncio.FIRST_COMPLETED,
         )
         if not all_ready.done():
+            missing = sum(1 for f in self._ready if not f.done())  # before the cancel ends them
             all_ready.cancel()
-            missing = sum(1 for f in self._ready if not f.done())
             for w in self.workers:
                 w.send(Cancel())
             await self.close()

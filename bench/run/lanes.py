@@ -68,6 +68,19 @@ def total_counts(lanes: list[Lane]) -> Counts:
     return total
 
 
+def live_totals(lanes: list[Lane]) -> tuple[dict[str, int], int]:
+    """The lanes' counts so far, with what their generators' workers have not yet reported
+    (their live counts), and how many sends are under way."""
+    counts, sending = total_counts(lanes).as_dict(), 0
+    for lane in lanes:
+        g = lane.generator
+        if g is not None:
+            for k, v in g.live_counts().items():
+                counts[k] += v
+            sending += g.in_flight
+    return counts, sending
+
+
 def merged_metrics(lanes: list[Lane]) -> MetricSet:
     """One metric set for results and checks: the send lane's metrics under their own names,
     the receive lane's ``receive_delay`` likewise, its other metrics prefixed ``inbound.``."""

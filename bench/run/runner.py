@@ -35,7 +35,7 @@ from bench.procs.ray_fleet import RayPlan
 from bench.run.conclude import conclude
 from bench.run.intervallog import Interval
 from bench.run.lane_driver import drive_lane
-from bench.run.lanes import Lane, aim, merged_metrics, session_split, targets_line, total_counts
+from bench.run.lanes import Lane, aim, live_totals, merged_metrics, session_split, targets_line
 from bench.run.record import RunRecord, RunStatus, make_run_id
 from bench.run.results import Observer, Reserve, RunResult, Snapshot, versions, write_result
 from bench.run.system_under_test import ChildFakeMta, start_system
@@ -342,14 +342,7 @@ class Runner:
                     self._check_abort()
 
     def snapshot(self) -> Snapshot:
-        counts = total_counts(self.lanes).as_dict()
-        sending = 0
-        for lane in self.lanes:
-            g = lane.generator
-            if g is not None:
-                for k, v in g.live_counts().items():
-                    counts[k] += v
-                sending += g.in_flight
+        counts, sending = live_totals(self.lanes)
         elapsed = time.monotonic() - self._t0 if self.phase != "starting" else 0.0
         rate = counts["accepted"] - self._last_accepted
         if self.phase == "done":  # the last frame: the run's mean rate, not the last second's

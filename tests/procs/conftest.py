@@ -31,17 +31,29 @@ def need_ray() -> Any:
     return ray
 
 
+SMALL = {"num_cpus": 1, "object_store_memory": 80 * MB}  # one CPU, a small object store
+# A node killed on purpose is known dead in about 1.5 s, not Ray's default 15 s or so
+HEALTH_CHECKS = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[str]:
-    """A head and one worker node, one CPU each, small object stores; its address."""
+def ray_cluster() -> Iterator[Any]:
+    """A head and one worker node (:data:`SMALL` each), joined by this process as driver: a
+    ``ray.cluster_utils.Cluster``. A test that adds a node removes it again."""
     ray = need_ray()
     from ray.cluster_utils import Cluster
 
-    small = {"num_cpus": 1, "object_store_memory": 80 * MB}
-    c = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False})
-    c.add_node(**small)
+    head = {**SMALL, "include_dashboard": False, "_system_config": HEALTH_CHECKS}
+    c = Cluster(initialize_head=True, head_node_args=head)
+    c.add_node(**SMALL)
     c.wait_for_nodes()
     connect(c.address)
-    yield c.address
+    yield c
     ray.shutdown()
     c.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cluster(ray_cluster: Any) -> str:
+    """The session's cluster's address."""
+    return str(ray_cluster.address)

@@ -27,11 +27,10 @@ from bench.procs.ray_fleet import RayPlan
 from bench.procs.ray_postoffice import postoffice_nodes
 from bench.run.runner import Runner
 from bench.run.wiring import ray_placement
-from tests.procs.conftest import need_ray
+from tests.procs.conftest import SMALL, need_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILSLA = [sys.executable, "-m", "bench"]
-MB = 1024 * 1024
 SCENARIO = """
 name = "ray"
 seed = 5
@@ -127,6 +126,44 @@ async def test_an_actor_killed_mid_run_is_reported_with_its_share(
     kept = doc["metrics"]["submit_latency"]["count"]
     assert snap["submit_latency"] > 0 and survivor + snap["submit_latency"] <= kept
     assert kept <= c["accepted"]
+
+
+async def test_a_node_lost_mid_run_is_reported_with_its_share(
+    ray_cluster: Any, cluster: str, tmp_path: Path
+) -> None:
+    """A third node joins, gets a generator actor, and is killed (every process of it, its
+    raylet included) mid-run: the run ends aborted naming its actor and share, and every
+    message is accounted for."""
+    extra = ray_cluster.add_node(**SMALL)
+    try:
+        ray_cluster.wait_for_nodes()
+        nodes = connect(cluster)
+        assert extra.node_id in {n.node_id for n in nodes} and len(nodes) == 3
+        sc = scenario(duration="4s")
+        plan = RayPlan(cluster, ray_placement(nodes, "auto", sc.load.sessions))
+        (k,) = [i for i, n in enumerate(plan.placement) if n.node_id == extra.node_id]
+        runner = Runner(sc, tmp_path / "node", None, ray=plan)
+        task = asyncio.ensure_future(runner.run())
+        async with asyncio.timeout(60):  # until its actor has sent mail and its histograms
+            while plan.fleet is None or not plan.fleet.reported_metrics(k):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, ray_cluster.remove_node, extra, False)
+        extra = None
+        res = await asyncio.wait_for(task, 90)
+    finally:
+        if extra is not None:
+            ray_cluster.remove_node(extra, False)
+    doc = res.doc
+    assert res.status == "aborted" and "generator actor(s) died" in (res.reason or "")
+    lost = doc["run"]["ray"]["lost"]
+    assert [d["worker"] for d in lost] == [k] and lost[0]["share"] == len(range(k, 400, 3))
+    assert lost[0]["not_sent"] > 0  # killed within its share
+    accounted(doc)
+    assert doc["counts"]["planned"] == 400
+    async with asyncio.timeout(60):  # the session's cluster as it was, once Ray knows
+        while len(connect(cluster)) != 2:  # noqa: ASYNC110 (the GCS's health checks)
+            await asyncio.sleep(0.2)
 
 
 async def test_the_post_office_as_actors_on_a_chosen_node(cluster: str, tmp_path: Path) -> None:
