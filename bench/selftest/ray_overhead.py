@@ -54,6 +54,7 @@ def start_local(cpus: int) -> list[Node]:
     os.environ.setdefault(LOOPBACK_ENV, "0")
     ray = require_ray()
     ray.init(
+        address="local",  # a new instance, whatever RAY_ADDRESS or the last `ray start` says
         num_cpus=cpus,
         object_store_memory=80 * 1024 * 1024,
         include_dashboard=False,

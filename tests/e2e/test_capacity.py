@@ -130,7 +130,9 @@ def test_sigint_stops_the_search_and_leaves_capacity_json(tmp_path: Path) -> Non
     out = tmp_path / "cap"
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        command(out, "fakemta.max_rate=300", "capacity.start_rate=100"),
+        # 3 s measured: over 1.5 s a backlog jittering by a message or two reads as growth
+        # (CI saw "100 msgs/s fail (backlog_growth) ... +1.2/s" against max_rate 300)
+        command(out, "fakemta.max_rate=300", "capacity.start_rate=100", 'capacity.measure="3s"'),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
