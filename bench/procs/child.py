@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import multiprocessing as mp
 import signal
@@ -212,25 +211,59 @@ class PostJob:
     read_marks: bool = False  # labelled traffic: read each copy's fate marks
 
 
-async def _postoffice(job: PostJob, conn: Connection) -> None:
-    ids, mails, recvs, marks = array("q"), array("q"), array("q"), array("b")
-    foreign = 0
+class ArrivalBuffer:
+    """The run's arrivals (a post office's, or what a watcher saw) gathered between batches:
+    ids with their first and last times (and fate marks), and how many were not the run's
+    (no identity, another run's, or a forged tag)."""
 
-    def sink(ident: Identity | None, mail_ns: int, received_ns: int) -> None:
-        nonlocal foreign
-        if ident is None or ident.run != job.run_id or not ident.genuine(job.key):
-            foreign += 1
+    def __init__(self, run_id: str, key: bytes, read_marks: bool) -> None:
+        self.run_id, self.key, self.read_marks = run_id, key, read_marks
+        self._reset()
+
+    def _reset(self) -> None:
+        self.ids, self.first, self.last, self.marks = array("q"), array("q"), array("q"), array("b")
+        self.foreign = 0
+
+    def add(self, ident: Identity | None, first_ns: int, last_ns: int) -> None:
+        if ident is None or ident.run != self.run_id or not ident.genuine(self.key):
+            self.foreign += 1
             return
-        ids.append(ident.id)
-        mails.append(mail_ns)
-        recvs.append(received_ns)
-        if job.read_marks:
-            marks.append(ident.marks)
+        self.ids.append(ident.id)
+        self.first.append(first_ns)
+        self.last.append(last_ns)
+        if self.read_marks:
+            self.marks.append(ident.marks)
 
+    def take(self) -> Arrivals | None:
+        """What was gathered since the last call, as one batch (None: nothing)."""
+        if not self.ids and not self.foreign:
+            return None
+        first, last = self.first.tobytes(), self.last.tobytes()
+        batch = Arrivals(self.ids.tobytes(), first, last, self.foreign, self.marks.tobytes())
+        self._reset()
+        return batch
+
+
+async def ship_until(stop: asyncio.Event, buf: ArrivalBuffer, conn: Any) -> None:
+    """Send *buf*'s batches every :data:`BATCH_S` until *stop* is set (and once more then)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BATCH_S)
+        ship(buf, conn)
+
+
+def ship(buf: ArrivalBuffer, conn: Any) -> None:
+    batch = buf.take()
+    if batch is not None:
+        conn.send(batch)
+
+
+async def _postoffice(job: PostJob, conn: Connection) -> None:
+    buf = ArrivalBuffer(job.run_id, job.key, job.read_marks)
     refusals = Refusals(job.defer, job.refuse, job.seed) if job.defer or job.refuse else None
     po = PostOffice(
         job.domain,
-        sink,
+        buf.add,
         host=job.host,
         port=job.port,
         hostname=job.hostname,
@@ -249,19 +282,9 @@ async def _postoffice(job: PostJob, conn: Connection) -> None:
     stop = asyncio.Event()
     control(conn, lambda msg: stop.set())
 
-    def send_batch() -> None:
-        nonlocal ids, mails, recvs, marks, foreign
-        if ids or foreign:
-            batch = Arrivals(ids.tobytes(), mails.tobytes(), recvs.tobytes(), foreign)
-            conn.send(dataclasses.replace(batch, marks=marks.tobytes()) if marks else batch)
-            ids, mails, recvs, marks, foreign = array("q"), array("q"), array("q"), array("b"), 0
-
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), BATCH_S)
-        send_batch()
+    await ship_until(stop, buf, conn)
     await po.stop()
-    send_batch()
+    ship(buf, conn)
     r = po.handler.refusals
     conn.send(Done(deferred=r.deferred, refused=r.refused) if r is not None else Done())
 

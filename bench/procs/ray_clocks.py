@@ -20,6 +20,7 @@ from bench.core.books import unpack
 from bench.core.clock_offset import Agreement, Offset, Probe, estimate
 from bench.errors import UsageError
 from bench.procs.messages import Arrivals
+from bench.procs.ray_actors import boot_id
 
 PROBES = 16  # clock round trips per node, at the start and at the end
 
@@ -66,6 +67,13 @@ def shifted(msg: Arrivals, off: Offset) -> Arrivals:
 def get(ref: Any) -> asyncio.Future[Any]:
     """Await a Ray object ref on any event loop (uvloop included)."""
     return asyncio.wrap_future(ref.future())
+
+
+async def same_host(handle: Any) -> bool:
+    """Whether *handle*'s actor runs on the driver's host (the same boot id): one
+    CLOCK_MONOTONIC, nothing to correct."""
+    where = await get(handle.node.remote())
+    return bool(where["boot_id"] == boot_id())
 
 
 async def measure(handle: Any) -> Offset | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from bench.core.correlate import Correlator
 from bench.procs.child import GenJob
 from bench.procs.messages import Batch, Cancel, Died, Done, Failed, FromWorker, Go, ToWorker
 from bench.procs.parent import FleetError, GeneratorFleet
-from bench.procs.ray_actors import ENDED, WorkerActor, boot_id
-from bench.procs.ray_clocks import Node, NodeClock, measure, refusal, warnings
+from bench.procs.ray_actors import ENDED, WorkerActor
+from bench.procs.ray_clocks import Node, NodeClock, measure, refusal, same_host, warnings
 from bench.procs.ray_clocks import get as _get
 from bench.procs.ray_connect import require_ray
 from bench.smtp.options import SessionOptions
@@ -72,6 +73,29 @@ class RayPlan:
             doc["watcher"] = w
             doc["warnings"] = [*doc.get("warnings", []), *w["warnings"]]
         return doc
+
+
+@functools.cache
+def _actor_class() -> Any:
+    """:class:`WorkerActor` as a Ray actor class (made once)."""
+    return require_ray().remote(concurrency_groups={"poll": 1})(WorkerActor)
+
+
+def spawn_actor(kind: str, job: Any, node: Node, name: str) -> Any:
+    """A :class:`WorkerActor` of *kind* for *job*, named *name*, pinned to *node* (never
+    restarted: a dead actor is reported, not silently replaced); its handle."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return (
+        _actor_class()
+        .options(
+            num_cpus=0,
+            name=name,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
+            max_restarts=0,
+        )
+        .remote(kind, job)
+    )
 
 
 @dataclass
@@ -172,23 +196,11 @@ class RayGeneratorFleet(GeneratorFleet):
         self.n = len(placement)
         self.kind = "generator actor"
         self.clocks: dict[str, NodeClock] = {}
-        self._actor_cls: Any = None
         self.actors: list[RayWorker] = []  # self.workers, typed as what they are
 
     def _spawn(self, k: int, job: GenJob, on_message: Callable[[FromWorker], None]) -> Any:
-        ray = require_ray()
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        if self._actor_cls is None:
-            self._actor_cls = ray.remote(concurrency_groups={"poll": 1})(WorkerActor)
-        node = self.placement[k]
-        handle = self._actor_cls.options(
-            num_cpus=0,
-            name=f"mailsla-{self.run_id}-{self.direction}-generator-{k}",
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
-            max_restarts=0,
-        ).remote("generator", job)
-        worker = RayWorker(handle, on_message)
+        name = f"mailsla-{self.run_id}-{self.direction}-generator-{k}"
+        worker = RayWorker(spawn_actor("generator", job, self.placement[k], name), on_message)
         self.actors.append(worker)
         return worker
 
@@ -197,12 +209,10 @@ class RayGeneratorFleet(GeneratorFleet):
 
     async def start(self) -> None:
         await super().start()
-        mine = boot_id()
         for k, w in enumerate(self.actors):
             node = self.placement[k]
             if node.node_id not in self.clocks:
-                where = await _get(w.handle.node.remote())
-                self.clocks[node.node_id] = NodeClock(node, where["boot_id"] == mine)
+                self.clocks[node.node_id] = NodeClock(node, await same_host(w.handle))
         await self._measure("start")
         for k, w in enumerate(self.actors):
             clock = self.clocks[self.placement[k].node_id]

@@ -25,19 +25,17 @@ from bench.core.correlate import Correlator
 from bench.procs.child import PostJob
 from bench.procs.messages import Arrivals, FromWorker
 from bench.procs.parent import FleetError, PostOfficeFleet
-from bench.procs.ray_actors import WorkerActor, boot_id
 from bench.procs.ray_clocks import (
     Node,
     NodeClock,
     measure,
     named_node,
     refusal,
+    same_host,
     shifted,
     warnings,
 )
-from bench.procs.ray_clocks import get as _get
-from bench.procs.ray_connect import require_ray
-from bench.procs.ray_fleet import RayWorker
+from bench.procs.ray_fleet import RayWorker, spawn_actor
 
 DRIVER = "driver"  # --ray-postoffice's default: the post office runs where mailsla runs
 EACH = "each"
@@ -77,7 +75,6 @@ class RayPostOfficeFleet(PostOfficeFleet):
         self.placement = [n for n in nodes for _ in range(per_node)]
         self.placed: list[PlacedActor] = []
         self.clocks: dict[str, NodeClock] = {}
-        self._actor_cls: Any = None
         self._stopped = False
         self.lost: list[int] = []  # actors that died before the stop
 
@@ -85,18 +82,8 @@ class RayPostOfficeFleet(PostOfficeFleet):
         return len(self.placement)
 
     def _spawn(self, k: int, job: PostJob, on_message: Callable[[FromWorker], None]) -> Any:
-        ray = require_ray()
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        if self._actor_cls is None:
-            self._actor_cls = ray.remote(concurrency_groups={"poll": 1})(WorkerActor)
         node = self.placement[k]
-        handle = self._actor_cls.options(
-            num_cpus=0,
-            name=f"mailsla-{self.run_id}-postoffice-{k}",
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
-            max_restarts=0,
-        ).remote("postoffice", job)
+        handle = spawn_actor("postoffice", job, node, f"mailsla-{self.run_id}-postoffice-{k}")
         placed = PlacedActor(k, node, RayWorker(handle, lambda m: None))
         placed.worker.on_message = lambda msg: on_message(self._to_driver(placed, msg))
         self.placed.append(placed)
@@ -114,11 +101,9 @@ class RayPostOfficeFleet(PostOfficeFleet):
         port = await super().start()
         for p in self.placed:
             p.port = port
-        mine = boot_id()
         for p in self.placed:
             if p.node.node_id not in self.clocks:
-                where = await _get(p.worker.handle.node.remote())
-                self.clocks[p.node.node_id] = NodeClock(p.node, where["boot_id"] == mine)
+                self.clocks[p.node.node_id] = NodeClock(p.node, await same_host(p.worker.handle))
         await self._measure("start")
         why = refusal(self.clocks.values(), "post office")
         if why is not None:

@@ -25,19 +25,18 @@ from bench.errors import UsageError
 from bench.observe.maildir_watch import WatchError, WatchStats
 from bench.procs.messages import Arrivals, Done, Failed, FromWorker, Ready, Stop
 from bench.procs.parent import START_TIMEOUT_S, book_arrivals
-from bench.procs.ray_actors import WorkerActor, boot_id
 from bench.procs.ray_clocks import (
     Node,
     NodeClock,
     measure,
     named_node,
     refusal,
+    same_host,
     shifted,
     warnings,
 )
-from bench.procs.ray_clocks import get as _get
 from bench.procs.ray_connect import require_ray
-from bench.procs.ray_fleet import RayWorker
+from bench.procs.ray_fleet import RayWorker, spawn_actor
 from bench.procs.watch_worker import WatchJob
 
 DRIVER = "driver"  # --ray-watcher's default: the mailboxes are watched where mailsla runs
@@ -139,19 +138,8 @@ class RayMaildirWatcher:
         """Start the actor; :class:`WatchError` when it cannot watch, or its clock is too
         loose to time mail (or it watches the driver's temporary folder from another host)."""
         ray = require_ray()
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
         self._ready = asyncio.get_running_loop().create_future()
-        handle = (
-            ray.remote(concurrency_groups={"poll": 1})(WorkerActor)
-            .options(
-                num_cpus=0,
-                name=f"mailsla-{self.job.run_id}-watcher",
-                scheduling_strategy=NodeAffinitySchedulingStrategy(self.node.node_id, soft=False),
-                max_restarts=0,
-            )
-            .remote("watcher", self.job)
-        )
+        handle = spawn_actor("watcher", self.job, self.node, f"mailsla-{self.job.run_id}-watcher")
         self.worker = worker = RayWorker(handle, self._on_message)
         where = f"on node {self.node.label}"
         waits: list[asyncio.Future[Any]] = [self._ready, worker.done]
@@ -167,11 +155,11 @@ class RayMaildirWatcher:
             raise WatchError(f"the watcher actor {where}: {why}")
         self.stats.mode, self._resolution = msg.mode, msg.resolution_s
         try:
-            info = await _get(handle.node.remote())
+            here = await same_host(handle)
         except ray.exceptions.RayError as exc:
             await self._end()
             raise WatchError(f"the watcher actor {where} died as it started: {exc}") from None
-        self.clock = clock = NodeClock(self.node, info["boot_id"] == boot_id())
+        self.clock = clock = NodeClock(self.node, here)
         clock.start = await measure(handle)
         refused = refusal([clock], "watcher")
         if refused is None and self.job.root is None and not clock.same_clock:

@@ -9,19 +9,15 @@ tag). It runs the very :class:`bench.observe.maildir_watch.MaildirWatcher` a loc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.core.message import Identity
 from bench.observe.maildir_watch import Dispose, MaildirWatcher, WatchError, make_maildir
-from bench.procs.child import control
-from bench.procs.messages import Arrivals, Done, Failed, Ready
-
-BATCH_S = 0.05
+from bench.procs.child import ArrivalBuffer, control, ship, ship_until
+from bench.procs.messages import Done, Failed, Ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +48,10 @@ def _make(job: WatchJob) -> None:
 
 
 async def _watcher(job: WatchJob, conn: Any) -> None:
-    ids, seen_ns, marks = array("q"), array("q"), array("b")
-    foreign = 0
+    buf = ArrivalBuffer(job.run_id, job.key, job.read_marks)
 
     def sink(ident: Identity | None, now: int) -> None:
-        nonlocal foreign
-        if ident is None or ident.run != job.run_id or not ident.genuine(job.key):
-            foreign += 1
-            return
-        ids.append(ident.id)
-        seen_ns.append(now)
-        if job.read_marks:
-            marks.append(ident.marks)
-
-    def send_batch() -> None:
-        nonlocal ids, seen_ns, marks, foreign
-        if ids or foreign:
-            raw = ids.tobytes(), seen_ns.tobytes()
-            conn.send(Arrivals(raw[0], raw[1], raw[1], foreign, marks.tobytes()))
-            ids, seen_ns, marks, foreign = array("q"), array("q"), array("b"), 0
+        buf.add(ident, now, now)  # seen: the first time and the last are the same
 
     watcher = MaildirWatcher(
         [Path(d) for d in job.maildirs],
@@ -91,10 +72,7 @@ async def _watcher(job: WatchJob, conn: Any) -> None:
     conn.send(Ready(mode=watcher.mode, resolution_s=watcher.resolution_s))
     stop = asyncio.Event()
     control(conn, lambda msg: stop.set())
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), BATCH_S)
-        send_batch()
+    await ship_until(stop, buf, conn)
     await watcher.stop()  # the last look: what is already in new/
-    send_batch()
+    ship(buf, conn)
     conn.send(Done(watch=dataclasses.asdict(watcher.stats)))
