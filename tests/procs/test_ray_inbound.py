@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,9 @@ from bench.procs.ray_fleet import RayPlan
 from bench.procs.ray_watcher import watcher_node
 from bench.run.runner import Runner
 from bench.run.wiring import ray_placement
+from tests.e2e.test_run import mailsla
 from tests.procs.conftest import need_ray
 
-ROOT = Path(__file__).resolve().parents[2]
-MAILSLA = [sys.executable, "-m", "bench"]
 SCENARIO = """
 name = "ray-in"
 seed = 7
@@ -143,14 +140,7 @@ def test_mailsla_run_ray_watcher_end_to_end(cluster: str, tmp_path: Path) -> Non
     node = connect(cluster)[1]
     out = tmp_path / "out"
     on_ray = ["--ray", cluster, "--ray-watcher", node.node_id[:12]]
-    p = subprocess.run(
-        [*MAILSLA, "run", str(path), "--no-live", "--out", str(out), *on_ray],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
+    p = mailsla("run", str(path), "--no-live", "--out", str(out), *on_ray)
     assert p.returncode == 0, p.stderr
     doc = json.loads((out / "result.json").read_text())
     accounted(doc)

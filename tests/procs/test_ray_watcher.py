@@ -4,8 +4,6 @@ tests/procs/test_ray_inbound.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -17,8 +15,8 @@ from bench.errors import UsageError
 from bench.procs.child import lane_share
 from bench.procs.ray_clocks import Node
 from bench.procs.ray_watcher import check_watcher, watcher_node
+from tests.e2e.test_run import mailsla
 
-ROOT = Path(__file__).resolve().parents[2]
 A = Node("a1b2c3d4e5f6" + "0" * 44, "10.0.0.5", 4)
 B = Node("ffee00112233" + "0" * 44, "10.0.0.6", 2)
 C = Node("c0ffee000000" + "0" * 44, "10.0.0.6", 2)
@@ -70,12 +68,5 @@ def test_each_lanes_share_splits_its_schedule_exactly() -> None:
 def test_ray_watcher_without_ray_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text('name = "w"\n[load]\ndirection = "receive"\n')
-    p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", str(path), "--ray-watcher", "10.0.0.5"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    p = mailsla("run", str(path), "--ray-watcher", "10.0.0.5", timeout=60)
     assert p.returncode == 2 and "--ray-watcher: add --ray ADDRESS" in p.stderr
