@@ -40,7 +40,9 @@ def print_warning(line: str) -> None:
 class MailslaGroup(click.Group):
     """A click group whose commands end through one handler: a returned :class:`ExitCode`
     becomes the process's exit status; a :class:`MailslaError` is printed and exits with its
-    code. Click's own usage errors already exit 2, which is :attr:`ExitCode.USAGE`."""
+    code; Ctrl-C that reaches it (a command not yet running, or one that does not catch it:
+    joining a Ray cluster, say) exits 3 as an interruption, never 1, which is a verdict.
+    Click's own usage errors already exit 2, which is :attr:`ExitCode.USAGE`."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -48,6 +50,9 @@ class MailslaGroup(click.Group):
         except MailslaError as exc:
             print_error(exc.lines())
             ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:  # before a run handles SIGINT itself (Click would exit 1)
+            print_error("interrupted (SIGINT) before it could finish: nothing was judged")
+            ctx.exit(int(ExitCode.RUN))
         if isinstance(rv, ExitCode):
             ctx.exit(int(rv))
         return rv

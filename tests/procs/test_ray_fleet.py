@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -334,3 +335,37 @@ def test_an_address_that_takes_tcp_but_is_not_ray_exits_2_in_bounded_time(
     assert "not a Ray head" in p.stderr and "ray start --head" in p.stderr
     assert "Traceback" not in p.stderr
     assert took < 40  # bounded (ray.init alone waits for minutes)
+
+
+def test_ctrl_c_while_waiting_for_a_head_exits_3_not_1(tmp_path: Path) -> None:
+    """Ctrl-C while mailsla waits on an address that takes connections and says nothing:
+    an interruption (exit 3), not a verdict (Click's own handling would exit 1)."""
+    need_ray()
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(duration="1s"))
+    with socket.create_server(("127.0.0.1", 0)) as srv:  # takes connections, says nothing
+        accepted = threading.Event()
+
+        def take() -> None:
+            with contextlib.suppress(OSError):
+                conn = srv.accept()[0]
+                accepted.set()
+                conn.recv(1)  # held open until the client goes
+
+        threading.Thread(target=take, daemon=True).start()
+        cmd = [
+            *MAILSLA,
+            "run",
+            str(path),
+            "--no-live",
+            "--ray",
+            f"127.0.0.1:{srv.getsockname()[1]}",
+        ]
+        p = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert accepted.wait(30)  # it is waiting for the GCS's reply
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    assert p.returncode == 3, err
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err
